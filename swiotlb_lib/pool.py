@@ -1,0 +1,319 @@
+"""One SWIOTLB memory pool: slots, areas, free-run counters, search and release.
+
+This is the heart of the model, ``struct io_tlb_pool`` (``struct io_tlb_mem`` before
+6.6) and the functions that work on it in ``kernel/dma/swiotlb.c``:
+
+* :class:`IoTlbPool` -- ``swiotlb_init_io_tlb_mem`` (v6.3) / ``swiotlb_init_io_tlb_pool``
+  (v6.6+): the per-slot arrays and the per-area ``index``/``used`` counters.
+* :func:`search_pool_area` -- ``swiotlb_do_find_slots`` (v6.3-rc, v6.3),
+  ``swiotlb_area_find_slots`` (v6.6), ``swiotlb_search_pool_area`` (v6.9+).
+* :func:`release_slots` -- ``swiotlb_release_slots``.
+
+Per-slot state lives in numpy arrays (``list``, ``orig_addr``, ``alloc_size``,
+``pad_slots``); the hot loops read and write them through ``memoryview`` objects,
+which index several times faster than numpy scalars.  All arithmetic that the kernel
+does on ``size_t`` wraps modulo 2**64 here too.
+
+The version differences (alignment rule, tail cap, padding slots) come from a
+:class:`~swiotlb_lib.versions.KernelProfile`; there is one allocator, not one per version.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .constants import (INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
+                        PAGE_SIZE, ULONG_MAX)
+from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile
+
+U64 = (1 << 64) - 1
+#: Spare zeroed slot descriptors past ``nslabs``.  In v6.3/v6.6 a 128-slot request can be
+#: granted in the last, partial segment of a pool whose size is not a multiple of 128 and
+#: then writes past the slot array (a real kernel corrupts memory there).  The oracle's
+#: user-space build of the kernel code had 256 zeroed spare entries; so does the model.
+SPARE_SLOTS = 256
+_SEG_LAST = IO_TLB_SEGSIZE - 1
+
+
+def nr_slots(val: int) -> int:
+    """``nr_slots()``: number of 2 KiB slots needed for ``val`` bytes (rounded up)."""
+    return (val + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+
+
+def get_max_slots(boundary_mask: int) -> int:
+    """``get_max_slots()``: slots per device segment boundary (2**53 for ``ULONG_MAX``)."""
+    return (boundary_mask >> IO_TLB_SHIFT) + 1
+
+
+def initial_free_count(i: int, nslabs: int, tail_cap: bool) -> int:
+    """Initial ``slots[i].list``: free slots from ``i`` to the end of its segment.
+
+    From 6.7 (53c87e846e33, in the v6.11 profile) the count is also capped at the pool end.
+    """
+    n = IO_TLB_SEGSIZE - (i & _SEG_LAST)
+    return min(n, nslabs - i) if tail_cap else n
+
+
+class IoTlbPool:
+    """A contiguous bounce-buffer pool (``struct io_tlb_pool``; ``io_tlb_mem`` in v6.3).
+
+    Parameters are checked: ``nslabs`` >= 1, ``1 <= nareas <= nslabs``, ``start``
+    slot-aligned and >= 0.  ``area_nslabs = nslabs // nareas`` as in the kernel.
+    """
+
+    __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
+                 "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
+                 "area_index", "area_used", "area_locks", "slots_examined",
+                 "_list", "_orig", "_asize", "_pad", "name")
+
+    def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
+                 *, late_alloc: bool = False, transient: bool = False, name: str = "") -> None:
+        if not isinstance(nslabs, (int, np.integer)) or nslabs < 1:
+            raise ValueError(f"nslabs: must be an integer >= 1, got {nslabs!r}")
+        if not isinstance(nareas, (int, np.integer)) or not 1 <= nareas <= nslabs:
+            raise ValueError(f"nareas: must be an integer in 1..nslabs ({nslabs}), got {nareas!r}")
+        if not isinstance(start, (int, np.integer)) or start < 0 or start & (IO_TLB_SIZE - 1):
+            raise ValueError(f"start: must be a non-negative multiple of {IO_TLB_SIZE:#x}, got {start!r}")
+        if start + (nslabs << IO_TLB_SHIFT) > U64:
+            raise ValueError("start: pool would end beyond the 64-bit physical address space")
+        self.start = int(start)
+        self.nslabs = int(nslabs)
+        self.end = self.start + (self.nslabs << IO_TLB_SHIFT)
+        self.nareas = int(nareas)
+        self.area_nslabs = self.nslabs // self.nareas
+        self.late_alloc = late_alloc
+        self.transient = transient
+        self.profile = profile
+        self.name = name
+        n = self.nslabs + SPARE_SLOTS
+        idx = np.arange(self.nslabs, dtype=np.int64)
+        lst = np.zeros(n, dtype=np.int32)
+        lst[: self.nslabs] = IO_TLB_SEGSIZE - (idx & _SEG_LAST)
+        if profile.tail_cap:
+            np.minimum(lst[: self.nslabs], self.nslabs - idx, out=lst[: self.nslabs])
+        self.list = lst
+        self.orig_addr = np.full(n, INVALID_PHYS_ADDR, dtype=np.uint64)
+        self.alloc_size = np.zeros(n, dtype=np.uint64)
+        self.pad_slots = np.zeros(n, dtype=np.uint16)
+        self.area_index = [0] * self.nareas
+        self.area_used = [0] * self.nareas
+        #: cost counters: lock acquisitions per area, candidate slots examined in total.
+        self.area_locks = [0] * self.nareas
+        self.slots_examined = 0
+        self._list = memoryview(self.list)
+        self._orig = memoryview(self.orig_addr)
+        self._asize = memoryview(self.alloc_size)
+        self._pad = memoryview(self.pad_slots)
+
+    # -- queries -------------------------------------------------------------------
+    def __contains__(self, paddr: int) -> bool:
+        return self.start <= paddr < self.end
+
+    def __repr__(self) -> str:
+        kind = "transient " if self.transient else ""
+        return (f"<{kind}IoTlbPool [{self.start:#x}-{self.end:#x}) nslabs={self.nslabs} "
+                f"nareas={self.nareas} used={self.used}>")
+
+    @property
+    def used(self) -> int:
+        """``mem_pool_used()``: the sum of the areas' ``used`` counters."""
+        return sum(self.area_used)
+
+    def slot_of(self, paddr: int) -> int:
+        """Pool-relative index of the slot containing ``paddr``."""
+        return (paddr - self.start) >> IO_TLB_SHIFT
+
+    def list_hash(self) -> str:
+        """64-bit FNV-1a over ``list[0..nslabs-1]``, each value as 4 little-endian bytes.
+
+        This is the oracle's state fingerprint (shared/oracle FORMAT.md, ``dump``).
+        """
+        h = 0xCBF29CE484222325
+        data = self.list[: self.nslabs].astype("<u4").tobytes()
+        for b in data:
+            h = ((h ^ b) * 0x100000001B3) & U64
+        return f"{h:016x}"
+
+    def free_runs_from_scratch(self) -> np.ndarray:
+        """Recompute every free-run counter from which slots are in use.
+
+        Used by the property tests: after any operation ``list[:nslabs]`` must equal
+        this.  A slot is in use iff its counter is 0; a free slot's counter is the
+        number of free slots from it to the end of its segment.  With the tail cap
+        (v6.11) the pool end also ends a run; without it (v6.3, v6.6) the last partial
+        segment runs on into the spare descriptors, as in the kernel (the invariant then
+        holds only while no request has run past the pool end).
+        """
+        n = self.nslabs
+        top = n if self.profile.tail_cap else -(-n // IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE
+        used = np.zeros(top, dtype=bool)
+        used[:n] = self.list[:n] == 0     # spare descriptors count as free
+        out = np.zeros(top, dtype=np.int32)
+        run = 0
+        for i in range(top - 1, -1, -1):
+            if (i & _SEG_LAST) == _SEG_LAST:
+                run = 0
+            run = 0 if used[i] else run + 1
+            out[i] = run
+        return out[:n]
+
+
+def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
+                     alloc_align_mask: int, min_align_mask: int, boundary_mask: int,
+                     tbl_dma_start: int | None = None) -> int:
+    """Search one area of ``pool`` for ``nr_slots(alloc_size)`` free slots and take them.
+
+    Models ``swiotlb_do_find_slots`` (v6.3-rc at 7c3940bf81e5 and v6.3 at 0459ff487373),
+    ``swiotlb_area_find_slots`` (v6.6) and ``swiotlb_search_pool_area`` (v6.9+, read at
+    afd81d914f6f).  ``alloc_size`` already includes the sub-slot offset (and, in v6.9+,
+    the padding and the rounding to the alignment).  Returns the index of the first
+    allocated slot, or -1.  The area's ``index`` advances with ``wrap_area_index`` (a
+    reset to 0, not a modulo); failures change nothing.
+
+    ``tbl_dma_start`` is the DMA address of the pool start (``phys_to_dma_unencrypted``);
+    it defaults to the physical start (an identity DMA mapping).
+    """
+    rule = pool.profile.align_rule
+    nslots = nr_slots(alloc_size)
+    tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
+    max_slots = get_max_slots(boundary_mask)
+    shift = nr_slots(tbl)
+    bmask = max_slots - 1
+    offset = orig_addr & min_align_mask & (IO_TLB_SIZE - 1)
+    area_nslabs = pool.area_nslabs
+
+    if rule == ALIGN_V69:
+        cmp_mask = min_align_mask
+        if not alloc_align_mask and not cmp_mask and alloc_size >= PAGE_SIZE:
+            alloc_align_mask = PAGE_SIZE - 1
+        zero_mask = alloc_align_mask | (IO_TLB_SIZE - 1)
+        cmp_mask &= ~zero_mask
+        stride = get_max_slots(max(zero_mask, cmp_mask))
+    elif rule == ALIGN_V63:
+        cmp_mask = min_align_mask | alloc_align_mask
+        if alloc_size >= PAGE_SIZE:
+            cmp_mask |= PAGE_SIZE - 1
+        cmp_mask &= ~(IO_TLB_SIZE - 1)
+        zero_mask = 0
+        stride = (cmp_mask >> IO_TLB_SHIFT) + 1
+    elif rule == ALIGN_V63RC:
+        cmp_mask = min_align_mask & ~(IO_TLB_SIZE - 1)
+        zero_mask = 0
+        stride = (cmp_mask >> IO_TLB_SHIFT) + 1
+        if alloc_size >= PAGE_SIZE:
+            stride = max(stride, stride << (12 - IO_TLB_SHIFT))
+        stride = max(stride, (alloc_align_mask >> IO_TLB_SHIFT) + 1)
+    else:  # pragma: no cover - profiles are built from known rules
+        raise ValueError(f"profile: unknown alignment rule {rule!r}")
+    if not orig_addr:
+        cmp_mask = 0
+    orig_bits = orig_addr & cmp_mask
+
+    pool.area_locks[area_index] += 1
+    if nslots > area_nslabs - pool.area_used[area_index]:
+        return -1
+    base = area_index * area_nslabs
+    index = pool.area_index[area_index]
+    if rule == ALIGN_V63RC:
+        index = (index + stride - 1) & ~(stride - 1)
+        if index >= area_nslabs:
+            index = 0
+    lst = pool._list
+    checked = 0
+    examined = 0
+    found = -1
+    while checked < area_nslabs:
+        slot = base + index
+        examined += 1
+        taddr = tbl + (slot << IO_TLB_SHIFT)
+        if (taddr & zero_mask) or (taddr & cmp_mask) != orig_bits:
+            index += 1
+            if index >= area_nslabs:
+                index = 0
+            checked += 1
+            continue
+        if ((shift + slot) & bmask) + nslots <= max_slots and lst[slot] >= nslots:
+            found = slot
+            break
+        index += stride
+        if index >= area_nslabs:
+            index = 0
+        checked += stride
+    pool.slots_examined += examined
+    if found < 0:
+        return -1
+
+    asize = pool._asize
+    for k in range(nslots):
+        lst[found + k] = 0
+        asize[found + k] = (alloc_size - (offset + (k << IO_TLB_SHIFT))) & U64
+    j = found - 1
+    count = 0
+    while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
+        count += 1
+        lst[j] = count
+        j -= 1
+    index += nslots
+    pool.area_index[area_index] = index if index < area_nslabs else 0
+    pool.area_used[area_index] += nslots
+    return found
+
+
+def first_slot_of(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
+    """The first allocated slot of the buffer at ``tlb_addr`` (padding slots included)."""
+    offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
+    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT
+    if pool.profile.pad_slots:
+        index -= pool._pad[index]
+    return index
+
+
+def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
+    """Give the slots of the buffer at ``tlb_addr`` back; return how many.
+
+    Models ``swiotlb_release_slots``: the count comes from the ``alloc_size`` stored in
+    the first slot plus the sub-slot offset; the freed run merges with the free run
+    after it (inside the segment) and renumbers the free slots before it.  The area
+    ``index`` is not touched.  The caller has checked that the buffer is live.
+    """
+    offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
+    index = first_slot_of(pool, tlb_addr, min_align_mask)
+    asize = pool._asize
+    nslots = nr_slots((asize[index] + offset) & U64)
+    aindex = index // pool.area_nslabs
+    lst = pool._list
+    orig = pool._orig
+    pad = pool._pad
+    pool.area_locks[aindex] += 1
+    seg_end = (index + IO_TLB_SEGSIZE) & ~_SEG_LAST
+    count = lst[index + nslots] if index + nslots < seg_end else 0
+    for i in range(index + nslots - 1, index - 1, -1):
+        count += 1
+        lst[i] = count
+        orig[i] = INVALID_PHYS_ADDR
+        asize[i] = 0
+        pad[i] = 0
+    j = index - 1
+    while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
+        count += 1
+        lst[j] = count
+        j -= 1
+    pool.area_used[aindex] -= nslots
+    return nslots
+
+
+def record_mapping(pool: IoTlbPool, index: int, pad: int, orig_addr: int, nslots: int) -> None:
+    """Store ``orig_addr`` per slot and ``pad_slots`` in the first real slot.
+
+    Models the loop after a successful search in ``swiotlb_tbl_map_single``: slot
+    ``index + i`` remembers ``orig_addr + i * 2048``.
+    """
+    orig = pool._orig
+    if pool.profile.pad_slots:
+        pool._pad[index] = pad
+    for i in range(nslots):
+        orig[index + i] = (orig_addr + (i << IO_TLB_SHIFT)) & U64
+
+
+def seg_boundary(mask: int) -> int:
+    """``dma_get_seg_boundary()``: an unset (0) mask means ``ULONG_MAX``."""
+    return mask if mask else ULONG_MAX

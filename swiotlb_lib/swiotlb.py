@@ -1,0 +1,441 @@
+"""The software IO TLB allocator: ``struct io_tlb_mem`` and the map/unmap/sync paths.
+
+Models ``kernel/dma/swiotlb.c``: ``swiotlb_find_slots``, ``swiotlb_tbl_map_single``,
+``swiotlb_tbl_unmap_single`` (``__swiotlb_tbl_unmap_single`` in 6.11),
+``swiotlb_sync_single_for_{cpu,device}``, ``swiotlb_bounce``, ``swiotlb_map``,
+``swiotlb_max_mapping_size``, ``is_swiotlb_buffer``/``swiotlb_find_pool`` and the debugfs
+values, for each :class:`~swiotlb_lib.versions.KernelProfile`.  Bytes really move: the
+bounce copies go through :class:`~swiotlb_lib.memory.PhysMemory`.
+
+Failures never pass silently: a mapping that the kernel would answer with
+``DMA_MAPPING_ERROR`` raises :class:`DmaMappingError`; a call the kernel would not
+survive (bad size, unknown address, double unmap) raises ``ValueError`` naming the
+parameter, before any state changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
+                        DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
+                        IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
+from .debug import KernelLog, TraceEvent
+from .memory import PhysMemory
+from .pool import (IoTlbPool, U64, first_slot_of, nr_slots, record_mapping, release_slots,
+                   search_pool_area)
+from .versions import KernelProfile, get_profile
+
+U32 = (1 << 32) - 1
+
+#: Causes of a failed mapping, as reported by scenarios.
+CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory", "no_pool")
+
+
+class DmaMappingError(Exception):
+    """A mapping failed: the model's ``DMA_MAPPING_ERROR``.
+
+    ``cause`` is one of :data:`CAUSES`; ``dma_addr`` is ``DMA_MAPPING_ERROR`` so code
+    written like a driver can still compare; ``rejected_tlb`` is set when
+    ``swiotlb_map`` found slots but the bounce address failed ``dma_capable``.
+    """
+
+    dma_addr = DMA_MAPPING_ERROR
+
+    def __init__(self, cause: str, message: str, *, rejected_tlb: int | None = None,
+                 rejected_slot: int | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.rejected_tlb = rejected_tlb
+        self.rejected_slot = rejected_slot
+
+
+@dataclass
+class BounceBuffer:
+    """A live bounce buffer: what the kernel keeps in the slots, kept whole for checks."""
+
+    dev: object
+    pool: IoTlbPool
+    tlb_addr: int
+    orig_addr: int
+    mapping_size: int
+    first_slot: int
+    nslots: int
+    dir: int
+
+
+def check_dir(dir) -> int:
+    """Validate a ``dma_data_direction`` (``DMA_NONE`` and others are rejected)."""
+    if dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE) or isinstance(dir, bool):
+        raise ValueError(f"dir: must be DMA_BIDIRECTIONAL (0), DMA_TO_DEVICE (1) or "
+                         f"DMA_FROM_DEVICE (2), got {dir!r}")
+    return int(dir)
+
+
+def check_attrs(attrs) -> int:
+    if not isinstance(attrs, int) or attrs < 0 or attrs & ~KNOWN_ATTRS:
+        raise ValueError(f"attrs: only DMA_ATTR_SKIP_CPU_SYNC ({DMA_ATTR_SKIP_CPU_SYNC:#x}), "
+                         f"DMA_ATTR_NO_WARN ({DMA_ATTR_NO_WARN:#x}) and DMA_ATTR_MAY_SLEEP "
+                         f"are modelled, got {attrs!r}")
+    return attrs
+
+
+def check_size(name: str, size, lo: int = 1, hi: int = 1 << 48) -> int:
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise TypeError(f"{name}: must be an integer, got {type(size).__name__}")
+    if not lo <= size <= hi:
+        raise ValueError(f"{name}: must be in {lo}..{hi}, got {size}")
+    return size
+
+
+def check_addr(name: str, addr) -> int:
+    if not isinstance(addr, int) or isinstance(addr, bool):
+        raise TypeError(f"{name}: must be an integer address, got {type(addr).__name__}")
+    if not 0 <= addr < U64:
+        raise ValueError(f"{name}: must be in 0..{U64 - 1:#x}, got {addr:#x}" if addr >= 0
+                         else f"{name}: must be in 0..{U64 - 1:#x}, got {addr}")
+    return addr
+
+
+class IoTlbMem:
+    """A software IO TLB allocator (``struct io_tlb_mem``): its pools, counters and log.
+
+    ``pools`` is in search order (newest first, as ``list_add_rcu`` puts them; the boot
+    pool ``defpool`` is last).  ``nslabs`` counts non-transient pools.  ``total_used``,
+    ``used_hiwater`` and ``transient_nslabs`` are the debugfs atomics (6.4+/6.9+).
+    """
+
+    def __init__(self, profile: KernelProfile | str | None = None, *,
+                 memory: PhysMemory | None = None, log: KernelLog | None = None,
+                 force_bounce: bool = False, for_alloc: bool = False, nr_cpus: int = 8192,
+                 default_nareas: int | None = None, name: str = "swiotlb") -> None:
+        self.profile = get_profile(profile)
+        self.memory = memory if memory is not None else PhysMemory()
+        self.log = log if log is not None else KernelLog()
+        self.force_bounce = force_bounce
+        self.for_alloc = for_alloc
+        self.nr_cpus = nr_cpus
+        self.default_nareas = default_nareas
+        self.name = name
+        self.pools: list[IoTlbPool] = []
+        self.defpool: IoTlbPool | None = None
+        self.nslabs = 0
+        self.total_used = 0
+        self.used_hiwater = 0
+        self.transient_nslabs = 0
+        self.live: dict[int, BounceBuffer] = {}
+        self.trace: list[TraceEvent] = []
+        self.bytes_copied = 0
+        self.lookups = 0
+        #: hook for dynamic profiles (set by swiotlb_lib.dynamic): growth and fallbacks
+        self.dyn = None
+
+    # -- pools ---------------------------------------------------------------------
+    def add_pool(self, pool: IoTlbPool) -> None:
+        """``add_mem_pool()``: put the pool at the head of the list, count its slots."""
+        self.pools.insert(0, pool)
+        self.nslabs += pool.nslabs
+        if self.defpool is None:
+            self.defpool = pool
+            if self.default_nareas is None:
+                self.default_nareas = pool.nareas
+
+    def init_pool(self, start: int, nslabs: int, nareas: int, *, late_alloc: bool = False) -> IoTlbPool:
+        """Create the default pool (``swiotlb_init_io_tlb_pool``) and zero its memory."""
+        if self.defpool is not None:
+            raise ValueError("start: this allocator already has its default pool")
+        pool = IoTlbPool(start, nslabs, nareas, self.profile, late_alloc=late_alloc, name="defpool")
+        self.memory.fill(pool.start, pool.end - pool.start, 0)
+        self.add_pool(pool)
+        return pool
+
+    def mem_used(self) -> int:
+        """``mem_used()``: the ``total_used`` atomic (6.4+ with DEBUG_FS, as Debian
+        builds), else the sum of the areas' ``used`` (v6.3)."""
+        if self.profile.has_hiwater:
+            return self.total_used
+        return sum(p.used for p in self.pools if not p.transient)
+
+    def find_pool(self, dev, paddr: int) -> IoTlbPool | None:
+        """``swiotlb_find_pool()``: the pool containing ``paddr``: first the allocator's
+        pools, then the device's transient pools (6.6+).  Counts one lookup."""
+        self.lookups += 1
+        for pool in self.pools:
+            if pool.start <= paddr < pool.end:
+                return pool
+        for pool in dev.dma_io_tlb_pools:
+            if pool.start <= paddr < pool.end:
+                return pool
+        return None
+
+    def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
+        """``is_swiotlb_buffer()``: without dynamic pools a range check of the default
+        pool; with them (6.6+), ``dev->dma_uses_io_tlb`` and then the pool walk."""
+        if self.dyn is not None:
+            return self.dyn.is_swiotlb_buffer(dev, paddr)
+        p = self.defpool
+        return p is not None and p.start <= paddr < p.end
+
+    def max_mapping_size(self, dev) -> int:
+        """``swiotlb_max_mapping_size()``: 256 KiB less ``roundup(min_align_mask, 2 KiB)``."""
+        m = dev.min_align_mask
+        min_align = ((m + IO_TLB_SIZE - 1) // IO_TLB_SIZE) * IO_TLB_SIZE if m else 0
+        return IO_TLB_SIZE * IO_TLB_SEGSIZE - min_align
+
+    # -- slot search ---------------------------------------------------------------
+    def find_slots(self, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
+                   cpu: int) -> tuple[IoTlbPool | None, int]:
+        """``swiotlb_find_slots()`` for a build without ``CONFIG_SWIOTLB_DYNAMIC``: the
+        areas of the default pool from ``cpu & (nareas - 1)`` round-robin.
+        Dynamic profiles delegate to :mod:`swiotlb_lib.dynamic`."""
+        if self.dyn is not None:
+            return self.dyn.find_slots(dev, orig_addr, alloc_size, alloc_align_mask, cpu)
+        pool = self.defpool
+        start = i = cpu & (pool.nareas - 1)
+        mam = dev.min_align_mask
+        bnd = dev.seg_boundary
+        while True:
+            index = search_pool_area(pool, i, orig_addr, alloc_size, alloc_align_mask, mam, bnd)
+            if index >= 0:
+                return pool, index
+            i += 1
+            if i >= pool.nareas:
+                i = 0
+            if i == start:
+                return None, -1
+
+    def _account_alloc(self, nslots: int) -> None:
+        self.total_used += nslots
+        if self.total_used > self.used_hiwater:
+            self.used_hiwater = 0
+
+    # -- map -----------------------------------------------------------------------
+    def tbl_map_single(self, dev, orig_addr: int, mapping_size: int, alloc_size: int | None = None,
+                       alloc_align_mask: int = 0, dir: int = DMA_BIDIRECTIONAL, attrs: int = 0,
+                       cpu: int = 0) -> int:
+        """``swiotlb_tbl_map_single()``: find slots, record the original address, copy
+        the original into the bounce buffer (always, whatever ``dir``: 901c7280ca0d) and
+        return the bounce buffer's physical address.
+
+        ``alloc_size`` (v6.3/v6.6 signature) defaults to ``mapping_size``; 6.11 has no such
+        argument and rejects a different value.  Raises :class:`DmaMappingError` where
+        the kernel returns ``DMA_MAPPING_ERROR`` (the "buffer is full" line is logged
+        unless ``DMA_ATTR_NO_WARN``).
+        """
+        prof = self.profile
+        check_addr("orig_addr", orig_addr)
+        check_size("mapping_size", mapping_size)
+        if alloc_size is None:
+            alloc_size = mapping_size
+        check_size("alloc_size", alloc_size)
+        if prof.pad_slots and alloc_size != mapping_size:
+            raise ValueError("alloc_size: 6.11 has no separate alloc_size argument; "
+                             "leave it unset or equal to mapping_size")
+        if not isinstance(alloc_align_mask, int) or not 0 <= alloc_align_mask <= U32 \
+                or alloc_align_mask & (alloc_align_mask + 1):
+            raise ValueError(f"alloc_align_mask: must be 2**n - 1 in 0..0xffffffff, got {alloc_align_mask!r}")
+        check_dir(dir)
+        check_attrs(attrs)
+        if not isinstance(cpu, int) or not 0 <= cpu < self.nr_cpus:
+            raise ValueError(f"cpu: must be in 0..{self.nr_cpus - 1}, got {cpu!r}")
+        self.memory._check(orig_addr, mapping_size, "orig_addr")
+        log = self.log
+        if self.nslabs == 0 or self.defpool is None:
+            log.ratelimited("swiotlb_tbl_map_single", f"{dev.dev_name}: Can not allocate SWIOTLB buffer "
+                            "earlier and can't now provide you with the DMA bounce buffer")
+            raise DmaMappingError("no_pool", "no SWIOTLB pool")
+        if self.dyn is not None:
+            r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_align_mask, dir, attrs, cpu)
+            if r is not None:
+                return r
+        min_align = dev.min_align_mask
+        if prof.pad_slots:
+            if alloc_align_mask > PAGE_SIZE - 1:
+                log.tag("align_gt_page")
+                log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
+                         "fulfilling requests with max mapping_size")
+            offset = orig_addr & min_align & (alloc_align_mask | (IO_TLB_SIZE - 1))
+            size = -(-(mapping_size + offset) // (alloc_align_mask + 1)) * (alloc_align_mask + 1)
+            msg_size = size
+        else:
+            if mapping_size > alloc_size:
+                log.once(("sizes", dev.name), f"{dev.dev_name}: Invalid sizes (mapping: "
+                         f"{mapping_size} bytes, alloc: {alloc_size} bytes)")
+                raise DmaMappingError("too_big", "mapping_size > alloc_size")
+            offset = orig_addr & min_align & (IO_TLB_SIZE - 1)
+            size = alloc_size + offset
+            msg_size = alloc_size
+        pool, index = self.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
+        if index < 0:
+            log.tag("full")
+            cause = "too_big" if nr_slots(size) > IO_TLB_SEGSIZE else "pool_full"
+            if not attrs & DMA_ATTR_NO_WARN:
+                log.ratelimited("swiotlb_tbl_map_single",
+                                f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
+                                f"total {self.nslabs} (slots), used {self.mem_used()} (slots)")
+            raise DmaMappingError(cause, f"swiotlb buffer is full (sz: {msg_size} bytes)")
+        nslots = nr_slots(size)
+        if not pool.transient:
+            self._account_alloc(nslots)
+        pad = offset >> IO_TLB_SHIFT if prof.pad_slots else 0
+        first = index
+        index += pad
+        record_mapping(pool, index, pad, orig_addr, nslots - pad)
+        tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
+        self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size,
+                                           first, nslots, dir)
+        self.bounce(dev, tlb_addr, mapping_size, DMA_TO_DEVICE, pool)
+        return tlb_addr
+
+    # -- unmap / sync ----------------------------------------------------------------
+    def lookup(self, dev, tlb_addr: int, what: str = "tlb_addr") -> BounceBuffer:
+        """The live bounce buffer that starts at ``tlb_addr`` for ``dev``, or ValueError."""
+        check_addr(what, tlb_addr)
+        buf = self.live.get(tlb_addr)
+        if buf is None:
+            raise ValueError(f"{what}: {tlb_addr:#x} is not a live bounce buffer "
+                             "(never mapped, or already unmapped)")
+        if buf.dev is not dev:
+            raise ValueError(f"{what}: {tlb_addr:#x} was mapped by {buf.dev.name}, not {dev.name}")
+        return buf
+
+    def _containing(self, dev, addr: int, size: int, what: str) -> BounceBuffer:
+        """The live buffer of ``dev`` that contains ``[addr, addr+size)`` (partial syncs)."""
+        check_addr(what, addr)
+        buf = self.live.get(addr)
+        if buf is not None and buf.dev is dev:
+            return buf
+        for b in self.live.values():
+            if b.dev is dev and b.tlb_addr <= addr and addr + size <= b.tlb_addr + b.mapping_size:
+                return b
+        raise ValueError(f"{what}: [{addr:#x}, {addr + size:#x}) is not inside a live bounce "
+                         f"buffer of {dev.name}")
+
+    def tbl_unmap_single(self, dev, tlb_addr: int, mapping_size: int, dir: int = DMA_BIDIRECTIONAL,
+                         attrs: int = 0) -> int:
+        """``swiotlb_tbl_unmap_single()``: copy back for FROM_DEVICE/BIDIRECTIONAL unless
+        ``DMA_ATTR_SKIP_CPU_SYNC``, then release the slots (or, 6.6+, free a transient
+        pool whole).  Returns the number of slots freed."""
+        buf = self.lookup(dev, tlb_addr)
+        check_size("mapping_size", mapping_size)
+        check_dir(dir)
+        check_attrs(attrs)
+        pool = buf.pool
+        if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL):
+            self.bounce(dev, tlb_addr, mapping_size, DMA_FROM_DEVICE, pool)
+        del self.live[tlb_addr]
+        if pool.transient:
+            return self.dyn.del_transient(dev, pool)
+        freed = release_slots(pool, tlb_addr, dev.min_align_mask)
+        self.total_used -= freed
+        return freed
+
+    def sync_single_for_device(self, dev, tlb_addr: int, size: int, dir: int) -> None:
+        """``swiotlb_sync_single_for_device()``: original -> bounce for TO_DEVICE and
+        BIDIRECTIONAL; nothing for FROM_DEVICE."""
+        check_dir(dir)
+        check_size("size", size)
+        buf = self._containing(dev, tlb_addr, size, "tlb_addr")
+        if dir in (DMA_TO_DEVICE, DMA_BIDIRECTIONAL):
+            self.bounce(dev, tlb_addr, size, DMA_TO_DEVICE, buf.pool)
+
+    def sync_single_for_cpu(self, dev, tlb_addr: int, size: int, dir: int) -> None:
+        """``swiotlb_sync_single_for_cpu()``: bounce -> original for FROM_DEVICE and
+        BIDIRECTIONAL; nothing for TO_DEVICE."""
+        check_dir(dir)
+        check_size("size", size)
+        buf = self._containing(dev, tlb_addr, size, "tlb_addr")
+        if dir in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL):
+            self.bounce(dev, tlb_addr, size, DMA_FROM_DEVICE, buf.pool)
+
+    # -- the copy ------------------------------------------------------------------
+    def bounce(self, dev, tlb_addr: int, size: int, dir: int, pool: IoTlbPool) -> int:
+        """``swiotlb_bounce()``: copy between the original buffer and the bounce slot.
+
+        The original address comes from the slot containing ``tlb_addr``.  v6.3/v6.6
+        refuse an access before the mapping start and clamp an overflow with a warning;
+        from 6.9 (e8068f2d756d "fix swiotlb_bounce() to do partial syncs correctly") the
+        in-slot offset may be negative and only the clamp remains.  Returns bytes copied.
+        """
+        index = (tlb_addr - pool.start) >> IO_TLB_SHIFT
+        orig = pool._orig[index]
+        alloc_size = pool._asize[index]
+        if orig == INVALID_PHYS_ADDR:
+            return 0
+        orig_off = orig & dev.min_align_mask & (IO_TLB_SIZE - 1)
+        tlb_off = tlb_addr & (IO_TLB_SIZE - 1)
+        log = self.log
+        if self.profile.pad_slots:
+            delta = tlb_off - orig_off
+            orig = (orig + delta) & U64
+            alloc_size = (alloc_size - delta) & U64
+            if size > alloc_size:
+                log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
+                         f"Allocation size: {alloc_size}. Mapping size: {size}.")
+                size = alloc_size
+        else:
+            if tlb_off < orig_off:
+                log.once(("before", dev.name), f"{dev.dev_name}: Access before mapping start "
+                         f"detected. orig offset {orig_off}, requested offset {tlb_off}.")
+                return 0
+            tlb_off -= orig_off
+            if tlb_off > alloc_size:
+                log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
+                         f"Allocation size: {alloc_size}. Mapping size: {size}+{tlb_off}.")
+                return 0
+            orig += tlb_off
+            alloc_size -= tlb_off
+            if size > alloc_size:
+                log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
+                         f"Allocation size: {alloc_size}. Mapping size: {size}.")
+                size = alloc_size
+        if dir == DMA_TO_DEVICE:
+            self.memory.copy(tlb_addr, orig, size)
+        else:
+            self.memory.copy(orig, tlb_addr, size)
+        self.bytes_copied += size
+        return size
+
+    # -- swiotlb_map -----------------------------------------------------------------
+    def swiotlb_map(self, dev, paddr: int, size: int, dir: int = DMA_BIDIRECTIONAL,
+                    attrs: int = 0, cpu: int = 0, dma_capable=None) -> int:
+        """``swiotlb_map()``: trace event, ``swiotlb_tbl_map_single`` with no alignment,
+        then re-check that the bounce address is DMA-able; if not, release the slots with
+        ``DMA_ATTR_SKIP_CPU_SYNC``, warn "swiotlb addr ... overflow" and fail
+        (cause ``out_of_reach``).  Returns the DMA address (identity mapping)."""
+        from .direct import dma_capable as _capable
+        capable = dma_capable or _capable
+        check_addr("paddr", paddr)
+        check_size("size", size)
+        self.trace.append(TraceEvent(dev.name, dev.dma_mask, paddr, size, self.force_bounce,
+                                     timestamp=self.log.now, cpu=cpu))
+        tlb = self.tbl_map_single(dev, paddr, size, None, 0, dir, attrs, cpu)
+        if not capable(dev, tlb, size, True):
+            buf = self.live[tlb]
+            self.tbl_unmap_single(dev, tlb, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+            self.log.tag("dma_mask_overflow")
+            self.log.once(("swiotlb addr", dev.name),
+                          f"{dev.dev_name}: swiotlb addr {tlb:#018x}+{size} overflow (mask "
+                          f"{dev.dma_mask:x}, bus limit {dev.bus_dma_limit:x}).")
+            raise DmaMappingError("out_of_reach", f"bounce buffer {tlb:#x}+{size} beyond the device's reach",
+                                  rejected_tlb=tlb, rejected_slot=(tlb - buf.pool.start) >> IO_TLB_SHIFT)
+        return tlb
+
+    # -- observability -----------------------------------------------------------------
+    def debugfs(self) -> dict:
+        """The files of ``/sys/kernel/debug/swiotlb/`` and their values, in creation order.
+
+        Empty when there is no pool (the directory exists but has no files)."""
+        if not self.nslabs:
+            return {}
+        d = {"io_tlb_nslabs": self.nslabs, "io_tlb_used": self.mem_used()}
+        if self.profile.has_hiwater:
+            d["io_tlb_used_hiwater"] = self.used_hiwater
+        if self.dyn is not None:
+            d["io_tlb_transient_nslabs"] = self.transient_nslabs
+        return d
+
+    def reset_hiwater(self, value: int = 0) -> None:
+        """Write to ``io_tlb_used_hiwater``: 0 resets it; anything else is EINVAL."""
+        if value != 0:
+            raise ValueError(f"value: io_tlb_used_hiwater only accepts 0 (EINVAL), got {value!r}")
+        self.used_hiwater = 0
