@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_MAPPING_ERROR, PAGE_SIZE)
-from .swiotlb import DmaMappingError, check_addr, check_attrs, check_dir, check_size
+from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE
+from .swiotlb import DmaMappingError, check_addr, check_attrs, check_dir, check_map_args, check_size
 
 U64 = (1 << 64) - 1
 SIZE_MAX = U64
@@ -75,18 +75,14 @@ class DmaApi:
         """``dma_map_single_attrs`` -> ``dma_direct_map_page``: bounce if forced or if the
         buffer is beyond the device's reach (and SWIOTLB is active), else map directly.
         Returns the DMA address; raises :class:`DmaMappingError` on failure."""
-        check_addr("paddr", paddr)
-        check_size("size", size)
-        check_dir(dir)
-        check_attrs(attrs)
-        self.memory._check(paddr, size, "paddr")
         mem = dev.dma_io_tlb_mem
-        if is_swiotlb_force_bounce(dev):
-            dma = mem.swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+        check_map_args(mem, "paddr", paddr, size, dir, attrs, cpu)
+        if mem.force_bounce:
+            dma = mem._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
             self.bounced += 1
-        elif not dma_capable(dev, paddr, size, True):
-            if is_swiotlb_active(dev):
-                dma = mem.swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+        elif paddr + size - 1 > dev.reach:                  # !dma_capable()
+            if mem.nslabs:
+                dma = mem._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
                 self.bounced += 1
             else:
                 self.log.once(("DMA addr", dev.name),
@@ -114,11 +110,17 @@ class DmaApi:
         check_dir(dir)
         check_attrs(attrs)
         mem = dev.dma_io_tlb_mem
-        if self._is_bounce(dev, dma_addr):
+        if mem is not None and mem.is_swiotlb_buffer(dev, dma_addr):
             buf = mem.lookup(dev, dma_addr, "dma_addr")
-            if not attrs & DMA_ATTR_SKIP_CPU_SYNC:
-                mem.sync_single_for_cpu(dev, buf.tlb_addr, size, dir)
-            mem.tbl_unmap_single(dev, dma_addr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+            if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir != DMA_TO_DEVICE:
+                if size <= buf.mapping_size:
+                    # dma_direct_sync_single_for_cpu -> swiotlb_bounce(FROM_DEVICE) of the
+                    # whole buffer from its start: no check can fire, copy directly
+                    self.memory.copy_unchecked(buf.orig_addr, dma_addr, size)
+                    mem.bytes_copied += size
+                else:
+                    mem.bounce(dev, dma_addr, size, DMA_FROM_DEVICE, buf.pool)
+            mem._unmap(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             return
         key = (id(dev), dma_addr)
         n = self.direct.get(key, 0)

@@ -111,6 +111,10 @@ class PhysMemory:
         """
         self._check(src, size, "src")
         self._check(dst, size, "dst")
+        self.copy_unchecked(dst, src, size)
+
+    def copy_unchecked(self, dst: int, src: int, size: int) -> None:
+        """:meth:`copy` for callers that validated both ranges already (the bounce path)."""
         pages = self.pages
         pos = 0
         while pos < size:

@@ -63,7 +63,7 @@ class IoTlbPool:
     __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
                  "area_index", "area_used", "area_locks", "slots_examined",
-                 "_list", "_orig", "_asize", "_pad", "name")
+                 "_list", "_orig", "_asize", "_pad", "name", "_geom", "_rules", "round_start")
 
     def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
                  *, late_alloc: bool = False, transient: bool = False, name: str = "") -> None:
@@ -99,6 +99,11 @@ class IoTlbPool:
         #: cost counters: lock acquisitions per area, candidate slots examined in total.
         self.area_locks = [0] * self.nareas
         self.slots_examined = 0
+        #: caches: search geometry per segment-boundary mask, alignment rule per request kind
+        self._geom: dict = {}
+        self._rules: dict = {}
+        #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
+        self.round_start = profile.align_rule == ALIGN_V63RC
         self._list = memoryview(self.list)
         self._orig = memoryview(self.orig_addr)
         self._asize = memoryview(self.alloc_size)
@@ -157,6 +162,72 @@ class IoTlbPool:
         return out[:n]
 
 
+_SHORT_WALK = 12
+
+
+def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
+    """Renumber the free slots just before slot ``s`` in its segment: ``count + 1``,
+    ``count + 2``, ... walking backwards until a used slot or the segment start.
+
+    This is the backward loop shared by the found-path of the search and by
+    ``swiotlb_release_slots``.  Short runs are walked slot by slot; a long run (up to 127
+    slots) is finished with one vectorised numpy assignment, which gives the same values.
+    """
+    lst = pool._list
+    j = s - 1
+    stop = s - _SHORT_WALK
+    while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
+        if j < stop:
+            seg0 = j & ~_SEG_LAST
+            arr = pool.list[seg0:j + 1]
+            zeros = np.flatnonzero(arr == 0)
+            rs = seg0 + (int(zeros[-1]) + 1 if zeros.size else 0)
+            n = j + 1 - rs
+            pool.list[rs:j + 1] = np.arange(count + n, count, -1, dtype=np.int32)
+            return
+        count += 1
+        lst[j] = count
+        j -= 1
+
+
+def alignment_rule(rule: str, min_align_mask: int, alloc_align_mask: int,
+                   big: bool) -> tuple[int, int, int]:
+    """The per-version alignment rule of the slot search, as ``(cmp_mask, zero_mask, stride)``.
+
+    A candidate slot address ``t`` is skipped (step 1) if ``t & zero_mask`` or if
+    ``t & cmp_mask != orig & cmp_mask`` (the comparison only when ``orig != 0``); a
+    usable-looking but occupied candidate steps by ``stride``.  ``big`` is
+    ``alloc_size >= PAGE_SIZE``.
+
+    * v6.3-rc (7c3940bf81e5): compare the min_align bits >= 2 KiB; stride from
+      min_align, doubled for big requests, at least the alloc_align stride.
+    * v6.3/v6.6 (0eee5ae10256 + bbb73a103fbb): one mask, min_align | alloc_align,
+      plus the page bits for big requests, compared against orig.
+    * v6.9+ (04867a7a3332, af133562d5af): alloc_align (or, for big requests without
+      any alignment, the page mask) must be zero; min_align bits above it compared.
+    """
+    if rule == ALIGN_V69:
+        cmp_mask = min_align_mask
+        if not alloc_align_mask and not cmp_mask and big:
+            alloc_align_mask = PAGE_SIZE - 1
+        zero_mask = alloc_align_mask | (IO_TLB_SIZE - 1)
+        cmp_mask &= ~zero_mask
+        return cmp_mask, zero_mask, get_max_slots(max(zero_mask, cmp_mask))
+    if rule == ALIGN_V63:
+        cmp_mask = min_align_mask | alloc_align_mask
+        if big:
+            cmp_mask |= PAGE_SIZE - 1
+        cmp_mask &= ~(IO_TLB_SIZE - 1)
+        return cmp_mask, 0, (cmp_mask >> IO_TLB_SHIFT) + 1
+    if rule == ALIGN_V63RC:
+        cmp_mask = min_align_mask & ~(IO_TLB_SIZE - 1)
+        stride = (cmp_mask >> IO_TLB_SHIFT) + 1
+        if big:
+            stride = max(stride, stride << (12 - IO_TLB_SHIFT))
+        return cmp_mask, 0, max(stride, (alloc_align_mask >> IO_TLB_SHIFT) + 1)
+    raise ValueError(f"profile: unknown alignment rule {rule!r}")
+
+
 def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
                      alloc_align_mask: int, min_align_mask: int, boundary_mask: int,
                      tbl_dma_start: int | None = None) -> int:
@@ -172,38 +243,20 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     ``tbl_dma_start`` is the DMA address of the pool start (``phys_to_dma_unencrypted``);
     it defaults to the physical start (an identity DMA mapping).
     """
-    rule = pool.profile.align_rule
-    nslots = nr_slots(alloc_size)
-    tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
-    max_slots = get_max_slots(boundary_mask)
-    shift = nr_slots(tbl)
-    bmask = max_slots - 1
+    nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+    geom = pool._geom.get((boundary_mask, tbl_dma_start))
+    if geom is None:
+        tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
+        max_slots = get_max_slots(boundary_mask)
+        geom = pool._geom[(boundary_mask, tbl_dma_start)] = (tbl, nr_slots(tbl), max_slots - 1, max_slots)
+    tbl, shift, bmask, max_slots = geom
     offset = orig_addr & min_align_mask & (IO_TLB_SIZE - 1)
     area_nslabs = pool.area_nslabs
-
-    if rule == ALIGN_V69:
-        cmp_mask = min_align_mask
-        if not alloc_align_mask and not cmp_mask and alloc_size >= PAGE_SIZE:
-            alloc_align_mask = PAGE_SIZE - 1
-        zero_mask = alloc_align_mask | (IO_TLB_SIZE - 1)
-        cmp_mask &= ~zero_mask
-        stride = get_max_slots(max(zero_mask, cmp_mask))
-    elif rule == ALIGN_V63:
-        cmp_mask = min_align_mask | alloc_align_mask
-        if alloc_size >= PAGE_SIZE:
-            cmp_mask |= PAGE_SIZE - 1
-        cmp_mask &= ~(IO_TLB_SIZE - 1)
-        zero_mask = 0
-        stride = (cmp_mask >> IO_TLB_SHIFT) + 1
-    elif rule == ALIGN_V63RC:
-        cmp_mask = min_align_mask & ~(IO_TLB_SIZE - 1)
-        zero_mask = 0
-        stride = (cmp_mask >> IO_TLB_SHIFT) + 1
-        if alloc_size >= PAGE_SIZE:
-            stride = max(stride, stride << (12 - IO_TLB_SHIFT))
-        stride = max(stride, (alloc_align_mask >> IO_TLB_SHIFT) + 1)
-    else:  # pragma: no cover - profiles are built from known rules
-        raise ValueError(f"profile: unknown alignment rule {rule!r}")
+    key = (min_align_mask, alloc_align_mask, alloc_size >= PAGE_SIZE)
+    rule = pool._rules.get(key)
+    if rule is None:
+        rule = pool._rules[key] = alignment_rule(pool.profile.align_rule, *key)
+    cmp_mask, zero_mask, stride = rule
     if not orig_addr:
         cmp_mask = 0
     orig_bits = orig_addr & cmp_mask
@@ -213,7 +266,7 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
         return -1
     base = area_index * area_nslabs
     index = pool.area_index[area_index]
-    if rule == ALIGN_V63RC:
+    if pool.round_start:
         index = (index + stride - 1) & ~(stride - 1)
         if index >= area_nslabs:
             index = 0
@@ -246,12 +299,7 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     for k in range(nslots):
         lst[found + k] = 0
         asize[found + k] = (alloc_size - (offset + (k << IO_TLB_SHIFT))) & U64
-    j = found - 1
-    count = 0
-    while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
-        count += 1
-        lst[j] = count
-        j -= 1
+    _renumber_before(pool, found, 0)
     index += nslots
     pool.area_index[area_index] = index if index < area_nslabs else 0
     pool.area_used[area_index] += nslots
@@ -292,11 +340,7 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
         orig[i] = INVALID_PHYS_ADDR
         asize[i] = 0
         pad[i] = 0
-    j = index - 1
-    while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
-        count += 1
-        lst[j] = count
-        j -= 1
+    _renumber_before(pool, index, count)
     pool.area_used[aindex] -= nslots
     return nslots
 

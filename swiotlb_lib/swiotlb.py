@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                         DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
                         IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
-from .debug import KernelLog, TraceEvent
+from .debug import PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
 from .pool import (IoTlbPool, U64, first_slot_of, nr_slots, record_mapping, release_slots,
                    search_pool_area)
@@ -49,7 +49,7 @@ class DmaMappingError(Exception):
         self.rejected_slot = rejected_slot
 
 
-@dataclass
+@dataclass(slots=True)
 class BounceBuffer:
     """A live bounce buffer: what the kernel keeps in the slots, kept whole for checks."""
 
@@ -63,16 +63,19 @@ class BounceBuffer:
     dir: int
 
 
+_DIRS = (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE)
+
+
 def check_dir(dir) -> int:
     """Validate a ``dma_data_direction`` (``DMA_NONE`` and others are rejected)."""
-    if dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE) or isinstance(dir, bool):
+    if type(dir) is not int or dir not in _DIRS:
         raise ValueError(f"dir: must be DMA_BIDIRECTIONAL (0), DMA_TO_DEVICE (1) or "
                          f"DMA_FROM_DEVICE (2), got {dir!r}")
-    return int(dir)
+    return dir
 
 
 def check_attrs(attrs) -> int:
-    if not isinstance(attrs, int) or attrs < 0 or attrs & ~KNOWN_ATTRS:
+    if type(attrs) is not int or attrs < 0 or attrs & ~KNOWN_ATTRS:
         raise ValueError(f"attrs: only DMA_ATTR_SKIP_CPU_SYNC ({DMA_ATTR_SKIP_CPU_SYNC:#x}), "
                          f"DMA_ATTR_NO_WARN ({DMA_ATTR_NO_WARN:#x}) and DMA_ATTR_MAY_SLEEP "
                          f"are modelled, got {attrs!r}")
@@ -80,7 +83,7 @@ def check_attrs(attrs) -> int:
 
 
 def check_size(name: str, size, lo: int = 1, hi: int = 1 << 48) -> int:
-    if not isinstance(size, int) or isinstance(size, bool):
+    if type(size) is not int:
         raise TypeError(f"{name}: must be an integer, got {type(size).__name__}")
     if not lo <= size <= hi:
         raise ValueError(f"{name}: must be in {lo}..{hi}, got {size}")
@@ -88,12 +91,23 @@ def check_size(name: str, size, lo: int = 1, hi: int = 1 << 48) -> int:
 
 
 def check_addr(name: str, addr) -> int:
-    if not isinstance(addr, int) or isinstance(addr, bool):
+    if type(addr) is not int:
         raise TypeError(f"{name}: must be an integer address, got {type(addr).__name__}")
     if not 0 <= addr < U64:
         raise ValueError(f"{name}: must be in 0..{U64 - 1:#x}, got {addr:#x}" if addr >= 0
                          else f"{name}: must be in 0..{U64 - 1:#x}, got {addr}")
     return addr
+
+
+def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
+    """The checks every map entry point makes before touching any state."""
+    check_addr(addr_name, addr)
+    check_size("size" if addr_name == "paddr" else "mapping_size", size)
+    check_dir(dir)
+    check_attrs(attrs)
+    if type(cpu) is not int or not 0 <= cpu < mem.nr_cpus:
+        raise ValueError(f"cpu: must be in 0..{mem.nr_cpus - 1}, got {cpu!r}")
+    mem.memory._check(addr, size, addr_name)
 
 
 class IoTlbMem:
@@ -124,8 +138,12 @@ class IoTlbMem:
         self.transient_nslabs = 0
         self.live: dict[int, BounceBuffer] = {}
         self.trace: list[TraceEvent] = []
+        #: ``events/swiotlb/swiotlb_bounced/enable``: off by default, as in the kernel
+        self.trace_enabled = False
         self.bytes_copied = 0
         self.lookups = 0
+        #: ``cc_platform_has(CC_ATTR_MEM_ENCRYPT)``: a confidential guest
+        self.cc_mem_encrypt = False
         #: hook for dynamic profiles (set by swiotlb_lib.dynamic): growth and fallbacks
         self.dyn = None
 
@@ -206,7 +224,7 @@ class IoTlbMem:
     def _account_alloc(self, nslots: int) -> None:
         self.total_used += nslots
         if self.total_used > self.used_hiwater:
-            self.used_hiwater = 0
+            self.used_hiwater = self.total_used
 
     # -- map -----------------------------------------------------------------------
     def tbl_map_single(self, dev, orig_addr: int, mapping_size: int, alloc_size: int | None = None,
@@ -221,28 +239,29 @@ class IoTlbMem:
         the kernel returns ``DMA_MAPPING_ERROR`` (the "buffer is full" line is logged
         unless ``DMA_ATTR_NO_WARN``).
         """
-        prof = self.profile
-        check_addr("orig_addr", orig_addr)
-        check_size("mapping_size", mapping_size)
+        check_map_args(self, "orig_addr", orig_addr, mapping_size, dir, attrs, cpu)
         if alloc_size is None:
             alloc_size = mapping_size
         check_size("alloc_size", alloc_size)
-        if prof.pad_slots and alloc_size != mapping_size:
+        if self.profile.pad_slots and alloc_size != mapping_size:
             raise ValueError("alloc_size: 6.11 has no separate alloc_size argument; "
                              "leave it unset or equal to mapping_size")
-        if not isinstance(alloc_align_mask, int) or not 0 <= alloc_align_mask <= U32 \
+        if type(alloc_align_mask) is not int or not 0 <= alloc_align_mask <= U32 \
                 or alloc_align_mask & (alloc_align_mask + 1):
             raise ValueError(f"alloc_align_mask: must be 2**n - 1 in 0..0xffffffff, got {alloc_align_mask!r}")
-        check_dir(dir)
-        check_attrs(attrs)
-        if not isinstance(cpu, int) or not 0 <= cpu < self.nr_cpus:
-            raise ValueError(f"cpu: must be in 0..{self.nr_cpus - 1}, got {cpu!r}")
-        self.memory._check(orig_addr, mapping_size, "orig_addr")
+        return self._map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask, dir, attrs, cpu)
+
+    def _map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int, alloc_align_mask: int,
+             dir: int, attrs: int, cpu: int) -> int:
+        """``swiotlb_tbl_map_single`` after the argument checks."""
+        prof = self.profile
         log = self.log
         if self.nslabs == 0 or self.defpool is None:
             log.ratelimited("swiotlb_tbl_map_single", f"{dev.dev_name}: Can not allocate SWIOTLB buffer "
                             "earlier and can't now provide you with the DMA bounce buffer")
             raise DmaMappingError("no_pool", "no SWIOTLB pool")
+        if self.cc_mem_encrypt:
+            log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
         if self.dyn is not None:
             r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_align_mask, dir, attrs, cpu)
             if r is not None:
@@ -283,7 +302,10 @@ class IoTlbMem:
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
         self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size,
                                            first, nslots, dir)
-        self.bounce(dev, tlb_addr, mapping_size, DMA_TO_DEVICE, pool)
+        # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0
+        # into the recorded original, alloc_size >= mapping_size), so copy directly
+        self.memory.copy_unchecked(tlb_addr, orig_addr, mapping_size)
+        self.bytes_copied += mapping_size
         return tlb_addr
 
     # -- unmap / sync ----------------------------------------------------------------
@@ -319,8 +341,13 @@ class IoTlbMem:
         check_size("mapping_size", mapping_size)
         check_dir(dir)
         check_attrs(attrs)
+        return self._unmap(dev, buf, mapping_size, dir, attrs)
+
+    def _unmap(self, dev, buf: BounceBuffer, mapping_size: int, dir: int, attrs: int) -> int:
+        """``swiotlb_tbl_unmap_single`` after the checks."""
         pool = buf.pool
-        if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL):
+        tlb_addr = buf.tlb_addr
+        if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir != DMA_TO_DEVICE:
             self.bounce(dev, tlb_addr, mapping_size, DMA_FROM_DEVICE, pool)
         del self.live[tlb_addr]
         if pool.transient:
@@ -389,29 +416,31 @@ class IoTlbMem:
                          f"Allocation size: {alloc_size}. Mapping size: {size}.")
                 size = alloc_size
         if dir == DMA_TO_DEVICE:
-            self.memory.copy(tlb_addr, orig, size)
+            self.memory.copy_unchecked(tlb_addr, orig, size)
         else:
-            self.memory.copy(orig, tlb_addr, size)
+            self.memory.copy_unchecked(orig, tlb_addr, size)
         self.bytes_copied += size
         return size
 
     # -- swiotlb_map -----------------------------------------------------------------
     def swiotlb_map(self, dev, paddr: int, size: int, dir: int = DMA_BIDIRECTIONAL,
-                    attrs: int = 0, cpu: int = 0, dma_capable=None) -> int:
+                    attrs: int = 0, cpu: int = 0) -> int:
         """``swiotlb_map()``: trace event, ``swiotlb_tbl_map_single`` with no alignment,
         then re-check that the bounce address is DMA-able; if not, release the slots with
         ``DMA_ATTR_SKIP_CPU_SYNC``, warn "swiotlb addr ... overflow" and fail
         (cause ``out_of_reach``).  Returns the DMA address (identity mapping)."""
-        from .direct import dma_capable as _capable
-        capable = dma_capable or _capable
-        check_addr("paddr", paddr)
-        check_size("size", size)
-        self.trace.append(TraceEvent(dev.name, dev.dma_mask, paddr, size, self.force_bounce,
-                                     timestamp=self.log.now, cpu=cpu))
-        tlb = self.tbl_map_single(dev, paddr, size, None, 0, dir, attrs, cpu)
-        if not capable(dev, tlb, size, True):
+        check_map_args(self, "paddr", paddr, size, dir, attrs, cpu)
+        return self._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+
+    def _swiotlb_map(self, dev, paddr: int, size: int, dir: int, attrs: int, cpu: int) -> int:
+        """``swiotlb_map`` after the argument checks."""
+        if self.trace_enabled:
+            self.trace.append(TraceEvent(dev.name, dev.dma_mask, paddr, size, self.force_bounce,
+                                         timestamp=self.log.now, cpu=cpu))
+        tlb = self._map(dev, paddr, size, size, 0, dir, attrs, cpu)
+        if tlb + size - 1 > dev.reach:                  # dma_capable() of the bounce address
             buf = self.live[tlb]
-            self.tbl_unmap_single(dev, tlb, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+            self._unmap(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             self.log.tag("dma_mask_overflow")
             self.log.once(("swiotlb addr", dev.name),
                           f"{dev.dev_name}: swiotlb addr {tlb:#018x}+{size} overflow (mask "

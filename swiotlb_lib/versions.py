@@ -51,6 +51,8 @@ class KernelProfile:
     pad_slots: bool
     #: debugfs ``io_tlb_used_hiwater`` exists (6.4+, Michael Kelley).
     has_hiwater: bool
+    #: ``limit_nareas()``: at most one area per 128 slots (6.6 dynamic series, 1aaa736815eb).
+    limit_nareas: bool = True
     #: ``CONFIG_SWIOTLB_DYNAMIC``-style growth: None, "v6.6", "v6.11" or "rfc-v1".
     dynamic: str | None = None
     #: kernel the RFC profile is based on, for display.
@@ -67,10 +69,10 @@ class KernelProfile:
 PROFILES: dict[str, KernelProfile] = {
     "v6.3rc": KernelProfile(
         "v6.3rc", ALIGN_V63RC, tail_cap=False, pad_slots=False, has_hiwater=False,
-        description="v6.3-rc (7c3940bf81e5): the RFC v1 base"),
+        limit_nareas=False, description="v6.3-rc (7c3940bf81e5): the RFC v1 base"),
     "v6.3": KernelProfile(
         "v6.3", ALIGN_V63, tail_cap=False, pad_slots=False, has_hiwater=False,
-        description="v6.3 release (0459ff487373)"),
+        limit_nareas=False, description="v6.3 release (0459ff487373)"),
     "v6.6": KernelProfile(
         "v6.6", ALIGN_V63, tail_cap=False, pad_slots=False, has_hiwater=True,
         description="v6.6 (d069ed288ac7), CONFIG_SWIOTLB_DYNAMIC=n"),

@@ -1,0 +1,202 @@
+"""A machine that boots: memory, command line, SWIOTLB sizing and placement, devices.
+
+:class:`Machine` follows the boot of the kernel versions modelled:
+
+1. ``parse_early_param`` -> ``setup_io_tlb_npages`` for each ``swiotlb=`` (may print
+   ``area num N.`` before ``Kernel command line:``);
+2. on x86 with memory encryption, ``mem_encrypt_setup_arch()``: 6 % of
+   ``memblock_phys_mem_size()`` clamped to [64 MiB, 1 GiB] -> ``swiotlb_adjust_size``;
+3. ``swiotlb_init_remap(addressing_limit, flags)``: return early unless some device may
+   need bouncing or ``force``; ``noforce`` allocates nothing; areas default to the CPU
+   count; the boot pool is placed top-down in low memory and halved until it fits
+   (``SWIOTLB bounce buffer size adjusted A -> B slabs``); from 6.6 the area count is
+   also limited to one per 128 slots (``limit_nareas``);
+4. x86: ``pci_iommu_init()`` prints ``PCI-DMA: Using software bounce buffering for IO
+   (SWIOTLB)`` and ``mapped [mem ...]`` only when SWIOTLB was needed (RAM above 4 GiB or
+   memory encryption); arm64 passes ``SWIOTLB_VERBOSE`` and prints ``mapped`` at once.
+
+Sources: ``kernel/dma/swiotlb.c`` at 7c3940bf81e5 and afd81d914f6f,
+``arch/x86/kernel/pci-dma.c`` (``pci_swiotlb_detect``), ``arch/x86/mm/mem_encrypt.c``
+(20231010145220.3960055-2-alexander.shishkin@linux.intel.com), and the Debian boots in
+shared/realkernel, which this reproduces line for line.
+"""
+from __future__ import annotations
+
+from .cmdline import SwiotlbSetup
+from .constants import (IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, PAGE_SIZE)
+from .debug import KernelLog
+from .device import Device, preset
+from .direct import DmaApi
+from .memory import GiB, MiB, PhysMemory, layout_for, parse_size
+from .swiotlb import IoTlbMem
+from .versions import get_profile
+
+#: The lines the realkernel boots grepped for (``dmesg | grep -i -E ...``).
+SWIOTLB_GREP = ("swiotlb", "software IO TLB", "area num", "PCI-DMA")
+
+
+def limit_nareas(nareas: int, nslots: int) -> int:
+    """``limit_nareas()`` (6.6+): at most one area per 128 slots."""
+    if nslots < nareas * IO_TLB_SEGSIZE:
+        return nslots // IO_TLB_SEGSIZE
+    return nareas
+
+
+def coco_swiotlb_size(phys_mem: int) -> int:
+    """``mem_encrypt_setup_arch()``: 6 % of memory, clamped to [64 MiB, 1 GiB]."""
+    return min(max(phys_mem * 6 // 100, 64 * MiB), GiB)
+
+
+class Machine:
+    """A booted machine: RAM, CPUs, kernel profile, command line, SWIOTLB and devices.
+
+    ``ram`` is bytes or a string like ``"2G"``; ``cpus`` the possible CPUs (1..8192);
+    ``arch`` ``"x86_64"`` or ``"arm64-rpi4"``; ``mem_encrypt`` makes it a confidential
+    guest (x86: SEV/TDX; every DMA bounces).  After construction, ``log`` holds the
+    kernel lines, ``warnings`` what the model noticed outside the log, ``swiotlb`` the
+    default allocator (``nslabs == 0`` when none was set up).
+    """
+
+    def __init__(self, ram="2G", cpus: int = 2, arch: str = "x86_64", mem_encrypt: bool = False,
+                 cmdline: str = "", kernel=None) -> None:
+        self.profile = get_profile(kernel)
+        ram_bytes = parse_size(ram, "ram")
+        if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= 8192:
+            raise ValueError(f"cpus: must be an integer in 1..8192, got {cpus!r}")
+        if not isinstance(cmdline, str):
+            raise TypeError("cmdline: must be a string")
+        calibration = "6.12" if self.profile.pad_slots else "6.1"
+        self.layout = layout_for(arch, ram_bytes, calibration)
+        if mem_encrypt and arch != "x86_64":
+            raise ValueError("mem_encrypt: the model has memory encryption only for arch x86_64")
+        self.arch = arch
+        self.cpus = cpus
+        self.mem_encrypt = mem_encrypt
+        self.cmdline = cmdline
+        self.log = KernelLog()
+        self.memory = PhysMemory(self.layout.ram)
+        self.setup = SwiotlbSetup(log=self.log)
+        self.devices: dict[str, Device] = {}
+        self._boot()
+        self.dma = DmaApi(self.memory, self.log)
+
+    # -- boot ----------------------------------------------------------------------
+    def _boot(self) -> None:
+        log, st, lay = self.log, self.setup, self.layout
+        if self.arch == "x86_64":
+            log.info(f"Command line: {self.cmdline}", prefix="")
+        st.parse(self.cmdline)
+        if self.mem_encrypt:
+            st.adjust_size(coco_swiotlb_size(lay.total_ram))
+        log.info(f"Kernel command line: {self.cmdline}", prefix="")
+        if self.arch == "x86_64":
+            # pci_swiotlb_detect(): RAM above 4 GiB, or a guest with encrypted memory
+            needed = lay.max_phys > (1 << 32) or self.mem_encrypt
+            verbose = False
+        else:
+            # arm64 mem_init(): memory beyond the DMA zone
+            needed = lay.max_phys > lay.low_limit
+            verbose = True
+        force = st.force_bounce or self.mem_encrypt
+        self.swiotlb = IoTlbMem(self.profile, memory=self.memory, log=log, force_bounce=force,
+                                nr_cpus=self.cpus)
+        self.swiotlb.cc_mem_encrypt = self.mem_encrypt
+        self._init_remap(needed or st.force_bounce)
+        if verbose and self.swiotlb.nslabs:
+            self._print_info()
+        if self.arch == "x86_64" and needed:
+            log.info("PCI-DMA: Using software bounce buffering for IO (SWIOTLB)", prefix="")
+            self._print_info()
+
+    def _init_remap(self, addressing_limit: bool) -> None:
+        """``swiotlb_init_remap()`` for the boot pool."""
+        st, log, mem = self.setup, self.log, self.swiotlb
+        if not addressing_limit or st.force_disable:
+            return
+        if not st.default_nareas:
+            st.adjust_nareas(self.cpus)
+        nslabs = st.default_nslabs
+        limited = self.profile.limit_nareas
+        nareas = limit_nareas(st.default_nareas, nslabs) if limited else st.default_nareas
+        while True:
+            start = self.layout.place_boot_pool(((nslabs << IO_TLB_SHIFT) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+            if start is not None:
+                break
+            if nslabs <= IO_TLB_MIN_SLABS:
+                log.warn(f"swiotlb_memblock_alloc: Failed to allocate {nslabs << IO_TLB_SHIFT} bytes tlb structure")
+                return
+            nslabs = -(-(nslabs >> 1) // IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE   # ALIGN(n/2, 128)
+            if limited:
+                nareas = limit_nareas(nareas, nslabs)
+        if st.default_nslabs != nslabs:
+            log.info(f"SWIOTLB bounce buffer size adjusted {st.default_nslabs} -> {nslabs} slabs")
+            st.default_nslabs = nslabs
+        if nareas < 1:
+            nareas = 1
+        mem.default_nareas = st.default_nareas
+        mem.init_pool(start, nslabs, nareas)
+
+    def _print_info(self) -> None:
+        """``swiotlb_print_info()``."""
+        pool = self.swiotlb.defpool
+        if pool is None:
+            self.log.warn("No low mem")
+            return
+        self.log.info(f"mapped [mem {pool.start:#018x}-{pool.end:#018x}] "
+                      f"({(pool.nslabs << IO_TLB_SHIFT) >> 20}MB)")
+
+    # -- devices ---------------------------------------------------------------------
+    def add_device(self, dev: Device | str, name: str | None = None) -> Device:
+        """Attach a device (``swiotlb_dev_init``): a :class:`Device`, or a preset kind."""
+        if isinstance(dev, str):
+            dev = preset(dev, name)
+        if dev.name in self.devices:
+            raise ValueError(f"name: a device called {dev.name!r} is already attached")
+        dev.dma_io_tlb_mem = self.swiotlb
+        dev.dma_io_tlb_pools = []
+        dev.dma_uses_io_tlb = False
+        self.devices[dev.name] = dev
+        return dev
+
+    def device(self, name: str) -> Device:
+        try:
+            return self.devices[name]
+        except KeyError:
+            raise ValueError(f"dev: unknown device {name!r}; attached: {sorted(self.devices)}") from None
+
+    # -- CPU and device access to memory ---------------------------------------------------
+    def cpu_write(self, paddr: int, data) -> None:
+        self.memory.write(paddr, data)
+
+    def cpu_read(self, paddr: int, size: int) -> bytes:
+        return self.memory.read(paddr, size)
+
+    def device_write(self, dev: Device, dma_addr: int, data) -> None:
+        """The device writes ``data`` at ``dma_addr`` (identity DMA mapping); it must be
+        within the device's reach."""
+        self._check_reach(dev, dma_addr, len(data))
+        self.memory.write(dma_addr, data)
+
+    def device_read(self, dev: Device, dma_addr: int, size: int) -> bytes:
+        self._check_reach(dev, dma_addr, size)
+        return self.memory.read(dma_addr, size)
+
+    @staticmethod
+    def _check_reach(dev: Device, dma_addr: int, size: int) -> None:
+        if dma_addr < 0 or size < 0 or dma_addr + size - 1 > dev.reach:
+            raise ValueError(f"dma_addr: [{dma_addr:#x}, +{size}) is beyond what {dev.name} "
+                             f"can address (up to {dev.reach:#x})")
+
+    # -- reports -----------------------------------------------------------------------
+    def swiotlb_lines(self) -> list[str]:
+        """The boot-log lines that mention SWIOTLB (the realkernel boots' grep)."""
+        return self.log.grep(*SWIOTLB_GREP)
+
+    def debugfs(self) -> dict:
+        return self.swiotlb.debugfs()
+
+    def report(self) -> str:
+        """What ``python -m swiotlb_lib boot`` prints: log lines, then debugfs values."""
+        out = list(self.swiotlb_lines())
+        out += [f"{k}: {v}" for k, v in self.debugfs().items()]
+        return "\n".join(out)

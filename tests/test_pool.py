@@ -1,0 +1,115 @@
+"""Allocator unit tests against the worked examples of the spec (shared/spec/kernel-swiotlb.md
+§3.5, an independent restatement of the kernel rules) and the kernel's documented rules."""
+import pytest
+
+from swiotlb_lib.constants import IO_TLB_SEGSIZE
+from swiotlb_lib.device import Device, nvme
+from swiotlb_lib.memory import PhysMemory
+from swiotlb_lib.pool import IoTlbPool, nr_slots, search_pool_area
+from swiotlb_lib.swiotlb import DmaMappingError, IoTlbMem
+from swiotlb_lib.versions import get_profile
+
+
+def make(profile, nslabs=32768, nareas=4, start=0x7C000000):
+    mem = IoTlbMem(profile, memory=PhysMemory(), nr_cpus=64)
+    mem.init_pool(start, nslabs, nareas)
+    plain = Device("plain")
+    nv = Device("nvme", min_align_mask=0xFFF)
+    for d in (plain, nv):
+        d.dma_io_tlb_mem = mem
+    return mem, plain, nv
+
+
+# §3.5: slot -> tlb for the five requests, for v6.3/v6.6 and for v6.9+ (v6.11 profile)
+SPEC_35 = {
+    "v6.3": [(0, 0x7C000000), (2, 0x7C001000), (3, 0x7C001800), (5, 0x7C002900), (8192, 0x7D000000)],
+    "v6.6": [(0, 0x7C000000), (2, 0x7C001000), (3, 0x7C001800), (5, 0x7C002900), (8192, 0x7D000000)],
+    "v6.11": [(0, 0x7C000000), (2, 0x7C001000), (4, 0x7C002000), (7, 0x7C003900), (8192, 0x7D000000)],
+}
+
+
+@pytest.mark.parametrize("profile", sorted(SPEC_35))
+def test_spec_worked_example(profile):
+    mem, plain, nv = make(profile)
+    reqs = [(plain, 0x10000000, 4096, 0), (plain, 0x10000200, 512, 0), (plain, 0x10000800, 4096, 0),
+            (nv, 0x20000900, 6000, 0), (plain, 0x30000000, 65536, 1)]
+    got = []
+    for dev, orig, size, cpu in reqs:
+        tlb = mem.tbl_map_single(dev, orig, size, cpu=cpu)
+        got.append(((tlb - 0x7C000000) >> 11, tlb))
+    assert got == SPEC_35[profile]
+    with pytest.raises(DmaMappingError) as e:
+        mem.tbl_map_single(plain, 0x40000000, 300 * 1024)
+    assert e.value.cause == "too_big"
+    pool = mem.defpool
+    if profile == "v6.11":
+        assert (pool.area_index[0], pool.area_used[0]) == (11, 9)
+        assert pool.list[3] == 1 and pool.list[6] == 1 and pool.list[11] == 117
+    else:
+        assert (pool.area_index[0], pool.area_used[0]) == (9, 9)
+        assert list(pool.list[:13]) == [0] * 9 + [119, 118, 117, 116]
+    # unmapping request 2 (slot 2): v6.3 -> list[2] = 1; v6.9+ merges with free slot 3 -> 2
+    mem.tbl_unmap_single(plain, SPEC_35[profile][1][1], 512)
+    assert pool.list[2] == (2 if profile == "v6.11" else 1)
+
+
+def test_max_mapping_size_nvme_is_252k():
+    mem, plain, nv = make("v6.11")
+    assert mem.max_mapping_size(nv) == 252 * 1024
+    assert mem.max_mapping_size(plain) == 256 * 1024
+
+
+@pytest.mark.parametrize("profile", ["v6.3rc", "v6.3", "v6.6", "v6.11"])
+def test_allocation_never_crosses_a_segment(profile):
+    mem, plain, _ = make(profile, nslabs=1024, nareas=1)
+    mem.tbl_map_single(plain, 0x1000, 100 * 2048)        # slots 0..99
+    tlb = mem.tbl_map_single(plain, 0x100000, 64 * 2048)  # does not fit in 100..127
+    first = (tlb - 0x7C000000) >> 11
+    assert first // IO_TLB_SEGSIZE == (first + 63) // IO_TLB_SEGSIZE
+    assert first == 128
+
+
+@pytest.mark.parametrize("profile", ["v6.3rc", "v6.3", "v6.6", "v6.11"])
+def test_wrap_resets_to_zero_and_failures_leave_index(profile):
+    mem, plain, _ = make(profile, nslabs=256, nareas=1)
+    pool = mem.defpool
+    tlb = mem.tbl_map_single(plain, 0x1000, 128 * 2048)
+    assert pool.area_index[0] == 128
+    mem.tbl_map_single(plain, 0x100000, 128 * 2048)
+    assert pool.area_index[0] == 0                      # index + nslots == area_nslabs -> 0
+    with pytest.raises(DmaMappingError):
+        mem.tbl_map_single(plain, 0x200000, 2048)
+    assert pool.area_index[0] == 0 and pool.area_used[0] == 256
+    assert mem.log.lines[-1].endswith("swiotlb buffer is full (sz: 2048 bytes), total 256 (slots), used 256 (slots)")
+    mem.tbl_unmap_single(plain, tlb, 128 * 2048)
+    assert pool.area_index[0] == 0                      # release does not touch the index
+
+
+def test_start_area_is_cpu_and_full_area_spills_to_next():
+    mem, plain, _ = make("v6.6", nslabs=1024, nareas=4)
+    pool = mem.defpool
+    t = mem.tbl_map_single(plain, 0x1000, 4096, cpu=6)  # 6 & 3 = area 2
+    assert pool.slot_of(t) // 256 == 2
+    for k in range(2):
+        mem.tbl_map_single(plain, 0x100000 + k * 0x40000, 128 * 2048, cpu=3)
+    t = mem.tbl_map_single(plain, 0x200000, 2048, cpu=3)  # area 3 is full -> wraps to area 0
+    assert pool.slot_of(t) // 256 == 0
+
+
+def test_nr_slots():
+    assert [nr_slots(x) for x in (1, 2048, 2049, 4096, 262144)] == [1, 1, 2, 2, 128]
+
+
+def test_release_merges_only_inside_segment():
+    prof = get_profile("v6.3")
+    pool = IoTlbPool(0, 256, 1, prof)
+    a = search_pool_area(pool, 0, 0, 126 * 2048, 0, 0, (1 << 64) - 1)
+    assert a == 0
+    b = search_pool_area(pool, 0, 0, 2 * 2048, 0, 0, (1 << 64) - 1)
+    assert b == 126 and pool.list[128] == 128
+    assert list(pool.free_runs_from_scratch()) == list(pool.list[:256])
+
+
+def test_tail_cap_only_from_v6_7():
+    assert IoTlbPool(0, 1000, 1, get_profile("v6.3")).list[999] == 128 - 999 % 128
+    assert IoTlbPool(0, 1000, 1, get_profile("v6.11")).list[999] == 1
