@@ -28,6 +28,7 @@ from .debug import KernelLog
 from .device import Device, preset
 from .direct import DmaApi
 from .memory import GiB, MiB, PhysMemory, layout_for, parse_size
+from .pool import limit_nareas
 from .swiotlb import IoTlbMem
 from .versions import get_profile
 
@@ -35,11 +36,9 @@ from .versions import get_profile
 SWIOTLB_GREP = ("swiotlb", "software IO TLB", "area num", "PCI-DMA")
 
 
-def limit_nareas(nareas: int, nslots: int) -> int:
-    """``limit_nareas()`` (6.6+): at most one area per 128 slots."""
-    if nslots < nareas * IO_TLB_SEGSIZE:
-        return nslots // IO_TLB_SEGSIZE
-    return nareas
+def _params(cmdline: str):
+    from .cmdline import split_cmdline
+    return split_cmdline(cmdline)
 
 
 def coco_swiotlb_size(phys_mem: int) -> int:
@@ -58,7 +57,8 @@ class Machine:
     """
 
     def __init__(self, ram="2G", cpus: int = 2, arch: str = "x86_64", mem_encrypt: bool = False,
-                 cmdline: str = "", kernel=None) -> None:
+                 cmdline: str = "", kernel=None, *, cma: str | int | None = None,
+                 worker_delay: float | None = 0.0) -> None:
         self.profile = get_profile(kernel)
         ram_bytes = parse_size(ram, "ram")
         if not isinstance(cpus, int) or isinstance(cpus, bool) or not 1 <= cpus <= 8192:
@@ -75,10 +75,14 @@ class Machine:
         self.cmdline = cmdline
         self.log = KernelLog()
         self.memory = PhysMemory(self.layout.ram)
-        self.setup = SwiotlbSetup(log=self.log)
+        self.setup = SwiotlbSetup(log=self.log, option_list=self.profile.option_list)
         self.devices: dict[str, Device] = {}
+        self._cma = cma
+        self._pages = None
         self._boot()
         self.dma = DmaApi(self.memory, self.log)
+        if self.profile.is_dynamic:
+            self._attach_dynamic(worker_delay)
 
     # -- boot ----------------------------------------------------------------------
     def _boot(self) -> None:
@@ -144,6 +148,82 @@ class Machine:
             return
         self.log.info(f"mapped [mem {pool.start:#018x}-{pool.end:#018x}] "
                       f"({(pool.nslabs << IO_TLB_SHIFT) >> 20}MB)")
+
+    # -- the page allocator and dynamic SWIOTLB ------------------------------------------
+    @property
+    def pages(self):
+        """The buddy page allocator over this machine's RAM (built on first use).
+
+        memblock reservations: the kernel image (40 MiB at 16 MiB on x86_64, at 2 MiB on
+        arm64), what early boot took at the top of low memory (see
+        :func:`~swiotlb_lib.memory.layout_for`) and the boot SWIOTLB pool.  CMA: ``cma=``
+        on the command line, else the ``cma`` argument, else 0 on x86_64 (Debian's
+        kernels print ``0K cma-reserved``) and 256 MiB on arm64-rpi4 (the size of the
+        ``vc4-kms-v3d`` overlay's ``cma-256`` setting; placed in the first GiB).
+        """
+        if self._pages is None:
+            from .page_alloc import PageAllocator
+            lay = self.layout
+            kbase = 16 * MiB if self.arch == "x86_64" else 2 * MiB
+            reserved = [(kbase, kbase + 40 * MiB)]
+            low_top = max(e for s_, e in lay.ram if s_ < lay.low_limit)
+            if lay.early_top < low_top:
+                reserved.append((lay.early_top, low_top))
+            pool = self.swiotlb.defpool
+            if pool is not None:
+                reserved.append((pool.start, pool.end))
+            self._pages = PageAllocator(lay, reserved, cma_bytes=self.cma_bytes,
+                                        atomic_pool_bytes=self._atomic_pool_bytes())
+        return self._pages
+
+    @property
+    def cma_bytes(self) -> int:
+        from .memory import parse_size
+        for key, val in _params(self.cmdline):
+            if key == "cma" and val:
+                return parse_size(val, "cmdline cma=")
+        if self._cma is not None:
+            return parse_size(self._cma, "cma") if self._cma else 0
+        return 256 * MiB if self.arch == "arm64-rpi4" else 0
+
+    def _atomic_pool_bytes(self) -> int:
+        """``coherent_pool=`` or the default of kernel/dma/pool.c: 128 KiB per GiB of
+        RAM, at least 128 KiB, at most 4 MiB (one MAX_ORDER block)."""
+        from .memory import parse_size
+        for key, val in _params(self.cmdline):
+            if key == "coherent_pool" and val:
+                return parse_size(val, "cmdline coherent_pool=")
+        return min(max((self.layout.total_ram >> 30) * 128 * 1024, 128 * 1024), 4 * MiB)
+
+    def _attach_dynamic(self, worker_delay) -> None:
+        from .dynamic import Grower, RfcDynamic
+        mem = self.swiotlb
+        if mem.defpool is None:
+            return
+        if self.profile.dynamic == "rfc-v1":
+            mem.dyn = RfcDynamic(mem, self.pages, allow_dyn=self.setup.dynamic)
+        else:
+            mem.dyn = Grower(mem, self.pages, phys_limit=self.layout.low_limit - 1,
+                             default_nslabs=self.setup.default_nslabs,
+                             default_nareas=self.setup.default_nareas,
+                             flavour=self.profile.dynamic, worker_delay=worker_delay)
+
+    def run_pending_work(self) -> bool:
+        """Run the SWIOTLB growth worker now if it was kicked (6.6 dynamic profiles)."""
+        return bool(self.swiotlb.dyn) and self.swiotlb.dyn.run_pending_work()
+
+    def advance(self, seconds: float) -> None:
+        """Advance model time; a kicked worker runs once its delay has passed."""
+        if seconds < 0:
+            raise ValueError(f"seconds: must be >= 0, got {seconds}")
+        self.log.now += seconds
+        if self.swiotlb.dyn is not None:
+            self.swiotlb.dyn.tick(self.log.now)
+
+    def bounce_bytes(self) -> int:
+        """Memory held for bouncing now: the boot pool plus anything dynamic."""
+        base = self.swiotlb.defpool.nslabs << IO_TLB_SHIFT if self.swiotlb.defpool else 0
+        return base + (self.swiotlb.dyn.bounce_bytes() if self.swiotlb.dyn is not None else 0)
 
     # -- devices ---------------------------------------------------------------------
     def add_device(self, dev: Device | str, name: str | None = None) -> Device:

@@ -84,8 +84,11 @@ class SwiotlbSetup:
     force_disable: bool = False
     #: what the kernel ignored or rounded without saying so (not kernel log lines)
     warnings: list = field(default_factory=list)
-    #: the user gave a size (``swiotlb=<nslabs>``): ``swiotlb_adjust_size`` then does nothing
+    #: the user gave a size (``swiotlb=<nslabs>``)
     user_size: bool = False
+    #: RFC v1 patch 4/4: parse an option list after the numbers; ``dynamic`` is one option
+    option_list: bool = False
+    dynamic: bool = False
 
     def round_up_default_nslabs(self) -> bool:
         """``round_up_default_nslabs()``: at least 128 slots per area, and a power of two.
@@ -143,6 +146,19 @@ class SwiotlbSetup:
             self.adjust_nareas(n)
         if s[:1] == ",":
             s = s[1:]
+        if self.option_list:
+            # RFC v1 4/4: strsep() on commas; each token force, noforce or dynamic
+            while s:
+                opt, _, s = s.partition(",")
+                if opt == "force":
+                    self.force_bounce = True
+                elif opt == "noforce":
+                    self.force_disable = True
+                elif opt == "dynamic":
+                    self.dynamic = True
+                else:
+                    self.log.warn(f"Invalid swiotlb option: {opt}")
+            return
         if s == "force":
             self.force_bounce = True
         elif s == "noforce":
@@ -171,8 +187,9 @@ class SwiotlbSetup:
         return self
 
 
-def parse_swiotlb(value: str) -> SwiotlbSetup:
-    """Parse one ``swiotlb=`` value on a fresh state (for tables and widgets)."""
-    st = SwiotlbSetup()
+def parse_swiotlb(value: str, option_list: bool = False) -> SwiotlbSetup:
+    """Parse one ``swiotlb=`` value on a fresh state (for tables and widgets);
+    ``option_list=True`` uses the RFC v1 parser."""
+    st = SwiotlbSetup(option_list=option_list)
     st.setup_io_tlb_npages(value)
     return st

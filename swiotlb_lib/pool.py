@@ -39,6 +39,13 @@ def nr_slots(val: int) -> int:
     return (val + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
 
 
+def limit_nareas(nareas: int, nslots: int) -> int:
+    """``limit_nareas()`` (6.6+): at most one area per 128 slots."""
+    if nslots < nareas * IO_TLB_SEGSIZE:
+        return nslots // IO_TLB_SEGSIZE
+    return nareas
+
+
 def get_max_slots(boundary_mask: int) -> int:
     """``get_max_slots()``: slots per device segment boundary (2**53 for ``ULONG_MAX``)."""
     return (boundary_mask >> IO_TLB_SHIFT) + 1
@@ -63,7 +70,8 @@ class IoTlbPool:
     __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
                  "area_index", "area_used", "area_locks", "slots_examined",
-                 "_list", "_orig", "_asize", "_pad", "name", "_geom", "_rules", "round_start")
+                 "_list", "_orig", "_asize", "_pad", "name", "_geom", "_rules", "round_start",
+                 "alloc_how")
 
     def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
                  *, late_alloc: bool = False, transient: bool = False, name: str = "") -> None:
@@ -104,6 +112,8 @@ class IoTlbPool:
         self._rules: dict = {}
         #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
         self.round_start = profile.align_rule == ALIGN_V63RC
+        #: how a dynamic pool's memory was obtained (buddy order or "atomic"), for freeing
+        self.alloc_how = None
         self._list = memoryview(self.list)
         self._orig = memoryview(self.orig_addr)
         self._asize = memoryview(self.alloc_size)

@@ -110,6 +110,25 @@ def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu)
     mem.memory._check(addr, size, addr_name)
 
 
+def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
+                    cpu: int) -> int:
+    """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
+    ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
+    ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
+    start = i = cpu & (pool.nareas - 1)
+    mam = dev.min_align_mask
+    bnd = dev.seg_boundary
+    while True:
+        index = search_pool_area(pool, i, orig_addr, alloc_size, alloc_align_mask, mam, bnd)
+        if index >= 0:
+            return index
+        i += 1
+        if i >= pool.nareas:
+            i = 0
+        if i == start:
+            return -1
+
+
 class IoTlbMem:
     """A software IO TLB allocator (``struct io_tlb_mem``): its pools, counters and log.
 
@@ -188,6 +207,7 @@ class IoTlbMem:
     def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
         """``is_swiotlb_buffer()``: without dynamic pools a range check of the default
         pool; with them (6.6+), ``dev->dma_uses_io_tlb`` and then the pool walk."""
+        self.lookups += 1
         if self.dyn is not None:
             return self.dyn.is_swiotlb_buffer(dev, paddr)
         p = self.defpool
@@ -208,18 +228,7 @@ class IoTlbMem:
         if self.dyn is not None:
             return self.dyn.find_slots(dev, orig_addr, alloc_size, alloc_align_mask, cpu)
         pool = self.defpool
-        start = i = cpu & (pool.nareas - 1)
-        mam = dev.min_align_mask
-        bnd = dev.seg_boundary
-        while True:
-            index = search_pool_area(pool, i, orig_addr, alloc_size, alloc_align_mask, mam, bnd)
-            if index >= 0:
-                return pool, index
-            i += 1
-            if i >= pool.nareas:
-                i = 0
-            if i == start:
-                return None, -1
+        return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
 
     def _account_alloc(self, nslots: int) -> None:
         self.total_used += nslots
@@ -262,10 +271,6 @@ class IoTlbMem:
             raise DmaMappingError("no_pool", "no SWIOTLB pool")
         if self.cc_mem_encrypt:
             log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
-        if self.dyn is not None:
-            r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_align_mask, dir, attrs, cpu)
-            if r is not None:
-                return r
         min_align = dev.min_align_mask
         if prof.pad_slots:
             if alloc_align_mask > PAGE_SIZE - 1:
@@ -283,18 +288,32 @@ class IoTlbMem:
             offset = orig_addr & min_align & (IO_TLB_SIZE - 1)
             size = alloc_size + offset
             msg_size = alloc_size
+        if self.dyn is not None:
+            # RFC v1: try a dynamically allocated buffer before the fixed slots
+            r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask,
+                                    dir, attrs, cpu)
+            if r is not None:
+                return r
         pool, index = self.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
         if index < 0:
             log.tag("full")
             cause = "too_big" if nr_slots(size) > IO_TLB_SEGSIZE else "pool_full"
+            if self.dyn is not None:
+                cause = self.dyn.failure_cause(cause)
             if not attrs & DMA_ATTR_NO_WARN:
                 log.ratelimited("swiotlb_tbl_map_single",
                                 f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
                                 f"total {self.nslabs} (slots), used {self.mem_used()} (slots)")
             raise DmaMappingError(cause, f"swiotlb buffer is full (sz: {msg_size} bytes)")
+        return self._commit(dev, pool, index, offset, size, orig_addr, mapping_size, dir)
+
+    def _commit(self, dev, pool: IoTlbPool, index: int, offset: int, size: int, orig_addr: int,
+                mapping_size: int, dir: int) -> int:
+        """Bookkeeping after a successful search: used counters, ``orig_addr`` per slot,
+        ``pad_slots``, the live-buffer record, and the map-time copy."""
+        prof = self.profile
         nslots = nr_slots(size)
-        if not pool.transient:
-            self._account_alloc(nslots)
+        self._account_alloc(nslots)
         pad = offset >> IO_TLB_SHIFT if prof.pad_slots else 0
         first = index
         index += pad
@@ -350,6 +369,8 @@ class IoTlbMem:
         if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir != DMA_TO_DEVICE:
             self.bounce(dev, tlb_addr, mapping_size, DMA_FROM_DEVICE, pool)
         del self.live[tlb_addr]
+        if pool is None:                       # RFC v1 dynamic buffer
+            return self.dyn.unmap(dev, buf)
         if pool.transient:
             return self.dyn.del_transient(dev, pool)
         freed = release_slots(pool, tlb_addr, dev.min_align_mask)
@@ -383,6 +404,8 @@ class IoTlbMem:
         from 6.9 (e8068f2d756d "fix swiotlb_bounce() to do partial syncs correctly") the
         in-slot offset may be negative and only the clamp remains.  Returns bytes copied.
         """
+        if pool is None:                       # RFC v1 dynamic buffer
+            return self.dyn.bounce(dev, tlb_addr, size, dir)
         index = (tlb_addr - pool.start) >> IO_TLB_SHIFT
         orig = pool._orig[index]
         alloc_size = pool._asize[index]
@@ -462,6 +485,21 @@ class IoTlbMem:
         if self.dyn is not None:
             d["io_tlb_transient_nslabs"] = self.transient_nslabs
         return d
+
+    def costs(self) -> dict:
+        """Deterministic cost counters: slots examined by the searches, lock acquisitions
+        per area (pool by pool), unmap/sync lookups, bytes copied, and whatever the
+        dynamic hook counts (pools searched, transient pools, worker runs, page orders)."""
+        pools = list(self.pools)
+        out = {"slots_examined": sum(p.slots_examined for p in pools),
+               "area_locks": {f"{p.name or 'pool'}@{p.start:#x}": list(p.area_locks) for p in pools},
+               "lock_acquisitions": sum(sum(p.area_locks) for p in pools),
+               "bytes_copied": self.bytes_copied, "unmap_sync_lookups": self.lookups}
+        if self.dyn is not None:
+            d = self.dyn.costs()
+            out["slots_examined"] += d.pop("slots_examined_freed_pools", 0)
+            out.update(d)
+        return out
 
     def reset_hiwater(self, value: int = 0) -> None:
         """Write to ``io_tlb_used_hiwater``: 0 resets it; anything else is EINVAL."""

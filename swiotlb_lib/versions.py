@@ -18,8 +18,13 @@ profile    what it models
            the default, and what Debian's 6.12 kernel does
 ========== ===================================================================
 
-Profiles with dynamic growth (``v6.6-dynamic``, ``v6.11-dynamic``, ``rfc-v1``) are
-added by :mod:`swiotlb_lib.dynamic`.
+Profiles with dynamic bounce buffers (their mechanics are in :mod:`swiotlb_lib.dynamic`):
+
+================= ================================================================
+``rfc-v1``        Petr Tesarik's RFC v1 (20 March 2023) on the ``v6.3rc`` base
+``v6.6-dynamic``  v6.6 built with ``CONFIG_SWIOTLB_DYNAMIC=y``
+``v6.11-dynamic`` v6.11 built with ``CONFIG_SWIOTLB_DYNAMIC=y``
+================= ================================================================
 """
 from __future__ import annotations
 
@@ -55,7 +60,9 @@ class KernelProfile:
     limit_nareas: bool = True
     #: ``CONFIG_SWIOTLB_DYNAMIC``-style growth: None, "v6.6", "v6.11" or "rfc-v1".
     dynamic: str | None = None
-    #: kernel the RFC profile is based on, for display.
+    #: RFC v1 patch 4/4: ``swiotlb=`` takes an option list (force, noforce, dynamic).
+    option_list: bool = False
+    #: one line for listings.
     description: str = ""
 
     @property
@@ -80,6 +87,16 @@ PROFILES: dict[str, KernelProfile] = {
         "v6.11", ALIGN_V69, tail_cap=True, pad_slots=True, has_hiwater=True,
         description="v6.11 (afd81d914f6f), current mainline behaviour"),
 }
+
+PROFILES["rfc-v1"] = PROFILES["v6.3rc"].with_name(
+    "rfc-v1", dynamic="rfc-v1", option_list=True,
+    description="RFC v1 (cover.1679309810.git.petr.tesarik.ext@huawei.com) on v6.3-rc; "
+                "dynamic buffers with swiotlb=dynamic")
+PROFILES["v6.6-dynamic"] = PROFILES["v6.6"].with_name(
+    "v6.6-dynamic", dynamic="v6.6", description="v6.6 with CONFIG_SWIOTLB_DYNAMIC=y (1aaa736815eb)")
+PROFILES["v6.11-dynamic"] = PROFILES["v6.11"].with_name(
+    "v6.11-dynamic", dynamic="v6.11",
+    description="v6.11 with CONFIG_SWIOTLB_DYNAMIC=y: area-major search across pools (55c543865b76)")
 
 #: The profile used when none is named: current mainline behaviour.
 DEFAULT_PROFILE = "v6.11"

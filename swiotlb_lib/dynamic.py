@@ -1,0 +1,429 @@
+"""Dynamic bounce buffers: Petr Tesarik's RFC v1 (March 2023) and the design merged in 6.6.
+
+Two hooks plug into :class:`~swiotlb_lib.swiotlb.IoTlbMem` (its ``dyn`` attribute):
+
+:class:`RfcDynamic` -- RFC v1 patches 3/4 and 4/4
+    (0334a54332ab75312c9de825548b616439dcc9f5.1679309810.git.petr.tesarik.ext@huawei.com,
+    e00c8c576b8ef2fa3cf867ab776cd136a519a835.1679309810.git.petr.tesarik.ext@huawei.com)
+    on the v6.3-rc base.  With ``swiotlb=dynamic`` every bounce of at least a page,
+    without alignment constraints, is first given its own buffer from
+    ``dma_direct_alloc_pages`` (CMA for sleeping callers, the buddy allocator otherwise,
+    in the device's coherent reach); ``GFP_KERNEL`` if the caller passed
+    ``DMA_ATTR_MAY_SLEEP`` (patch 1/4), else ``GFP_NOWAIT``.  Buffers are tracked in a
+    PFN-keyed maple tree (modelled as a sorted index whose lookup cost is counted in
+    tree levels), freed at unmap, with no size cap.  Only if that fails are the fixed
+    slots tried.  ``is_swiotlb_buffer`` consults the tree on every unmap and sync of
+    every device once dynamic buffers are allowed.
+
+:class:`Grower` -- ``CONFIG_SWIOTLB_DYNAMIC`` as merged for 6.6 (1aaa736815eb,
+    79636caad361, 1395706a1490, read at 009fbfc97b63) and as in 6.11 (afd81d914f6f:
+    area-major search across pools, 55c543865b76; explicit 256 KiB check).  Pools are
+    searched newest first; when all fail, the background worker is kicked (it adds a
+    pool of the boot size capped at 4 MiB, halving down to 1 MiB, never freed) and a
+    *transient* pool of exactly the request's slots is allocated with ``GFP_NOWAIT``
+    in the device's reach, used once and freed at unmap.  ``dma_uses_io_tlb`` lets a
+    device that never bounced skip the pool walk on unmap/sync.
+
+Every operation updates deterministic cost counters (:meth:`costs`), which the book
+compares instead of wall-clock times.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+
+from .constants import (DMA_ATTR_MAY_SLEEP, DMA_TO_DEVICE, DYNAMIC_POOL_MAX_NSLABS,
+                        IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, MAX_ORDER,
+                        PAGE_SHIFT, PAGE_SIZE)
+from .debug import PR_FMT
+from .page_alloc import GFP_KERNEL, GFP_NOWAIT, Gfp, get_order, gfpflags_allow_blocking
+from .pool import IoTlbPool, limit_nareas, nr_slots, search_pool_area
+
+U64 = (1 << 64) - 1
+
+
+def zone_gfp(pages, phys_limit: int) -> Gfp:
+    """The zone modifier for a physical limit, as ``swiotlb_alloc_tlb`` and
+    ``dma_direct_optimal_gfp_mask`` choose it: ``__GFP_DMA`` if the limit is inside
+    ZONE_DMA, ``__GFP_DMA32`` if below 4 GiB, none otherwise."""
+    dma = pages.layout.zone("DMA").end - 1 if any(z.name == "DMA" for z in pages.layout.zones) else 0
+    if phys_limit <= dma:
+        return Gfp.DMA
+    if phys_limit <= 0xFFFFFFFF:
+        return Gfp.DMA32
+    return Gfp(0)
+
+
+class _Costs:
+    """Deterministic counters shared by the hooks."""
+
+    def __init__(self) -> None:
+        self.c = Counter()
+        self.page_orders = Counter()
+
+
+class Grower:
+    """``CONFIG_SWIOTLB_DYNAMIC``: growth by pools, transient pools, the worker (6.6/6.11)."""
+
+    def __init__(self, mem, pages, *, phys_limit: int, default_nslabs: int, default_nareas: int,
+                 flavour: str, worker_delay: float | None = 0.0) -> None:
+        if flavour not in ("v6.6", "v6.11"):
+            raise ValueError(f"flavour: must be 'v6.6' or 'v6.11', got {flavour!r}")
+        self.mem = mem
+        self.pages = pages
+        self.phys_limit = phys_limit
+        self.default_nslabs = default_nslabs
+        self.default_nareas = default_nareas
+        self.flavour = flavour
+        self.can_grow = True
+        #: seconds of model time between the kick and the worker's run; None: only when
+        #: :meth:`run_pending_work` is called
+        self.worker_delay = worker_delay
+        self.pending = False
+        self.kicked_at = 0.0
+        self.costs_ = _Costs()
+        self._fail = None
+        self.transient_bytes = 0
+        self.pool_bytes = 0
+
+    # -- search ----------------------------------------------------------------------
+    def find_slots(self, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int, cpu: int):
+        """``swiotlb_find_slots()`` with ``CONFIG_SWIOTLB_DYNAMIC``."""
+        c = self.costs_.c
+        mem = self.mem
+        self._fail = None
+        self.tick(mem.log.now)
+        mam, bnd = dev.min_align_mask, dev.seg_boundary
+        if self.flavour == "v6.11":
+            if alloc_size > IO_TLB_SEGSIZE * IO_TLB_SIZE:
+                return None, -1
+            for k in range(self.default_nareas):
+                for pool in mem.pools:
+                    if k >= pool.nareas:
+                        continue
+                    c["pool_area_searches"] += 1
+                    idx = search_pool_area(pool, (cpu + k) & (pool.nareas - 1), orig_addr,
+                                           alloc_size, alloc_align_mask, mam, bnd)
+                    if idx >= 0:
+                        dev.dma_uses_io_tlb = True
+                        return pool, idx
+        else:
+            from .swiotlb import pool_find_slots
+            for pool in mem.pools:
+                c["pools_searched"] += 1
+                idx = pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
+                if idx >= 0:
+                    dev.dma_uses_io_tlb = True
+                    return pool, idx
+        if not self.can_grow:
+            return None, -1
+        self.schedule_work()
+        n = nr_slots(alloc_size)
+        pool = self.alloc_pool(dev, n, n, 1, dev.reach, GFP_NOWAIT | Gfp.NOWARN)
+        if pool is None:
+            self._fail = "no_memory"
+            c["transient_alloc_failed"] += 1
+            return None, -1
+        idx = search_pool_area(pool, 0, orig_addr, alloc_size, alloc_align_mask, mam, bnd)
+        if idx < 0:
+            c["transient_search_failed"] += 1
+            self.free_pool(pool)
+            return None, -1
+        pool.transient = True
+        dev.dma_io_tlb_pools.insert(0, pool)
+        mem.transient_nslabs += pool.nslabs
+        c["transient_pools"] += 1
+        self.transient_bytes += pool.nslabs << IO_TLB_SHIFT
+        dev.dma_uses_io_tlb = True
+        return pool, idx
+
+    def failure_cause(self, cause: str) -> str:
+        return "no_memory" if self._fail == "no_memory" and cause == "pool_full" else cause
+
+    def before_map(self, *args):
+        return None
+
+    # -- pools -----------------------------------------------------------------------
+    def alloc_tlb(self, dev, nbytes: int, phys_limit: int, gfp):
+        """``swiotlb_alloc_tlb()``: from the atomic coherent pool when a non-blocking
+        request must be decrypted (confidential guests), else from the buddy allocator in
+        the zone the limit needs.  Returns ``(paddr, how)`` or ``None``."""
+        pages = self.pages
+        if not gfpflags_allow_blocking(gfp) and dev is not None and self.mem.cc_mem_encrypt:
+            p = pages.dma_alloc_from_pool(nbytes, limit=phys_limit)
+            return None if p is None else (p, "atomic")
+        order = get_order(nbytes)
+        if order > MAX_ORDER:
+            return None
+        p = pages.alloc_pages(Gfp(gfp) | zone_gfp(pages, phys_limit), order, limit=phys_limit,
+                              owner="swiotlb-dyn")
+        if p is None:
+            return None
+        self.costs_.page_orders[order] += 1
+        return p, order
+
+    def alloc_pool(self, dev, minslabs: int, nslabs: int, nareas: int, phys_limit: int, gfp):
+        """``swiotlb_alloc_pool()``: cap at 4 MiB, halve down to ``minslabs`` on failure."""
+        if nslabs > DYNAMIC_POOL_MAX_NSLABS:
+            nslabs = DYNAMIC_POOL_MAX_NSLABS
+            nareas = limit_nareas(nareas, nslabs)
+        while True:
+            got = self.alloc_tlb(dev, nslabs << IO_TLB_SHIFT, phys_limit, gfp)
+            if got is not None:
+                break
+            if nslabs <= minslabs:
+                return None
+            nslabs = -(-(nslabs >> 1) // IO_TLB_SEGSIZE) * IO_TLB_SEGSIZE
+            nareas = limit_nareas(nareas, nslabs)
+        paddr, how = got
+        pool = IoTlbPool(paddr, nslabs, max(nareas, 1), self.mem.profile, late_alloc=True,
+                         name="dynamic")
+        pool.alloc_how = how
+        self.mem.memory.fill(pool.start, nslabs << IO_TLB_SHIFT, 0)
+        return pool
+
+    def free_pool(self, pool) -> None:
+        """``swiotlb_dyn_free()``: give the pool's memory back."""
+        how = pool.alloc_how
+        if how == "atomic":
+            self.pages.dma_free_from_pool(pool.start, pool.nslabs << IO_TLB_SHIFT)
+        else:
+            self.pages.free_pages(pool.start, how)
+        self.costs_.c["slots_examined_freed_pools"] += pool.slots_examined
+
+    def del_transient(self, dev, pool) -> int:
+        """``swiotlb_del_transient()``: the whole transient pool goes at unmap."""
+        mem = self.mem
+        mem.total_used -= pool.nslabs
+        dev.dma_io_tlb_pools.remove(pool)
+        mem.transient_nslabs -= pool.nslabs
+        self.transient_bytes -= pool.nslabs << IO_TLB_SHIFT
+        self.free_pool(pool)
+        return pool.nslabs
+
+    # -- the worker ------------------------------------------------------------------
+    def schedule_work(self) -> None:
+        """``schedule_work(&mem->dyn_alloc)``: a no-op while the work is pending."""
+        self.costs_.c["worker_kicks"] += 1
+        if not self.pending:
+            self.pending = True
+            self.kicked_at = self.mem.log.now
+
+    def tick(self, now: float) -> None:
+        """Run the pending worker if its delay has passed at model time ``now``."""
+        if self.pending and self.worker_delay is not None and now - self.kicked_at >= self.worker_delay:
+            self.run_pending_work()
+
+    def run_pending_work(self) -> bool:
+        """``swiotlb_dyn_alloc()``: add one pool (GFP_KERNEL, may reclaim) or log the failure."""
+        if not self.pending:
+            return False
+        self.pending = False
+        c = self.costs_.c
+        c["worker_runs"] += 1
+        pool = self.alloc_pool(None, IO_TLB_MIN_SLABS, self.default_nslabs, self.default_nareas,
+                               self.phys_limit, GFP_KERNEL)
+        if pool is None:
+            self.mem.log.ratelimited("swiotlb_dyn_alloc", PR_FMT + "Failed to allocate new pool")
+            c["worker_failures"] += 1
+            return False
+        self.mem.add_pool(pool)
+        self.pool_bytes += pool.nslabs << IO_TLB_SHIFT
+        c["pools_added"] += 1
+        return True
+
+    # -- lookups -----------------------------------------------------------------------
+    def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
+        """6.6+ with 1395706a1490 and 2d5780bbef8d: ``dma_uses_io_tlb``, then the walk over
+        the allocator's pools and the device's transient pools (each step counted)."""
+        c = self.costs_.c
+        c["lookups"] += 1
+        if not dev.dma_uses_io_tlb:
+            return False
+        for pool in self.mem.pools:
+            c["lookup_steps"] += 1
+            if pool.start <= paddr < pool.end:
+                return True
+        for pool in dev.dma_io_tlb_pools:
+            c["lookup_steps"] += 1
+            if pool.start <= paddr < pool.end:
+                return True
+        return False
+
+    def costs(self) -> dict:
+        out = dict(self.costs_.c)
+        out["page_alloc_orders"] = dict(sorted(self.costs_.page_orders.items()))
+        return out
+
+    def bounce_bytes(self) -> int:
+        """Memory held for bouncing beyond the boot pool: added pools + transient pools."""
+        return self.pool_bytes + self.transient_bytes
+
+
+class RfcDynamic:
+    """RFC v1: a dynamically allocated buffer per bounce, tried before the fixed slots."""
+
+    def __init__(self, mem, pages, *, allow_dyn: bool) -> None:
+        self.mem = mem
+        self.pages = pages
+        self.allow_dyn = allow_dyn and not mem.for_alloc
+        self.costs_ = _Costs()
+        self._starts: list[int] = []          # sorted first PFNs of the tree's ranges
+        self._entries: dict[int, tuple] = {}  # first PFN -> (last PFN, paddr, nbytes, how, buf)
+        self._fail = None
+        self.dyn_bytes = 0
+        self.pending = False
+
+    # the maple tree -----------------------------------------------------------------
+    def _tree_cost(self) -> int:
+        """Maple-tree levels walked by ``mt_find`` (16-way range nodes)."""
+        n, levels = max(len(self._starts), 1), 1
+        while n > 16:
+            n = -(-n // 16)
+            levels += 1
+        return levels
+
+    def _find(self, paddr: int):
+        c = self.costs_.c
+        c["tree_lookups"] += 1
+        c["tree_node_visits"] += self._tree_cost()
+        c["dyn_lock_acquisitions"] += 1
+        pfn = paddr >> PAGE_SHIFT
+        i = bisect.bisect_right(self._starts, pfn) - 1
+        if i >= 0:
+            first = self._starts[i]
+            e = self._entries[first]
+            if first <= pfn <= e[0]:
+                return first, e
+        return None
+
+    # map -------------------------------------------------------------------------------
+    def dma_direct_alloc_pages(self, dev, nbytes: int, gfp):
+        """``dma_direct_alloc_pages()`` (v6.3): atomic pool for non-blocking decrypted
+        memory; otherwise CMA (only if the caller may sleep), then the buddy allocator
+        in the zone of the device's coherent reach.  Returns ``(paddr, how)`` or None."""
+        pages = self.pages
+        limit = min(dev.coherent_dma_mask, dev.bus_dma_limit) if dev.bus_dma_limit else dev.coherent_dma_mask
+        if self.mem.cc_mem_encrypt and not gfpflags_allow_blocking(gfp):
+            p = pages.dma_alloc_from_pool(nbytes, limit=limit)
+            return None if p is None else (p, "atomic")
+        g = Gfp(gfp) | zone_gfp(pages, limit)
+        if gfpflags_allow_blocking(gfp) and nbytes > PAGE_SIZE:
+            self.costs_.c["cma_attempts"] += 1
+            p = pages.alloc_contig(nbytes, g, limit=limit)
+            if p is not None:
+                return p, "cma"
+        order = get_order(nbytes)
+        if order > MAX_ORDER:
+            return None
+        p = pages.alloc_pages(g, order, limit=limit, owner="swiotlb-dyn")
+        if p is None:
+            return None
+        self.costs_.page_orders[order] += 1
+        return p, order
+
+    def before_map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int,
+                   alloc_align_mask: int, dir: int, attrs: int, cpu: int):
+        """``swiotlb_dyn_map()``, tried first when dynamic buffers are allowed."""
+        from .swiotlb import BounceBuffer
+        self._fail = None
+        if not self.allow_dyn:
+            return None
+        c = self.costs_.c
+        if alloc_size < PAGE_SIZE or alloc_align_mask or dev.min_align_mask:
+            c["dyn_skipped"] += 1
+            return None
+        gfp = (GFP_KERNEL if attrs & DMA_ATTR_MAY_SLEEP else GFP_NOWAIT) | Gfp.NOWARN
+        nbytes = (alloc_size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        c["dyn_attempts"] += 1
+        got = self.dma_direct_alloc_pages(dev, nbytes, gfp)
+        if got is None:
+            c["dyn_failed"] += 1
+            self._fail = "no_memory"
+            return None
+        paddr, how = got
+        first = paddr >> PAGE_SHIFT
+        last = first + ((alloc_size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1
+        c["tree_stores"] += 1
+        c["tree_node_visits"] += self._tree_cost()
+        c["dyn_lock_acquisitions"] += 1
+        buf = BounceBuffer(dev, None, paddr, orig_addr, mapping_size, -1, 0, dir)
+        bisect.insort(self._starts, first)
+        self._entries[first] = (last, paddr, nbytes, how, buf, alloc_size)
+        self.dyn_bytes += nbytes
+        c["dyn_buffers"] += 1
+        self.mem.live[paddr] = buf
+        # swiotlb_bounce(TO_DEVICE): dispatched to swiotlb_dyn_bounce, one more lookup
+        self.bounce(dev, paddr, mapping_size, DMA_TO_DEVICE)
+        return paddr
+
+    def failure_cause(self, cause: str) -> str:
+        return "no_memory" if self._fail == "no_memory" and cause == "too_big" else cause
+
+    def find_slots(self, dev, orig_addr, alloc_size, alloc_align_mask, cpu):
+        from .swiotlb import pool_find_slots
+        pool = self.mem.defpool
+        return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
+
+    def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
+        """Patch 4/4: ``is_swiotlb_fixed(mem, paddr) || (mem->allow_dyn && is_swiotlb_dyn())``."""
+        p = self.mem.defpool
+        if p is not None and p.start <= paddr < p.end:
+            return True
+        return self.allow_dyn and self._find(paddr) is not None
+
+    def bounce(self, dev, tlb_addr: int, size: int, dir: int) -> int:
+        """``swiotlb_dyn_bounce()`` -> ``swiotlb_copy()``: offset from the buffer start."""
+        hit = self._find(tlb_addr)
+        if hit is None:
+            return 0
+        _, (last, paddr, nbytes, how, buf, alloc_size) = hit
+        off = tlb_addr - paddr
+        if off > alloc_size:
+            self.mem.log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
+                              f"Allocation size: {alloc_size}. Mapping size: {size}+{off}.")
+            return 0
+        if size > alloc_size - off:
+            self.mem.log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
+                              f"Allocation size: {alloc_size - off}. Mapping size: {size}.")
+            size = alloc_size - off
+        if dir == DMA_TO_DEVICE:
+            self.mem.memory.copy_unchecked(tlb_addr, buf.orig_addr + off, size)
+        else:
+            self.mem.memory.copy_unchecked(buf.orig_addr + off, tlb_addr, size)
+        self.mem.bytes_copied += size
+        return size
+
+    def unmap(self, dev, buf) -> int:
+        """``swiotlb_dyn_unmap()``: erase the tree entry and free the pages at once."""
+        hit = self._find(buf.tlb_addr)
+        first, (last, paddr, nbytes, how, _, _) = hit
+        i = bisect.bisect_left(self._starts, first)
+        del self._starts[i]
+        del self._entries[first]
+        self.dyn_bytes -= nbytes
+        if how == "cma":
+            self.pages.free_contig(paddr, nbytes)
+        elif how == "atomic":
+            self.pages.dma_free_from_pool(paddr, nbytes)
+        else:
+            self.pages.free_pages(paddr, how)
+        return 0
+
+    def del_transient(self, dev, pool) -> int:  # pragma: no cover - RFC has no transient pools
+        raise AssertionError("RFC v1 has no transient pools")
+
+    def run_pending_work(self) -> bool:
+        return False
+
+    def tick(self, now: float) -> None:
+        return None
+
+    def costs(self) -> dict:
+        out = dict(self.costs_.c)
+        out["page_alloc_orders"] = dict(sorted(self.costs_.page_orders.items()))
+        out["live_dyn_buffers"] = len(self._starts)
+        return out
+
+    def bounce_bytes(self) -> int:
+        return self.dyn_bytes
