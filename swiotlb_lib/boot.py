@@ -164,9 +164,9 @@ class Machine:
         if self._pages is None:
             from .page_alloc import PageAllocator
             lay = self.layout
-            kbase = 16 * MiB if self.arch == "x86_64" else 2 * MiB
+            kbase = {"x86_64": 16 * MiB, "arm64-rpi4": 2 * MiB}.get(self.arch, lay.ram[0][0] + 2 * MiB)
             reserved = [(kbase, kbase + 40 * MiB)]
-            low_top = max(e for s_, e in lay.ram if s_ < lay.low_limit)
+            low_top = min(max(e for s_, e in lay.ram if s_ < lay.low_limit), lay.low_limit)
             if lay.early_top < low_top:
                 reserved.append((lay.early_top, low_top))
             pool = self.swiotlb.defpool

@@ -38,6 +38,67 @@ def _cmd_oracle(a) -> int:
     return 0
 
 
+def _cmd_scenario(a) -> int:
+    from .workloads import run_scenario
+    r = run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed)
+    if a.json:
+        print(r.to_json())
+    else:
+        print("\n".join(r.summary_lines()))
+        print("kernel log:")
+        for line in r.log:
+            print("  " + line)
+    return 0
+
+
+def compare_table(results) -> str:
+    """The scenario summaries side by side, one column per kernel profile."""
+    rows = [("cmdline", lambda r: r.cmdline or "(none)"), ("attempted", lambda r: r.attempted),
+            ("mapped", lambda r: r.mapped), ("bounced", lambda r: r.bounced), ("failed", lambda r: r.failed)]
+    rows += [(f"  {c}", (lambda c: lambda r: r.failures[c])(c)) for c in ("too_big", "pool_full",
+                                                                          "out_of_reach", "no_memory")]
+    rows += [("peak used slots", lambda r: r.peak_used_slots),
+             ("peak bounce MiB", lambda r: f"{r.peak_bounce_bytes / (1 << 20):.2f}"),
+             ("end bounce MiB", lambda r: f"{r.end_bounce_bytes / (1 << 20):.2f}"),
+             ("transient pools", lambda r: r.transient_pools), ("pools added", lambda r: r.pools_added),
+             ("OOM events", lambda r: r.oom_events)]
+    keys = []
+    for r in results:
+        for k in r.extra:
+            if k not in keys:
+                keys.append(k)
+    rows += [(k, (lambda k: lambda r: r.extra.get(k, "-"))(k)) for k in keys]
+    ckeys = []
+    for r in results:
+        for k, v in r.costs.items():
+            if k not in ckeys and not isinstance(v, dict):
+                ckeys.append(k)
+    rows += [(f"cost: {k}", (lambda k: lambda r: r.costs.get(k, 0))(k)) for k in ckeys]
+    table = [["", *[r.kernel for r in results]]] + [[name, *[str(f(r)) for r in results]] for name, f in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in table)
+
+
+def _cmd_compare(a) -> int:
+    from .workloads import run_scenario
+    kernels = a.kernel or ["v6.3rc", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic"]
+    results = [run_scenario(a.name, kernel=k, cmdline=a.cmdline, seed=a.seed) for k in kernels]
+    if a.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        print(f"scenario {a.name}, seed {a.seed}")
+        print(compare_table(results))
+    return 0
+
+
+def _cmd_scenarios(a) -> int:
+    from .workloads import SCENARIOS
+    for name, (_, desc) in SCENARIOS.items():
+        print(f"{name:<14} {desc}")
+    return 0
+
+
 def _cmd_profiles(a) -> int:
     for name, p in versions.PROFILES.items():
         mark = " (default)" if name == versions.DEFAULT_PROFILE else ""
@@ -53,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("boot", help="boot a machine and print SWIOTLB's log lines and debugfs values")
     b.add_argument("--ram", default="2G", help="RAM size, e.g. 512M, 2G, 1T (default 2G)")
     b.add_argument("--cpus", type=int, default=2, help="possible CPUs, 1..8192 (default 2)")
-    b.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64-rpi4"])
+    b.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64-rpi4", "arm64-board"])
     b.add_argument("--mem-encrypt", action="store_true", help="confidential guest (SEV/TDX)")
     b.add_argument("--cmdline", default="", help='kernel command line, e.g. "swiotlb=1000,2,force"')
     b.add_argument("--kernel", default=None, help=f"kernel profile (default {versions.DEFAULT_PROFILE})")
@@ -64,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("file", help="vectors file in the shared/oracle format, or - for stdin")
     o.add_argument("--kernel", default=None, help="profile (default: the file's meta version)")
     o.set_defaults(func=_cmd_oracle)
+
+    sc = sub.add_parser("scenario", help="run one scenario on one kernel profile")
+    sc.add_argument("name", help="scenario name (see 'scenarios')")
+    sc.add_argument("--kernel", default=None, help=f"profile (default {versions.DEFAULT_PROFILE})")
+    sc.add_argument("--cmdline", default=None, help="kernel command line (default: the scenario's)")
+    sc.add_argument("--seed", type=int, default=1)
+    sc.add_argument("--json", action="store_true", help="print one JSON object")
+    sc.set_defaults(func=_cmd_scenario)
+
+    cp = sub.add_parser("compare", help="run one scenario on several profiles; print a table")
+    cp.add_argument("name")
+    cp.add_argument("--kernel", action="append", help="profile; repeat for each column "
+                    "(default: v6.3rc rfc-v1 v6.6 v6.6-dynamic v6.11-dynamic)")
+    cp.add_argument("--cmdline", default=None)
+    cp.add_argument("--seed", type=int, default=1)
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=_cmd_compare)
+
+    ss = sub.add_parser("scenarios", help="list the scenarios")
+    ss.set_defaults(func=_cmd_scenarios)
 
     pr = sub.add_parser("profiles", help="list the kernel profiles")
     pr.set_defaults(func=_cmd_profiles)

@@ -203,7 +203,7 @@ class MemoryLayout:
         return None
 
 
-ARCHES = ("x86_64", "arm64-rpi4")
+ARCHES = ("x86_64", "arm64-rpi4", "arm64-board")
 
 
 def parse_size(text: str, what: str = "size") -> int:
@@ -237,6 +237,11 @@ def layout_for(arch: str, ram_bytes: int, calibration: str = "6.12") -> MemoryLa
     0x11b000 on 6.1) sit at the top of low RAM; otherwise 3 MiB + 18 MiB per GiB of RAM,
     which reproduces the pools at 0x3eb00000 (1 GiB) and 0x7d900000 (2 GiB) exactly.
 
+    ``arm64-board`` models a small embedded Arm SoC (the cover letter's third system):
+    DRAM from 0x40000000, and device-tree ``dma-ranges`` that let the DMA masters reach
+    only the first 256 MiB of it, so ``ZONE_DMA`` is that window and SWIOTLB is set up
+    (with its default 64 MiB) whenever RAM is larger.  Not calibrated on real hardware.
+
     ``arm64-rpi4`` models a Raspberry Pi 4: RAM from 0 with the firmware's GPU carve-out
     ending the first range at 0x3b400000, then [1 GiB, 0xfc000000) and RAM above 4 GiB
     on 8 GiB boards; ``ZONE_DMA`` is the first GiB (``zone_dma_bits`` = 30), ``ZONE_DMA32``
@@ -269,6 +274,18 @@ def layout_for(arch: str, ram_bytes: int, calibration: str = "6.12") -> MemoryLa
         return MemoryLayout(arch, ram_bytes, ram, reserved, zones,
                             low_limit=1 << 32, early_top=early, any_top=any_top,
                             notes=["x86_64: QEMU pc layout, pool placement calibrated on Debian 6.12/6.1 boots"])
+    if arch == "arm64-board":
+        base = 0x40000000
+        top = base + ram_bytes
+        dma_end = min(top, base + 256 * MiB)
+        zones = [Zone("DMA", base, dma_end)]
+        if top > dma_end:
+            zones.append(Zone("DMA32", dma_end, min(top, 1 << 32)))
+        if top > 1 << 32:
+            zones.append(Zone("Normal", 1 << 32, top))
+        return MemoryLayout(arch, ram_bytes, [(base, top)], [], zones, low_limit=dma_end,
+                            early_top=dma_end - 8 * MiB, any_top=top - 8 * MiB,
+                            notes=["arm64-board: generic SoC, DMA window 256 MiB; not calibrated"])
     # arm64-rpi4
     first_end = 0x3B400000
     ram = [(0, min(first_end, ram_bytes))]

@@ -101,3 +101,20 @@ def test_direct_mapping_when_capable_and_not_forced():
     dma = m.dma.map_single(pci, high, 4096, DMA_TO_DEVICE)             # 32-bit: bounces
     assert dma < (1 << 32) and m.device_read(pci, dma, 2) == b"hi"
     assert m.dma.map_single(pci, low, 4096, DMA_TO_DEVICE) == low
+
+
+@pytest.mark.parametrize("profile,copied", [("v6.3", False), ("v6.6", False), ("v6.11", True)])
+def test_partial_sync_in_later_slot_before_offset(profile, copied):
+    # e8068f2d756d (6.9) "swiotlb: fix swiotlb_bounce() to do partial syncs correctly": with
+    # a min_align offset o, a sync starting in the 2nd slot at an in-slot offset < o was
+    # refused ("Access before mapping start detected") by older kernels.
+    m = Machine(ram="2G", cpus=1, cmdline="swiotlb=force", kernel=profile)
+    dev = m.add_device("nvme")
+    orig = 0x20000000 + 0x600                      # offset 0x600 in its slot
+    m.cpu_write(orig, bytes(4096))
+    dma = m.dma.map_single(dev, orig, 4096, DMA_FROM_DEVICE)
+    target = ((dma >> 11) + 1 << 11) + 0x100       # 2nd slot, in-slot offset 0x100 < 0x600
+    m.device_write(dev, target, b"Q" * 16)
+    m.dma.sync_single_for_cpu(dev, target, 16, DMA_FROM_DEVICE)
+    assert (m.cpu_read(orig + (target - dma), 16) == b"Q" * 16) == copied
+    assert any("Access before mapping start detected" in l for l in m.log.lines) != copied

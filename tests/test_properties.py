@@ -18,6 +18,17 @@ SIZES = st.one_of(st.integers(1, 4096), st.sampled_from([2048, 4096, 8192, 65536
                   st.integers(1, 300 * 1024))
 
 
+def dropped(profile, dev, orig, dma, off):
+    """Before e8068f2d756d ("swiotlb: fix swiotlb_bounce() to do partial syncs correctly",
+    6.9), a partial sync that starts in a later slot of a buffer, at an in-slot offset
+    below the buffer's min_align offset, hits "Access before mapping start detected" and
+    copies nothing.  The v6.11 profile has the fix."""
+    o = orig & dev.min_align_mask & 0x7FF
+    a = dma + off
+    later_slot = (a >> 11) > (dma >> 11)
+    return profile != "v6.11" and later_slot and (a & 0x7FF) < o
+
+
 def check_invariants(m):
     mem = m.swiotlb
     for pool in mem.pools:
@@ -85,11 +96,11 @@ def test_random_sequences_keep_invariants_and_bytes(profile, nareas, nslabs, dat
                 cpu_sh[off:off + n] = blob
             elif op == "sync_cpu":
                 m.dma.sync_single_for_cpu(dev, dma + off, n, d)
-                if d in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL):
+                if d in (DMA_FROM_DEVICE, DMA_BIDIRECTIONAL) and not dropped(profile, dev, orig, dma, off):
                     cpu_sh[off:off + n] = dev_sh[off:off + n]
             elif op == "sync_dev":
                 m.dma.sync_single_for_device(dev, dma + off, n, d)
-                if d in (DMA_TO_DEVICE, DMA_BIDIRECTIONAL):
+                if d in (DMA_TO_DEVICE, DMA_BIDIRECTIONAL) and not dropped(profile, dev, orig, dma, off):
                     dev_sh[off:off + n] = cpu_sh[off:off + n]
         check_invariants(m)
         for dev, orig, size, d, dma, cpu_sh, dev_sh in live.values():

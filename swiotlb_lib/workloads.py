@@ -1,0 +1,494 @@
+"""Seeded scenarios: the three systems of the RFC cover letter and two storage loads.
+
+Every scenario runs on any kernel profile, takes a seed, and returns a
+:class:`ScenarioResult` that can print its own answers (the OSTEP-simulator habit).
+
+=================  ==========================================================================
+``rpi4-fullhd``    Raspberry Pi 4: v3d exports a FullHD XRGB8888 framebuffer (8 294 400 B),
+                   vc4 (1 GiB bus limit) imports it: a scatter-gather map whose segments are
+                   the buffer's physically contiguous runs.  One failing segment fails the
+                   whole import (cover letter; raspberrypi/linux#5524, #5926).
+``rpi4-4k``        the same with the RFC's 34 MiB 4K buffer.
+``coco-guest``     confidential x86 guest (memory encryption): every DMA bounces; the pool is
+                   6 % of RAM; virtio block and network traffic with the size mix measured in
+                   a confidential VM (58 % <= 2 KiB, 91 % <= 4 KiB, none above 512 KiB).
+``arm-board-oom``  a 512 MiB Arm board whose DMA masters reach only 256 MiB: applications need
+                   memory, and the fixed 64 MiB pool is what they lack.
+``nvme``           NVMe (``min_align_mask`` 0xfff) in a confidential guest: O_DIRECT I/O with
+                   512-byte aligned buffers, requests capped at ``dma_max_mapping_size``.
+``storage``        virtio-blk with ``swiotlb=force`` and a queue depth, structured like the
+                   requests in shared/realkernel's traces (header, data, status, indirect).
+=================  ==========================================================================
+
+Defaults per profile: ``rfc-v1`` runs with ``swiotlb=dynamic`` added (its point), and the
+``arm-board-oom`` scenario gives profiles that can grow a small pool (``swiotlb=512``),
+because that is the configuration the RFC argues for; ``--cmdline`` overrides both.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from .boot import Machine
+from .constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
+                        DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE)
+from .device import Device
+from .swiotlb import DmaMappingError
+from .versions import get_profile
+
+MiB = 1 << 20
+CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory")
+
+
+@dataclass
+class ScenarioResult:
+    """What a scenario did, with the keys of ``python -m swiotlb_lib scenario --json``."""
+
+    scenario: str
+    kernel: str
+    cmdline: str
+    seed: int
+    attempted: int = 0
+    mapped: int = 0
+    bounced: int = 0
+    failed: int = 0
+    failures: dict = field(default_factory=lambda: {c: 0 for c in CAUSES})
+    peak_used_slots: int = 0
+    peak_bounce_bytes: int = 0
+    end_bounce_bytes: int = 0
+    transient_pools: int = 0
+    pools_added: int = 0
+    oom_events: int = 0
+    costs: dict = field(default_factory=dict)
+    log: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("scenario", "kernel", "cmdline", "seed", "attempted", "mapped",
+                                           "bounced", "failed", "failures", "peak_used_slots",
+                                           "peak_bounce_bytes", "end_bounce_bytes", "transient_pools",
+                                           "pools_added", "oom_events", "costs", "log")}
+        d.update(self.extra)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    def summary_lines(self) -> list[str]:
+        f = ", ".join(f"{k} {v}" for k, v in self.failures.items() if v) or "none"
+        lines = [f"scenario {self.scenario} on {self.kernel} (cmdline {self.cmdline!r}, seed {self.seed})",
+                 f"  mappings attempted {self.attempted}, mapped {self.mapped} ({self.bounced} bounced), "
+                 f"failed {self.failed}: {f}",
+                 f"  peak slots used {self.peak_used_slots}; bytes held for bouncing: peak "
+                 f"{self.peak_bounce_bytes / MiB:.2f} MiB, end {self.end_bounce_bytes / MiB:.2f} MiB",
+                 f"  transient pools {self.transient_pools}, pools added {self.pools_added}, "
+                 f"OOM events {self.oom_events}"]
+        for k, v in self.extra.items():
+            lines.append(f"  {k}: {v}")
+        costs = {k: v for k, v in self.costs.items() if k != "area_locks"}
+        lines.append("  costs: " + ", ".join(f"{k}={v}" for k, v in costs.items()))
+        return lines
+
+
+class Recorder:
+    """Drives a machine's DMA API and keeps the scenario's tallies."""
+
+    def __init__(self, m: Machine, res: ScenarioResult) -> None:
+        self.m = m
+        self.res = res
+        self.step = 1e-4          # model seconds per operation (advances the worker's clock)
+
+    def _sample(self) -> None:
+        mem = self.m.swiotlb
+        r = self.res
+        r.peak_used_slots = max(r.peak_used_slots, mem.total_used)
+        r.peak_bounce_bytes = max(r.peak_bounce_bytes, self.m.bounce_bytes())
+
+    def map(self, dev, paddr: int, size: int, dir: int, attrs: int = 0, cpu: int = 0):
+        m, r = self.m, self.res
+        m.advance(self.step)
+        r.attempted += 1
+        before = m.dma.bounced
+        try:
+            dma = m.dma.map_single(dev, paddr, size, dir, attrs, cpu)
+        except DmaMappingError as e:
+            r.failed += 1
+            r.failures[e.cause if e.cause in CAUSES else "pool_full"] += 1
+            self._sample()
+            return None
+        r.mapped += 1
+        r.bounced += m.dma.bounced - before
+        self._sample()
+        return dma
+
+    def unmap(self, dev, dma: int, size: int, dir: int, attrs: int = 0) -> None:
+        self.m.advance(self.step)
+        self.m.dma.unmap_single(dev, dma, size, dir, attrs)
+
+    def map_sg(self, dev, sgl, dir: int, attrs: int = 0, cpu: int = 0):
+        """``dma_map_sgtable``: entry by entry; one failure unmaps the rest and fails all."""
+        done = []
+        for paddr, n in sgl:
+            dma = self.map(dev, paddr, n, dir, attrs, cpu)
+            if dma is None:
+                for d, k in done:
+                    self.unmap(dev, d, k, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+                return None
+            done.append((dma, n))
+        return done
+
+    def finish(self) -> ScenarioResult:
+        m, r = self.m, self.res
+        mem = m.swiotlb
+        self._sample()
+        r.end_bounce_bytes = m.bounce_bytes()
+        r.costs = mem.costs()
+        r.transient_pools = r.costs.get("transient_pools", 0)
+        r.pools_added = r.costs.get("pools_added", 0)
+        r.log = [l for l in m.log.lines if "Command line" not in l]
+        return r
+
+
+# ------------------------------------------------------------------ helpers ------------
+
+def _machine(kernel, cmdline: str, default_cmdline: str, rfc_dynamic: bool = True, **kw) -> Machine:
+    prof = get_profile(kernel)
+    if cmdline is None:
+        cmdline = default_cmdline
+        if prof.dynamic == "rfc-v1" and rfc_dynamic:
+            cmdline = _add_option(cmdline, "dynamic")
+    return Machine(cmdline=cmdline, kernel=prof, **kw)
+
+
+def _add_option(cmdline: str, opt: str) -> str:
+    words = cmdline.split()
+    for i, w in enumerate(words):
+        if w.startswith("swiotlb="):
+            words[i] = w + "," + opt
+            return " ".join(words)
+    return (cmdline + " swiotlb=" + opt).strip()
+
+
+def _result(name, m: Machine, seed: int) -> ScenarioResult:
+    return ScenarioResult(name, m.profile.name, m.cmdline, seed)
+
+
+#: Contiguous-run lengths of a GPU buffer, in pages: log-uniform from 4 pages (16 KiB) to
+#: 1200 pages (4.7 MiB).  Not measured: chosen so that the runs span the failing segment
+#: sizes in the Raspberry Pi bug reports (384 KiB to 4.7 MiB, raspberrypi/linux #5524,
+#: #5926; spec/measurements.md section 3) together with the smaller runs that map fine.
+RUN_PAGES = (4, 1200)
+
+
+def scattered_buffer(m: Machine, rng: random.Random, nbytes: int, owner: str = "gpu"):
+    """Allocate a ``nbytes`` buffer page by page, as shmem gathers a GEM object, in
+    physically contiguous runs whose lengths follow :data:`RUN_PAGES`; one page pinned by
+    someone else separates consecutive runs.  Returns ``(pages, runs)``: every page to free
+    later (separators included) and the runs, in buffer order, that its scatter-gather
+    table holds (``sg_alloc_table_from_pages`` merges adjacent pages).  ``(None, None)``
+    if memory ran out."""
+    import math
+
+    from .page_alloc import GFP_KERNEL
+    pages = m.pages
+    got, runs = [], []
+    need = -(-nbytes // PAGE_SIZE)
+    lo, hi = RUN_PAGES
+    while need > 0:
+        length = min(need, int(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+        for _ in range(length):
+            p = pages.alloc_pages(GFP_KERNEL, 0, owner=owner)
+            if p is None:
+                for q in got:
+                    pages.free_pages(q, 0)
+                return None, None
+            got.append(p)
+            if runs and runs[-1][0] + runs[-1][1] == p:
+                runs[-1][1] += PAGE_SIZE
+            else:
+                runs.append([p, PAGE_SIZE])
+        need -= length
+        sep = pages.alloc_pages(GFP_KERNEL, 0, owner="pinned")
+        if sep is not None:
+            got.append(sep)
+    runs[-1][1] -= -nbytes % PAGE_SIZE          # the buffer may end inside its last page
+    return got, [(a, n) for a, n in runs]
+
+
+# ------------------------------------------------------------------ scenarios ----------
+
+def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=None, seed: int = 1,
+         frames: int = 8, may_sleep: bool = True, ram: str = "4G") -> ScenarioResult:
+    """The Raspberry Pi 4 display path: v3d renders, vc4 imports (``drm_gem_map_dma_buf``).
+
+    The importer passes ``DMA_ATTR_SKIP_CPU_SYNC`` and, by default, ``DMA_ATTR_MAY_SLEEP``,
+    as Petr Tesarik's test tree did (f42723f3-6dda-037d-3dd2-dc60ac0dcc3d@huaweicloud.com);
+    ``may_sleep=False`` turns it off.  Two buffers are in flight (double buffering)."""
+    rng = random.Random(seed)
+    m = _machine(kernel, cmdline, "", arch="arm64-rpi4", ram=ram, cpus=4)
+    res = _result(name, m, seed)
+    rec = Recorder(m, res)
+    v3d = m.add_device("rpi4-v3d")
+    vc4 = m.add_device("rpi4-vc4")
+    attrs = DMA_ATTR_SKIP_CPU_SYNC | (DMA_ATTR_MAY_SLEEP if may_sleep else 0)
+    live = []
+    imports_ok = imports_failed = 0
+    seg_sizes = []
+    for frame in range(frames):
+        blocks, runs = scattered_buffer(m, rng, nbytes, owner="gpu")
+        if blocks is None:
+            res.oom_events += 1
+            continue
+        seg_sizes += [n for _, n in runs]
+        # v3d maps it for rendering: full reach, no bounce
+        v3d_map = rec.map_sg(v3d, runs, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
+        mapped = rec.map_sg(vc4, runs, DMA_BIDIRECTIONAL, attrs, cpu=frame % 4)
+        if mapped is None:
+            imports_failed += 1
+        else:
+            imports_ok += 1
+        live.append((blocks, runs, v3d_map, mapped))
+        if len(live) > 2:
+            old_blocks, old_runs, old_v3d, old_vc4 = live.pop(0)
+            if old_vc4:
+                for d, k in old_vc4:
+                    rec.unmap(vc4, d, k, DMA_BIDIRECTIONAL, attrs)
+            for d, k in old_v3d or []:
+                rec.unmap(v3d, d, k, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
+            for p in old_blocks:
+                m.pages.free_pages(p, 0)
+        m.advance(1 / 60)
+    res.extra = {"frame_bytes": nbytes, "resolution": f"{width}x{height}", "imports_ok": imports_ok,
+                 "imports_failed": imports_failed, "may_sleep": may_sleep,
+                 "segments_per_frame": round(len(seg_sizes) / max(frames, 1), 1),
+                 "largest_segment": max(seg_sizes, default=0), "cma_bytes": m.cma_bytes}
+    return rec.finish()
+
+
+def _size_mix(rng: random.Random) -> int:
+    """A bounce-buffer size from the mix measured in a confidential VM (spec
+    measurements.md: about 58 % <= 2 KiB, 91 % <= 4 KiB, none above 512 KiB)."""
+    u = rng.random()
+    if u < 0.58:
+        return rng.choice([66, 128, 256, 512, 1024, 1514, 2048])
+    if u < 0.91:
+        return rng.choice([2560, 3072, 4096, 4096, 4096])
+    return rng.choice([8192, 16384, 32768, 65536, 131072, 262144, 524288])
+
+
+def coco_guest(kernel=None, cmdline=None, seed: int = 1, ops: int = 4000, ram: str = "8G",
+               cpus: int = 8, burst_depth: int = 256) -> ScenarioResult:
+    """A confidential guest: every mapping bounces through the decrypted pool."""
+    rng = random.Random(seed)
+    m = _machine(kernel, cmdline, "", ram=ram, cpus=cpus, mem_encrypt=True)
+    res = _result("coco-guest", m, seed)
+    rec = Recorder(m, res)
+    blk = m.add_device(Device("0000:00:03.0", driver="virtio-pci", max_seg_size=0xFFFFFFFF))
+    net = m.add_device(Device("0000:00:04.0", driver="virtio-pci", max_seg_size=0xFFFFFFFF))
+    maxmap = m.swiotlb.max_mapping_size(blk) if m.swiotlb.nslabs else 256 * 1024
+    inflight = []
+    base = 0x10000000
+    for i in range(ops):
+        depth = burst_depth if (i // 500) % 4 == 3 else 32          # every fourth phase is a burst
+        size = _size_mix(rng)
+        dev = net if size <= 4096 and rng.random() < 0.7 else blk
+        d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
+        cpu = rng.randrange(cpus)
+        # the block layer splits at dma_max_mapping_size; the network stack does not
+        pieces = [size] if dev is net else [min(maxmap, size - k) for k in range(0, size, maxmap)]
+        for n in pieces:
+            paddr = base + rng.randrange(1 << 16) * PAGE_SIZE
+            dma = rec.map(dev, paddr, n, d, 0, cpu)
+            if dma is not None:
+                inflight.append((dev, dma, n, d))
+        while len(inflight) > depth:
+            dv, dma, n, dd = inflight.pop(rng.randrange(len(inflight)))
+            rec.unmap(dv, dma, n, dd)
+    for dv, dma, n, dd in inflight:
+        rec.unmap(dv, dma, n, dd)
+    res.extra = {"every_mapping_bounced": res.bounced == res.mapped}
+    return rec.finish()
+
+
+def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, ram: str = "512M",
+                  io_ops: int = 1500) -> ScenarioResult:
+    """A 512 MiB Arm board: applications ramp up to ``app_mib`` while an SD/MMC controller
+    that reaches only the first 256 MiB of DRAM does I/O through SWIOTLB.  A failed
+    application allocation is an OOM event (the OOM killer frees the largest process)."""
+    from .page_alloc import GFP_KERNEL
+    rng = random.Random(seed)
+    prof = get_profile(kernel)
+    default = "swiotlb=512" if prof.is_dynamic else ""
+    m = _machine(prof, cmdline, default, arch="arm64-board", ram=ram, cpus=4)
+    res = _result("arm-board-oom", m, seed)
+    rec = Recorder(m, res)
+    lay = m.layout
+    mmc = m.add_device(Device("fe340000.mmc", bus_dma_limit=lay.zone("DMA").end - 1, driver="sdhci-iproc",
+                              max_seg_size=65536))
+    pages = m.pages
+    apps: list[list] = [[] for _ in range(4)]
+    app_pages = (app_mib * MiB) // PAGE_SIZE
+    per_step = max(app_pages // io_ops, 1) * 1
+    allocated = 0
+    inflight = []
+    kernel_blocks = []
+    for i in range(io_ops):
+        # applications grow (order-0 user pages)
+        for _ in range(per_step):
+            if allocated >= app_pages:
+                break
+            a = rng.randrange(4)
+            p = pages.alloc_pages(GFP_KERNEL, 0, owner="app")
+            if p is None:
+                res.oom_events += 1
+                victim = max(apps, key=len)
+                for q in victim:
+                    pages.free_pages(q, 0)
+                allocated -= len(victim)
+                victim.clear()
+                p = pages.alloc_pages(GFP_KERNEL, 0, owner="app")
+                if p is None:
+                    continue
+            apps[a].append(p)
+            allocated += 1
+        if i % 50 == 0:             # the kernel's own unreclaimable allocations (slab, skbs)
+            p = pages.alloc_pages(GFP_KERNEL, 4, owner="kernel")
+            if p is not None:
+                kernel_blocks.append(p)
+        # I/O from page cache buffers above the DMA window: they bounce
+        size = rng.choice([4096, 4096, 16384, 65536])
+        buf = pages.alloc_pages(GFP_KERNEL, max(size // PAGE_SIZE - 1, 0).bit_length(), owner="pagecache")
+        if buf is None:
+            res.oom_events += 1
+            continue
+        d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
+        dma = rec.map(mmc, buf, size, d, 0, rng.randrange(4))
+        if dma is not None:
+            inflight.append((dma, size, d))
+        if len(inflight) > 16:
+            dma, n, dd = inflight.pop(0)
+            rec.unmap(mmc, dma, n, dd)
+    for dma, n, dd in inflight:
+        rec.unmap(mmc, dma, n, dd)
+    st = pages.stats()
+    res.extra = {"app_mib_wanted": app_mib, "app_mib_resident": allocated * PAGE_SIZE // MiB,
+                 "free_mib_end": st["free"] // MiB}
+    return rec.finish()
+
+
+def nvme(kernel=None, cmdline=None, seed: int = 1, ops: int = 2000, qd: int = 32,
+         respect_max_mapping: bool = True) -> ScenarioResult:
+    """NVMe in a confidential guest: ``min_align_mask`` 0xfff keeps each buffer's in-page
+    offset, so the largest mapping is 252 KiB (``swiotlb_max_mapping_size``)."""
+    rng = random.Random(seed)
+    m = _machine(kernel, cmdline, "", ram="6G", cpus=4, mem_encrypt=True)
+    res = _result("nvme", m, seed)
+    rec = Recorder(m, res)
+    dev = m.add_device("nvme")
+    limit = m.swiotlb.max_mapping_size(dev) if respect_max_mapping else 256 * 1024
+    inflight = []
+    over = 0
+    for i in range(ops):
+        size = rng.choice([4096, 8192, 65536, 131072, 262144, 1 << 20])
+        offset = rng.randrange(8) * 512
+        d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
+        paddr = 0x20000000 + rng.randrange(1 << 14) * (1 << 16) + offset
+        for k in range(0, size, limit):
+            n = min(limit, size - k)
+            over += n + (offset & 0x7FF) > 256 * 1024
+            dma = rec.map(dev, paddr + k, n, d, 0, i % 4)
+            if dma is not None:
+                inflight.append((dma, n, d))
+        while len(inflight) > qd:
+            dma, n, dd = inflight.pop(0)
+            rec.unmap(dev, dma, n, dd)
+    for dma, n, dd in inflight:
+        rec.unmap(dev, dma, n, dd)
+    res.extra = {"max_mapping_size": m.swiotlb.max_mapping_size(dev), "requests_over_256k": over}
+    return rec.finish()
+
+
+def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: int = 32,
+            contiguity: float = 0.5) -> ScenarioResult:
+    """virtio-blk under ``swiotlb=force``: per request a 16-byte header (TO_DEVICE), the data
+    segments (4 KiB pages, runs of contiguous pages up to 256 KiB), a 1-byte status
+    (FROM_DEVICE) and, with more than one descriptor, the indirect table (16 B each);
+    shared/realkernel README finding 13."""
+    rng = random.Random(seed)
+    m = _machine(kernel, cmdline, "swiotlb=force", ram="2G", cpus=2)
+    res = _result("storage", m, seed)
+    rec = Recorder(m, res)
+    dev = m.add_device("virtio-blk")
+    maxseg = min(256 * 1024, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * 1024
+    inflight = []
+    for i in range(requests):
+        bs = rng.choice([4096, 65536, 262144, 1 << 20])
+        d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
+        cpu = i % 2
+        maps = []
+        hdr = rec.map(dev, 0x2000000 + rng.randrange(4096) * 16, 16, DMA_TO_DEVICE, 0, cpu)
+        segs, left = [], bs
+        while left:
+            run = PAGE_SIZE
+            while run < min(left, maxseg) and rng.random() < contiguity:
+                run += PAGE_SIZE
+            segs.append(min(run, left))
+            left -= segs[-1]
+        ok = hdr is not None
+        if ok:
+            maps.append((hdr, 16, DMA_TO_DEVICE))
+        for n in segs:
+            if not ok:
+                break
+            dma = rec.map(dev, 0x40000000 + rng.randrange(1 << 14) * PAGE_SIZE, n, d, 0, cpu)
+            ok = dma is not None
+            if ok:
+                maps.append((dma, n, d))
+        if ok:
+            st = rec.map(dev, 0x2000000 + rng.randrange(4096) * 16 + 8, 1, DMA_FROM_DEVICE, 0, cpu)
+            ok = st is not None
+            if ok:
+                maps.append((st, 1, DMA_FROM_DEVICE))
+        if ok and len(segs) + 2 > 1:
+            ind = rec.map(dev, 0x3000000 + rng.randrange(1024) * 1024, 16 * (len(segs) + 2), DMA_TO_DEVICE, 0, cpu)
+            ok = ind is not None
+            if ok:
+                maps.append((ind, 16 * (len(segs) + 2), DMA_TO_DEVICE))
+        if not ok:                 # BLK_STS_RESOURCE: give back what the request holds
+            for dma, n, dd in maps:
+                rec.unmap(dev, dma, n, dd, DMA_ATTR_SKIP_CPU_SYNC)
+            res.extra["requests_requeued"] = res.extra.get("requests_requeued", 0) + 1
+            continue
+        inflight.append(maps)
+        while len(inflight) > qd:
+            for dma, n, dd in inflight.pop(0):
+                rec.unmap(dev, dma, n, dd)
+    for req in inflight:
+        for dma, n, dd in req:
+            rec.unmap(dev, dma, n, dd)
+    res.extra.setdefault("requests_requeued", 0)
+    return rec.finish()
+
+
+SCENARIOS = {
+    "rpi4-fullhd": (lambda **kw: rpi4("rpi4-fullhd", 1920, 1080, 1920 * 1080 * 4, **kw),
+                    "Raspberry Pi 4: vc4 imports FullHD XRGB8888 framebuffers (8 294 400 B)"),
+    "rpi4-4k": (lambda **kw: rpi4("rpi4-4k", 3840, 2160, 34 * MiB, **kw),
+                "Raspberry Pi 4: vc4 imports 4K framebuffers (34 MiB, the RFC's figure)"),
+    "coco-guest": (coco_guest, "confidential x86 guest: every DMA bounces; pool = 6 % of RAM"),
+    "arm-board-oom": (arm_board_oom, "512 MiB Arm board: applications vs the fixed 64 MiB pool (OOM)"),
+    "nvme": (nvme, "NVMe with min_align_mask 0xfff in a confidential guest (252 KiB max mapping)"),
+    "storage": (storage, "virtio-blk under swiotlb=force with queue depth 32 (realkernel request shape)"),
+}
+
+
+def run_scenario(name: str, kernel=None, cmdline: str | None = None, seed: int = 1, **opts) -> ScenarioResult:
+    """Run scenario ``name`` on profile ``kernel`` (see :data:`SCENARIOS`)."""
+    try:
+        fn, _ = SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"name: unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}") from None
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
+    return fn(kernel=kernel, cmdline=cmdline, seed=seed, **opts)
