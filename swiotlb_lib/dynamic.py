@@ -36,7 +36,7 @@ from .constants import (DMA_ATTR_MAY_SLEEP, DMA_TO_DEVICE, DYNAMIC_POOL_MAX_NSLA
                         IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, MAX_ORDER,
                         PAGE_SHIFT, PAGE_SIZE)
 from .debug import PR_FMT
-from .page_alloc import GFP_KERNEL, GFP_NOWAIT, Gfp, get_order, gfpflags_allow_blocking
+from .page_alloc import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfpflags_allow_blocking
 from .pool import IoTlbPool, limit_nareas, nr_slots, search_pool_area
 
 U64 = (1 << 64) - 1
@@ -155,8 +155,9 @@ class Grower:
         order = get_order(nbytes)
         if order > MAX_ORDER:
             return None
-        p = pages.alloc_pages(Gfp(gfp) | zone_gfp(pages, phys_limit), order, limit=phys_limit,
-                              owner="swiotlb-dyn")
+        # gfp &= ~GFP_ZONEMASK, then the zone the limit needs (swiotlb_alloc_tlb)
+        p = pages.alloc_pages((Gfp(gfp) & ~GFP_ZONEMASK) | zone_gfp(pages, phys_limit), order,
+                              limit=phys_limit, owner="swiotlb-dyn")
         if p is None:
             return None
         self.costs_.page_orders[order] += 1
@@ -307,7 +308,7 @@ class RfcDynamic:
         if self.mem.cc_mem_encrypt and not gfpflags_allow_blocking(gfp):
             p = pages.dma_alloc_from_pool(nbytes, limit=limit)
             return None if p is None else (p, "atomic")
-        g = Gfp(gfp) | zone_gfp(pages, limit)
+        g = (Gfp(gfp) & ~GFP_ZONEMASK) | zone_gfp(pages, limit)   # dma_direct_optimal_gfp_mask
         if gfpflags_allow_blocking(gfp) and nbytes > PAGE_SIZE:
             self.costs_.c["cma_attempts"] += 1
             p = pages.alloc_contig(nbytes, g, limit=limit)

@@ -333,6 +333,13 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
     allocated = 0
     inflight = []
     kernel_blocks = []
+
+    def complete(dma, n, d, buf, order):
+        """The I/O is done: unmap; its pages stay cached (reclaimable page cache)."""
+        rec.unmap(mmc, dma, n, d)
+        pages.free_pages(buf, order)
+        pages.alloc_pages(GFP_KERNEL, order, owner="pagecache")
+
     for i in range(io_ops):
         # applications grow (order-0 user pages)
         for _ in range(per_step):
@@ -358,19 +365,21 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
                 kernel_blocks.append(p)
         # I/O from page cache buffers above the DMA window: they bounce
         size = rng.choice([4096, 4096, 16384, 65536])
-        buf = pages.alloc_pages(GFP_KERNEL, max(size // PAGE_SIZE - 1, 0).bit_length(), owner="pagecache")
+        order = max(size // PAGE_SIZE - 1, 0).bit_length()
+        buf = pages.alloc_pages(GFP_KERNEL, order, owner="io")     # pinned while in flight
         if buf is None:
             res.oom_events += 1
             continue
         d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
         dma = rec.map(mmc, buf, size, d, 0, rng.randrange(4))
         if dma is not None:
-            inflight.append((dma, size, d))
+            inflight.append((dma, size, d, buf, order))
+        else:
+            pages.free_pages(buf, order)
         if len(inflight) > 16:
-            dma, n, dd = inflight.pop(0)
-            rec.unmap(mmc, dma, n, dd)
-    for dma, n, dd in inflight:
-        rec.unmap(mmc, dma, n, dd)
+            complete(*inflight.pop(0))
+    for req in inflight:
+        complete(*req)
     st = pages.stats()
     res.extra = {"app_mib_wanted": app_mib, "app_mib_resident": allocated * PAGE_SIZE // MiB,
                  "free_mib_end": st["free"] // MiB}
