@@ -169,6 +169,13 @@ class DmaApi:
             self.unmap_single(dev, dma, length, dir, attrs)
 
 
+def sg_for_device(dev, paddr: int, length: int, page_runs=None) -> list:
+    """The scatter-gather list a block driver builds for ``dev``: segments capped at
+    ``min(dma_get_max_seg_size(dev), dma_max_mapping_size(dev))`` (virtio-blk and NVMe
+    limit their segment size by ``dma_max_mapping_size``)."""
+    return sg_from_buffer(paddr, length, min(dev.max_seg_size, dma_max_mapping_size(dev)), page_runs)
+
+
 def sg_from_buffer(paddr: int, length: int, max_seg_size: int, page_runs=None) -> list:
     """Build a scatter-gather list for a buffer the way the block layer does: split at
     physically discontiguous page boundaries (``page_runs``: list of ``(paddr, len)``

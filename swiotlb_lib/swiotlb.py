@@ -101,6 +101,11 @@ def check_addr(name: str, addr) -> int:
 
 def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
     """The checks every map entry point makes before touching any state."""
+    if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
+            and type(cpu) is int and 0 <= addr < U64 and 1 <= size <= 1 << 48 and dir in _DIRS
+            and 0 <= attrs and not attrs & ~KNOWN_ATTRS and 0 <= cpu < mem.nr_cpus):
+        mem.memory._check(addr, size, addr_name)      # fast path: all plain and in range
+        return
     check_addr(addr_name, addr)
     check_size("size" if addr_name == "paddr" else "mapping_size", size)
     check_dir(dir)
