@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("profiles", help="list the kernel profiles")
     pr.set_defaults(func=_cmd_profiles)
+
+    from .perf.cli import register as register_perf
+    register_perf(sub)                 # dma-map-benchmark
     return p
 
 

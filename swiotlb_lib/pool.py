@@ -71,7 +71,7 @@ class IoTlbPool:
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
                  "area_index", "area_used", "area_locks", "slots_examined",
                  "_list", "_orig", "_asize", "_pad", "name", "_geom", "_rules", "round_start",
-                 "alloc_how")
+                 "alloc_how", "_bytes")
 
     def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
                  *, late_alloc: bool = False, transient: bool = False, name: str = "") -> None:
@@ -115,6 +115,7 @@ class IoTlbPool:
         #: how a dynamic pool's memory was obtained (buddy order or "atomic"), for freeing
         self.alloc_how = None
         self._list = memoryview(self.list)
+        self._bytes = self._list.cast("B")
         self._orig = memoryview(self.orig_addr)
         self._asize = memoryview(self.alloc_size)
         self._pad = memoryview(self.pad_slots)
@@ -172,7 +173,12 @@ class IoTlbPool:
         return out[:n]
 
 
-_SHORT_WALK = 12
+_SHORT_WALK = 6
+
+
+#: ``_DESC[256 - k]`` is k: slicing it gives a descending run of free-run counts.
+_DESC = np.arange(256, 0, -1, dtype=np.int32)
+_ZERO_SLOT = b"\0\0\0\0"
 
 
 def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
@@ -180,8 +186,11 @@ def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
     ``count + 2``, ... walking backwards until a used slot or the segment start.
 
     This is the backward loop shared by the found-path of the search and by
-    ``swiotlb_release_slots``.  Short runs are walked slot by slot; a long run (up to 127
-    slots) is finished with one vectorised numpy assignment, which gives the same values.
+    ``swiotlb_release_slots``.  Short runs are walked slot by slot; for a long run (up to
+    127 slots) the last used slot is found with one ``bytes.rfind`` over the segment's
+    counters (a used slot is four zero bytes; free counts are 1..255, whose low byte is
+    never zero, so the rightmost match is always an aligned counter) and the run is written
+    with one numpy slice assignment.  The values are those of the kernel's loop.
     """
     lst = pool._list
     j = s - 1
@@ -189,11 +198,10 @@ def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
     while (j & _SEG_LAST) != _SEG_LAST and lst[j]:
         if j < stop:
             seg0 = j & ~_SEG_LAST
-            arr = pool.list[seg0:j + 1]
-            zeros = np.flatnonzero(arr == 0)
-            rs = seg0 + (int(zeros[-1]) + 1 if zeros.size else 0)
+            z = pool._bytes[seg0 << 2:(j + 1) << 2].tobytes().rfind(_ZERO_SLOT)
+            rs = seg0 + (z >> 2) + 1 if z >= 0 else seg0
             n = j + 1 - rs
-            pool.list[rs:j + 1] = np.arange(count + n, count, -1, dtype=np.int32)
+            pool.list[rs:j + 1] = _DESC[256 - count - n:256 - count]
             return
         count += 1
         lst[j] = count

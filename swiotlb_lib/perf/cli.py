@@ -1,0 +1,133 @@
+"""Command line: ``python -m swiotlb_lib dma-map-benchmark -t T -s S -b BITS -d DIR -x NS -g PAGES``.
+
+:func:`register` adds the ``dma-map-benchmark`` sub-command to the project's parser;
+:func:`main` runs it on its own (``main(["-t", "4", "-g", "65"])``).  Options and
+defaults are the tool's (``tools/testing/selftests/dma/dma_map_benchmark.c`` at
+2488655b2f6b): 1 thread, 20 s, node -1, 32 bits, dir 0, 0 ns, 1 page.  Like the tool,
+values are read with ``atoi`` (``-t abc`` is 0) and checked in the tool's order with the
+tool's messages; a bad value exits with status 2.  A failed ioctl prints what
+``perror("ioctl")`` prints and exits 1, as the tool does.
+
+Model extensions: ``--kernel`` (profile), ``--cmdline`` (default ``"swiotlb=force"``),
+``--ram``, ``--seed``, ``--loops`` (cap on simulated loops) and ``--dmesg`` (print the
+kernel lines the run logged, after the tool's output).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register", "main", "atoi"]
+
+COMMAND = "dma-map-benchmark"
+
+
+def atoi(text: str) -> int:
+    """C ``atoi``: optional leading white space and sign, then decimal digits; stops at
+    the first other character; 0 when there are no digits.  (Values beyond ``int``
+    are undefined in C; here they are clamped to the 32-bit range.)"""
+    s = text.lstrip(" \t\n\v\f\r")
+    sign = 1
+    if s[:1] in ("+", "-"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    n = 0
+    for ch in s:
+        if not "0" <= ch <= "9":
+            break
+        n = n * 10 + (ord(ch) - 48)
+        if n > 1 << 31:
+            n = 1 << 31
+    return max(-(1 << 31), min(sign * n, (1 << 31) - 1))
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``dma-map-benchmark`` to an ``argparse`` sub-parser collection."""
+    p = subparsers.add_parser(
+        COMMAND, help="run dma_map_benchmark on a model machine",
+        description="The kernel's dma_map_benchmark (kernel/dma/map_benchmark.c and "
+                    "tools/testing/selftests/dma/dma_map_benchmark.c) on the model: "
+                    "simulated time, the tool's output lines.")
+    p.add_argument("-t", dest="threads", default="1", metavar="T", help="threads, 1-1024 (default 1)")
+    p.add_argument("-s", dest="seconds", default="20", metavar="S",
+                   help="simulated seconds, 1-300 (default 20)")
+    p.add_argument("-n", dest="node", default="-1", metavar="NODE", help="NUMA node or -1 (default -1)")
+    p.add_argument("-b", dest="bits", default="32", metavar="BITS", help="DMA mask bits, 20-64 (default 32)")
+    p.add_argument("-d", dest="dir", default="0", metavar="DIR",
+                   help="0 BIDIRECTIONAL, 1 TO_DEVICE, 2 FROM_DEVICE (default 0)")
+    p.add_argument("-x", dest="xdelay", default="0", metavar="NS",
+                   help="transfer delay between map and unmap, 0-10000000 ns (default 0)")
+    p.add_argument("-g", dest="granule", default="1", metavar="PAGES", help="pages per mapping, 1-1024 (default 1)")
+    p.add_argument("--kernel", default=None, help="kernel profile (default: the library's default)")
+    p.add_argument("--cmdline", default="swiotlb=force",
+                   help='kernel command line (default "swiotlb=force": every mapping bounces)')
+    p.add_argument("--ram", default="2G", help="RAM of the model machine (default 2G)")
+    p.add_argument("--seed", default="0", help="seed of the simulation's jitter (default 0)")
+    p.add_argument("--loops", default="10000",
+                   help="stop after this many loops of all threads together (default 10000)")
+    p.add_argument("--dmesg", action="store_true", help="also print the kernel lines the run logged")
+    p.set_defaults(func=run)
+    return p
+
+
+def _nonneg(name: str, text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise ValueError(f"{name}: must be a non-negative integer, got {text!r}")
+    return v
+
+
+def run(a) -> int:
+    """Run the parsed command; returns the exit status."""
+    from .map_benchmark import run_map_benchmark, tool_check
+    threads, seconds, node = atoi(a.threads), atoi(a.seconds), atoi(a.node)
+    bits, dir, xdelay, granule = atoi(a.bits), atoi(a.dir), atoi(a.xdelay), atoi(a.granule)
+    msg = tool_check(threads, seconds, bits, dir, xdelay, granule)
+    if msg is not None:
+        print(msg, file=sys.stderr)
+        return 2
+    if node < -1:
+        # the module rejects it (-EINVAL): what perror("ioctl") prints
+        print("ioctl: Invalid argument", file=sys.stderr)
+        return 2
+    try:
+        seed = _nonneg("--seed", a.seed)
+        loops = _nonneg("--loops", a.loops)
+        if loops < 1:
+            raise ValueError(f"--loops: must be an integer >= 1, got {a.loops!r}")
+        r = run_map_benchmark(threads, seconds, node, bits, dir, xdelay, granule, kernel=a.kernel,
+                              cmdline=a.cmdline, ram=a.ram, seed=seed, max_loops=loops)
+    except (ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(r.stdout())
+    sys.stderr.write(r.stderr())
+    if a.dmesg:
+        for line in r.kernel_log:
+            print(f"[dmesg] {line}")
+    if r.errno == "EINVAL":
+        return 2            # the module refused a value (node, DMA mask)
+    return r.exit_status
+
+
+def main(argv=None) -> int:
+    """Run ``dma-map-benchmark`` from an argument list (with or without the command
+    name first); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [COMMAND]:
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="python -m swiotlb_lib")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    try:
+        a = parser.parse_args([COMMAND, *argv])
+    except SystemExit as e:          # argparse: unknown option, missing value
+        return int(e.code or 0)
+    return a.func(a)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
