@@ -105,9 +105,12 @@ class DmaApi:
         """``dma_direct_unmap_page``: sync for the CPU unless ``SKIP_CPU_SYNC``, then
         ``swiotlb_tbl_unmap_single`` with ``SKIP_CPU_SYNC`` added, so the copy back
         happens exactly once."""
-        check_addr("dma_addr", dma_addr)
-        check_size("size", size)
-        check_dir(dir)
+        if not (type(dma_addr) is int and type(size) is int and type(dir) is int
+                and type(attrs) is int and 0 <= dma_addr < U64 and 1 <= size <= 1 << 48
+                and 0 <= dir <= 2 and 0 <= attrs):
+            check_addr("dma_addr", dma_addr)
+            check_size("size", size)
+            check_dir(dir)
         check_attrs(attrs)
         mem = dev.dma_io_tlb_mem
         if mem is not None and mem.is_swiotlb_buffer(dev, dma_addr):

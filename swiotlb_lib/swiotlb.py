@@ -316,13 +316,17 @@ class IoTlbMem:
                 mapping_size: int, dir: int) -> int:
         """Bookkeeping after a successful search: used counters, ``orig_addr`` per slot,
         ``pad_slots``, the live-buffer record, and the map-time copy."""
-        prof = self.profile
-        nslots = nr_slots(size)
-        self._account_alloc(nslots)
-        pad = offset >> IO_TLB_SHIFT if prof.pad_slots else 0
+        nslots = (size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+        used = self.total_used = self.total_used + nslots      # inc_used_and_hiwater
+        if used > self.used_hiwater:
+            self.used_hiwater = used
+        pad = offset >> IO_TLB_SHIFT if self.profile.pad_slots else 0
         first = index
         index += pad
-        record_mapping(pool, index, pad, orig_addr, nslots - pad)
+        if nslots - pad == 1 and not pad:
+            pool._orig[index] = orig_addr                      # the common one-slot case
+        else:
+            record_mapping(pool, index, pad, orig_addr, nslots - pad)
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
         self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size,
                                            first, nslots, dir)
