@@ -235,11 +235,6 @@ class IoTlbMem:
         pool = self.defpool
         return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
 
-    def _account_alloc(self, nslots: int) -> None:
-        self.total_used += nslots
-        if self.total_used > self.used_hiwater:
-            self.used_hiwater = self.total_used
-
     # -- map -----------------------------------------------------------------------
     def tbl_map_single(self, dev, orig_addr: int, mapping_size: int, alloc_size: int | None = None,
                        alloc_align_mask: int = 0, dir: int = DMA_BIDIRECTIONAL, attrs: int = 0,
