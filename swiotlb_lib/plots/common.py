@@ -5,10 +5,7 @@ import base64
 import html
 import io
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 #: One colour per thing the book draws, so a reader learns them once.
 COLORS = {
