@@ -150,7 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_profiles)
 
     from .perf.cli import register as register_perf
+    from .trace_cli import register as register_trace
     register_perf(sub)                 # dma-map-benchmark
+    register_trace(sub)                # replay, advise
     return p
 
 
