@@ -88,6 +88,17 @@ class PhysMemory:
         """``memset``: pages that would stay all-zero are not materialised."""
         self._check(addr, size)
         if value == 0:
+            lo, hi = addr >> PAGE_SHIFT, (addr + size + _PMASK) >> PAGE_SHIFT
+            if len(self.pages) < hi - lo:
+                # fewer materialised pages than pages in the range: visit only those
+                for pfn in [p for p in self.pages if lo <= p < hi]:
+                    a = max(addr, pfn << PAGE_SHIFT)
+                    e = min(addr + size, (pfn + 1) << PAGE_SHIFT)
+                    if e - a == PAGE_SIZE:
+                        del self.pages[pfn]
+                    else:
+                        self.pages[pfn][a & _PMASK:(a & _PMASK) + (e - a)] = bytes(e - a)
+                return
             pos = 0
             while pos < size:
                 a = addr + pos
