@@ -96,16 +96,20 @@ class Device:
         """The prefix ``dev_warn()`` prints: ``"<driver> <name>"`` or just the name."""
         return f"{self.driver} {self.name}" if self.driver else self.name
 
-    @property
-    def seg_boundary(self) -> int:
-        """``dma_get_seg_boundary()``: ``ULONG_MAX`` when unset."""
-        return self.seg_boundary_mask or ULONG_MAX
+    def __setattr__(self, name, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in ("dma_mask", "bus_dma_limit", "seg_boundary_mask"):
+            # derived values the mapping path reads on every call, kept current
+            d = self.__dict__
+            if "seg_boundary_mask" in d:
+                object.__setattr__(self, "seg_boundary", d["seg_boundary_mask"] or ULONG_MAX)
+            if "dma_mask" in d and "bus_dma_limit" in d:
+                m, b = d["dma_mask"], d["bus_dma_limit"]
+                object.__setattr__(self, "reach", min(m, b) if b else m)
 
-    @property
-    def reach(self) -> int:
-        """Highest DMA address the device can use for streaming DMA:
-        ``min_not_zero(*dma_mask, bus_dma_limit)``."""
-        return min(self.dma_mask, self.bus_dma_limit) if self.bus_dma_limit else self.dma_mask
+    # ``seg_boundary``: ``dma_get_seg_boundary()``, ``ULONG_MAX`` when unset.
+    # ``reach``: the highest DMA address for streaming DMA, ``min_not_zero(*dma_mask,
+    # bus_dma_limit)``.  Both are plain attributes recomputed by ``__setattr__``.
 
 
 # ---------------------------------------------------------------- presets ---------

@@ -114,7 +114,9 @@ class DmaApi:
         check_attrs(attrs)
         mem = dev.dma_io_tlb_mem
         if mem is not None and mem.is_swiotlb_buffer(dev, dma_addr):
-            buf = mem.lookup(dev, dma_addr, "dma_addr")
+            buf = mem.live.get(dma_addr)
+            if buf is None or buf.dev is not dev:
+                buf = mem.lookup(dev, dma_addr, "dma_addr")       # raises, naming dma_addr
             if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir != DMA_TO_DEVICE:
                 if size <= buf.mapping_size:
                     # dma_direct_sync_single_for_cpu -> swiotlb_bounce(FROM_DEVICE) of the

@@ -342,7 +342,9 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     ``index`` is not touched.  The caller has checked that the buffer is live.
     """
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
-    index = first_slot_of(pool, tlb_addr, min_align_mask)
+    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT      # first_slot_of(), inlined
+    if pool.profile.pad_slots:
+        index -= pool._pad[index]
     asize = pool._asize
     nslots = nr_slots((asize[index] + offset) & U64)
     aindex = index // pool.area_nslabs
