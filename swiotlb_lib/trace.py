@@ -1141,8 +1141,8 @@ class _Engine:
                 self.left[u] += 1
                 self.inflight[dev] += 1
                 self.inflight_total += 1
-                if self.attempts[u] == 0 and t == mp.time:
-                    self.push(mp.unmap_time, mp.unmap_line, self.COMPLETE_MAPPING, i)
+                if self.attempts[u] == 0:              # mapped as traced: unmap as traced
+                    self.push(max(t, mp.unmap_time), mp.unmap_line, self.COMPLETE_MAPPING, i)
                 else:                                   # mapped later than traced: same duration
                     self.push(t + (mp.unmap_time - mp.time), -1, self.COMPLETE_MAPPING, i)
             self.handles[u] = None
