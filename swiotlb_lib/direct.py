@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE
+from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
+                        KNOWN_ATTRS)
 from .swiotlb import DmaMappingError, check_addr, check_attrs, check_dir, check_map_args, check_size
 
 U64 = (1 << 64) - 1
@@ -111,7 +112,8 @@ class DmaApi:
             check_addr("dma_addr", dma_addr)
             check_size("size", size)
             check_dir(dir)
-        check_attrs(attrs)
+        if attrs & ~KNOWN_ATTRS:
+            check_attrs(attrs)
         mem = dev.dma_io_tlb_mem
         if mem is not None and mem.is_swiotlb_buffer(dev, dma_addr):
             buf = mem.live.get(dma_addr)

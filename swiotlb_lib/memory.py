@@ -39,6 +39,9 @@ class PhysMemory:
         if size < 0:
             raise ValueError(f"size: must be >= 0, got {size}")
         end = addr + size
+        lo, hi = self.ranges[-1]
+        if lo <= addr and end <= hi:          # most buffers are in the last (largest) range
+            return
         for lo, hi in self.ranges:
             if lo <= addr and end <= hi:
                 return
