@@ -130,6 +130,18 @@ class PhysMemory:
     def copy_unchecked(self, dst: int, src: int, size: int) -> None:
         """:meth:`copy` for callers that validated both ranges already (the bounce path)."""
         pages = self.pages
+        so, do = src & _PMASK, dst & _PMASK
+        if so + size <= PAGE_SIZE and do + size <= PAGE_SIZE:   # within one page each
+            sp = pages.get(src >> PAGE_SHIFT)
+            dp = pages.get(dst >> PAGE_SHIFT)
+            if sp is None:
+                if dp is not None:
+                    dp[do:do + size] = bytes(size)
+            else:
+                if dp is None:
+                    dp = pages[dst >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
+                dp[do:do + size] = sp[so:so + size]
+            return
         pos = 0
         while pos < size:
             s = src + pos
