@@ -156,9 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    a = parser.parse_args(argv)
+def run_command(a) -> int:
+    """Run a parsed sub-command: a bad argument prints ``error: ...`` and returns 2."""
     try:
         return a.func(a)
     except BrokenPipeError:  # pragma: no cover - e.g. piped into head
@@ -166,3 +165,7 @@ def main(argv=None) -> int:
     except (ValueError, TypeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv=None) -> int:
+    return run_command(build_parser().parse_args(argv))

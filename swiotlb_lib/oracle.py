@@ -14,7 +14,6 @@ from typing import Iterable, Iterator
 from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SHIFT
 from .device import Device
 from .memory import PhysMemory
-from .pool import nr_slots
 from .swiotlb import DmaMappingError, IoTlbMem
 from .versions import get_profile
 
@@ -151,7 +150,3 @@ def replay(lines: Iterable[str], kernel: str | None = None) -> Iterator[dict]:
         except ValueError as e:
             raise ValueError(f"line {n}: {e}") from None
 
-
-def slots_for(size: int) -> int:
-    """Convenience re-export of ``nr_slots`` for readers of the vectors."""
-    return nr_slots(size)

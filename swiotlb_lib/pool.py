@@ -324,15 +324,6 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     return found
 
 
-def first_slot_of(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
-    """The first allocated slot of the buffer at ``tlb_addr`` (padding slots included)."""
-    offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT
-    if pool.profile.pad_slots:
-        index -= pool._pad[index]
-    return index
-
-
 def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     """Give the slots of the buffer at ``tlb_addr`` back; return how many.
 
@@ -342,7 +333,7 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     ``index`` is not touched.  The caller has checked that the buffer is live.
     """
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT      # first_slot_of(), inlined
+    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT      # the first slot, padding included
     if pool.profile.pad_slots:
         index -= pool._pad[index]
     asize = pool._asize
@@ -376,8 +367,3 @@ def record_mapping(pool: IoTlbPool, index: int, pad: int, orig_addr: int, nslots
         pool._pad[index] = pad
     for i in range(nslots):
         orig[index + i] = (orig_addr + (i << IO_TLB_SHIFT)) & U64
-
-
-def seg_boundary(mask: int) -> int:
-    """``dma_get_seg_boundary()``: an unset (0) mask means ``ULONG_MAX``."""
-    return mask if mask else ULONG_MAX

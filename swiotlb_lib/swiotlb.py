@@ -21,7 +21,7 @@ from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIO
                         IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
 from .debug import PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from .pool import (IoTlbPool, U64, first_slot_of, nr_slots, record_mapping, release_slots,
+from .pool import (IoTlbPool, U64, nr_slots, record_mapping, release_slots,
                    search_pool_area)
 from .versions import KernelProfile, get_profile
 

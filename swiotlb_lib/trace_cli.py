@@ -181,14 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run ``replay`` or ``advise``; errors print ``error: ...`` on stderr and return 2."""
-    a = build_parser().parse_args(argv)
-    try:
-        return a.func(a)
-    except BrokenPipeError:  # pragma: no cover - e.g. piped into head
-        return 0
-    except (ValueError, TypeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from .cli import run_command
+    return run_command(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover
