@@ -99,12 +99,15 @@ class Device:
     def __setattr__(self, name, value) -> None:
         object.__setattr__(self, name, value)
         if name in ("dma_mask", "bus_dma_limit", "seg_boundary_mask"):
-            # derived values the mapping path reads on every call, kept current
-            d = self.__dict__
-            if "seg_boundary_mask" in d:
-                object.__setattr__(self, "seg_boundary", d["seg_boundary_mask"] or ULONG_MAX)
-            if "dma_mask" in d and "bus_dma_limit" in d:
-                m, b = d["dma_mask"], d["bus_dma_limit"]
+            # derived values the mapping path reads on every call, kept current (read with
+            # getattr, not through __dict__, which would cost every later attribute load
+            # its fast path)
+            b = getattr(self, "seg_boundary_mask", None)
+            if b is not None:
+                object.__setattr__(self, "seg_boundary", b or ULONG_MAX)
+            m = getattr(self, "dma_mask", None)
+            b = getattr(self, "bus_dma_limit", None)
+            if m is not None and b is not None:
                 object.__setattr__(self, "reach", min(m, b) if b else m)
 
     # ``seg_boundary``: ``dma_get_seg_boundary()``, ``ULONG_MAX`` when unset.

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
                         KNOWN_ATTRS)
-from .swiotlb import DmaMappingError, check_addr, check_attrs, check_dir, check_map_args, check_size
+from .swiotlb import (_MAX_SIZE, DmaMappingError, check_addr, check_attrs, check_dir, check_map_args,
+                      check_size)
 
 U64 = (1 << 64) - 1
 SIZE_MAX = U64
@@ -107,12 +108,11 @@ class DmaApi:
         ``swiotlb_tbl_unmap_single`` with ``SKIP_CPU_SYNC`` added, so the copy back
         happens exactly once."""
         if not (type(dma_addr) is int and type(size) is int and type(dir) is int
-                and type(attrs) is int and 0 <= dma_addr < U64 and 1 <= size <= 1 << 48
-                and 0 <= dir <= 2 and 0 <= attrs):
+                and type(attrs) is int and 0 <= dma_addr < U64 and 0 < size <= _MAX_SIZE
+                and 0 <= dir <= 2 and not attrs & ~KNOWN_ATTRS):
             check_addr("dma_addr", dma_addr)
             check_size("size", size)
             check_dir(dir)
-        if attrs & ~KNOWN_ATTRS:
             check_attrs(attrs)
         mem = dev.dma_io_tlb_mem
         if mem is not None and mem.is_swiotlb_buffer(dev, dma_addr):

@@ -20,6 +20,9 @@ U64 = (1 << 64) - 1
 MiB = 1 << 20
 GiB = 1 << 30
 _PMASK = PAGE_SIZE - 1
+#: a page of zeros to copy from where the source page was never written (never modified;
+#: a bytearray because slice-assigning bytearray to bytearray is the fastest copy)
+_ZERO_PAGE = bytearray(PAGE_SIZE)
 
 
 class PhysMemory:
@@ -31,6 +34,8 @@ class PhysMemory:
 
     def __init__(self, ranges=((0, U64),)) -> None:
         self.ranges = tuple(ranges)
+        #: the same ranges, largest first: the order the fast checks try them in
+        self.by_size = tuple(sorted(self.ranges, key=lambda r: r[0] - r[1]))
         self.pages: dict[int, bytearray] = {}
 
     def _check(self, addr: int, size: int, what: str = "addr") -> None:
@@ -39,10 +44,7 @@ class PhysMemory:
         if size < 0:
             raise ValueError(f"size: must be >= 0, got {size}")
         end = addr + size
-        lo, hi = self.ranges[-1]
-        if lo <= addr and end <= hi:          # most buffers are in the last (largest) range
-            return
-        for lo, hi in self.ranges:
+        for lo, hi in self.by_size:
             if lo <= addr and end <= hi:
                 return
         raise ValueError(f"{what}: [{addr:#x}, {end:#x}) is not inside one RAM range "
@@ -136,7 +138,7 @@ class PhysMemory:
             dp = pages.get(dst >> PAGE_SHIFT)
             if sp is None:
                 if dp is not None:
-                    dp[do:do + size] = bytes(size)
+                    dp[do:do + size] = _ZERO_PAGE[:size]
             else:
                 if dp is None:
                     dp = pages[dst >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
@@ -152,7 +154,7 @@ class PhysMemory:
             dp = pages.get(dpfn)
             if sp is None:
                 if dp is not None:
-                    dp[d & _PMASK:(d & _PMASK) + n] = bytes(n)
+                    dp[d & _PMASK:(d & _PMASK) + n] = _ZERO_PAGE[:n]
             else:
                 if dp is None:
                     dp = pages[dpfn] = bytearray(PAGE_SIZE)

@@ -70,7 +70,7 @@ class IoTlbPool:
     __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
                  "area_index", "area_used", "area_locks", "slots_examined",
-                 "_list", "_orig", "_asize", "_pad", "name", "_geom", "_rules", "round_start",
+                 "_list", "_orig", "_asize", "_pad", "name", "_params", "round_start", "has_pad",
                  "alloc_how", "_bytes")
 
     def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
@@ -107,11 +107,12 @@ class IoTlbPool:
         #: cost counters: lock acquisitions per area, candidate slots examined in total.
         self.area_locks = [0] * self.nareas
         self.slots_examined = 0
-        #: caches: search geometry per segment-boundary mask, alignment rule per request kind
-        self._geom: dict = {}
-        self._rules: dict = {}
+        #: cache: search constants per request kind (see :func:`search_params`)
+        self._params: dict = {}
         #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
         self.round_start = profile.align_rule == ALIGN_V63RC
+        #: 6.9+ (af133562d5af): a buffer may start with padding slots (``profile.pad_slots``)
+        self.has_pad = profile.pad_slots
         #: how a dynamic pool's memory was obtained (buddy order or "atomic"), for freeing
         self.alloc_how = None
         self._list = memoryview(self.list)
@@ -246,6 +247,37 @@ def alignment_rule(rule: str, min_align_mask: int, alloc_align_mask: int,
     raise ValueError(f"profile: unknown alignment rule {rule!r}")
 
 
+def search_params(pool: IoTlbPool, min_align_mask: int, alloc_align_mask: int, big: bool,
+                  boundary_mask: int, tbl_dma_start: int | None = None) -> tuple:
+    """The per-request-kind constants of the slot search in ``pool``, computed once and cached.
+
+    Returns ``(shift, bmask, max_slots, zero_slots, cmp_slots, stride, unbounded)``:
+    ``shift`` is the slot number of the pool's DMA start within its boundary
+    (``nr_slots(tbl_dma_addr & boundary_mask)``), ``bmask``/``max_slots`` come from
+    ``get_max_slots(boundary_mask)``, and the alignment rule of :func:`alignment_rule` is
+    kept in slot units: both of its masks have no bits below ``IO_TLB_SHIFT`` (the zero
+    mask's low bits test the always-zero offset of a slot-aligned address), so a candidate
+    at ``shift + slot`` is tested with ``>> IO_TLB_SHIFT`` masks on small integers instead
+    of on 64-bit addresses.  ``unbounded`` says the segment-boundary test can never fail
+    in this pool (``shift + 2 * (nslabs + spare) <= max_slots``; true for ``ULONG_MAX``).
+    The kernel's search recomputes these at every call; they depend only on the pool,
+    the device and the kind of request, so the model keeps them in ``pool._params``.
+    """
+    key = (min_align_mask, alloc_align_mask, big, boundary_mask, tbl_dma_start)
+    p = pool._params.get(key)
+    if p is None:
+        tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
+        max_slots = get_max_slots(boundary_mask)
+        shift = nr_slots(tbl)
+        cmp_mask, zero_mask, stride = alignment_rule(pool.profile.align_rule, min_align_mask,
+                                                     alloc_align_mask, big)
+        assert not cmp_mask & (IO_TLB_SIZE - 1) and tbl & (IO_TLB_SIZE - 1) == 0
+        p = pool._params[key] = (shift, max_slots - 1, max_slots, zero_mask >> IO_TLB_SHIFT,
+                                 cmp_mask >> IO_TLB_SHIFT, stride,
+                                 shift + 2 * (pool.nslabs + SPARE_SLOTS) <= max_slots)
+    return p
+
+
 def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
                      alloc_align_mask: int, min_align_mask: int, boundary_mask: int,
                      tbl_dma_start: int | None = None) -> int:
@@ -261,67 +293,78 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     ``tbl_dma_start`` is the DMA address of the pool start (``phys_to_dma_unencrypted``);
     it defaults to the physical start (an identity DMA mapping).
     """
-    nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
-    geom = pool._geom.get((boundary_mask, tbl_dma_start))
-    if geom is None:
-        tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
-        max_slots = get_max_slots(boundary_mask)
-        geom = pool._geom[(boundary_mask, tbl_dma_start)] = (tbl, nr_slots(tbl), max_slots - 1, max_slots)
-    tbl, shift, bmask, max_slots = geom
-    offset = orig_addr & min_align_mask & (IO_TLB_SIZE - 1)
-    area_nslabs = pool.area_nslabs
-    key = (min_align_mask, alloc_align_mask, alloc_size >= PAGE_SIZE)
-    rule = pool._rules.get(key)
-    if rule is None:
-        rule = pool._rules[key] = alignment_rule(pool.profile.align_rule, *key)
-    cmp_mask, zero_mask, stride = rule
-    if not orig_addr:
-        cmp_mask = 0
-    orig_bits = orig_addr & cmp_mask
+    key = (min_align_mask, alloc_align_mask, alloc_size >= PAGE_SIZE, boundary_mask, tbl_dma_start)
+    params = pool._params.get(key)
+    if params is None:
+        params = search_params(pool, *key)
+    return _search_area(pool, area_index, orig_addr, alloc_size, min_align_mask, params)
 
+
+def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
+                 min_align_mask: int, params: tuple) -> int:
+    """:func:`search_pool_area` with the request's :func:`search_params` already looked up
+    (the callers that search several areas look them up once).
+
+    The loop is the kernel's: candidates from the area's ``index``, skipped one by one
+    when their address breaks the alignment rule, by ``stride`` when they are aligned but
+    the free run there is too short or would cross a segment boundary, until the whole
+    area has been checked.  Only the order of two side-effect-free tests differs (the
+    free-run count is read before the boundary arithmetic, which usually cannot fail).
+    """
+    shift, bmask, max_slots, zero_slots, cmp_slots, stride, unbounded = params
+    nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+    area_nslabs = pool.area_nslabs
     pool.area_locks[area_index] += 1
     if nslots > area_nslabs - pool.area_used[area_index]:
         return -1
+    # a candidate is skipped by one slot if its zero-mask bits are set or, when orig_addr
+    # is not 0, its compared bits differ from orig_addr's: one test, as the masks are
+    # disjoint and orig_bits has no zero-mask bits
+    if orig_addr:
+        orig_bits = (orig_addr >> IO_TLB_SHIFT) & cmp_slots
+        skip_mask = zero_slots | cmp_slots
+    else:
+        orig_bits = 0
+        skip_mask = zero_slots
     base = area_index * area_nslabs
+    end = base + area_nslabs
     index = pool.area_index[area_index]
     if pool.round_start:
         index = (index + stride - 1) & ~(stride - 1)
         if index >= area_nslabs:
             index = 0
+    slot = base + index
     lst = pool._list
-    checked = 0
-    examined = 0
-    found = -1
+    checked = examined = 0
     while checked < area_nslabs:
-        slot = base + index
         examined += 1
-        taddr = tbl + (slot << IO_TLB_SHIFT)
-        if (taddr & zero_mask) or (taddr & cmp_mask) != orig_bits:
-            index += 1
-            if index >= area_nslabs:
-                index = 0
+        if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
+            slot += 1
             checked += 1
-            continue
-        if ((shift + slot) & bmask) + nslots <= max_slots and lst[slot] >= nslots:
-            found = slot
+        elif lst[slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
             break
-        index += stride
-        if index >= area_nslabs:
-            index = 0
-        checked += stride
-    pool.slots_examined += examined
-    if found < 0:
+        else:
+            slot += stride
+            checked += stride
+        if slot >= end:
+            slot = base
+    else:
+        pool.slots_examined += examined
         return -1
+    pool.slots_examined += examined
 
     asize = pool._asize
-    for k in range(nslots):
-        lst[found + k] = 0
-        asize[found + k] = (alloc_size - (offset + (k << IO_TLB_SHIFT))) & U64
-    _renumber_before(pool, found, 0)
-    index += nslots
+    rest = (alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1))) & U64
+    for k in range(slot, slot + nslots):
+        lst[k] = 0
+        asize[k] = rest
+        rest = (rest - IO_TLB_SIZE) & U64
+    if slot & _SEG_LAST and lst[slot - 1]:
+        _renumber_before(pool, slot, 0)
+    index = slot - base + nslots
     pool.area_index[area_index] = index if index < area_nslabs else 0
     pool.area_used[area_index] += nslots
-    return found
+    return slot
 
 
 def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
@@ -334,36 +377,24 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     """
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
     index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT      # the first slot, padding included
-    if pool.profile.pad_slots:
-        index -= pool._pad[index]
+    pad = pool._pad
+    if pool.has_pad:
+        index -= pad[index]
     asize = pool._asize
-    nslots = nr_slots((asize[index] + offset) & U64)
+    nslots = (((asize[index] + offset) & U64) + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     aindex = index // pool.area_nslabs
     lst = pool._list
     orig = pool._orig
-    pad = pool._pad
     pool.area_locks[aindex] += 1
-    seg_end = (index + IO_TLB_SEGSIZE) & ~_SEG_LAST
-    count = lst[index + nslots] if index + nslots < seg_end else 0
-    for i in range(index + nslots - 1, index - 1, -1):
+    end = index + nslots
+    count = lst[end] if end & _SEG_LAST else 0      # the free run after it, inside the segment
+    for i in range(end - 1, index - 1, -1):
         count += 1
         lst[i] = count
         orig[i] = INVALID_PHYS_ADDR
         asize[i] = 0
         pad[i] = 0
-    _renumber_before(pool, index, count)
+    if index & _SEG_LAST and lst[index - 1]:
+        _renumber_before(pool, index, count)
     pool.area_used[aindex] -= nslots
     return nslots
-
-
-def record_mapping(pool: IoTlbPool, index: int, pad: int, orig_addr: int, nslots: int) -> None:
-    """Store ``orig_addr`` per slot and ``pad_slots`` in the first real slot.
-
-    Models the loop after a successful search in ``swiotlb_tbl_map_single``: slot
-    ``index + i`` remembers ``orig_addr + i * 2048``.
-    """
-    orig = pool._orig
-    if pool.profile.pad_slots:
-        pool._pad[index] = pad
-    for i in range(nslots):
-        orig[index + i] = (orig_addr + (i << IO_TLB_SHIFT)) & U64

@@ -21,8 +21,8 @@ from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIO
                         IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
 from .debug import PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from .pool import (IoTlbPool, U64, nr_slots, record_mapping, release_slots,
-                   search_pool_area)
+from . import pool as pool_mod
+from .pool import IoTlbPool, U64, nr_slots, release_slots, search_params
 from .versions import KernelProfile, get_profile
 
 U32 = (1 << 32) - 1
@@ -82,7 +82,11 @@ def check_attrs(attrs) -> int:
     return attrs
 
 
-def check_size(name: str, size, lo: int = 1, hi: int = 1 << 48) -> int:
+#: the largest size the model accepts for one mapping or buffer (256 TiB)
+_MAX_SIZE = 1 << 48
+
+
+def check_size(name: str, size, lo: int = 1, hi: int = _MAX_SIZE) -> int:
     if type(size) is not int:
         raise TypeError(f"{name}: must be an integer, got {type(size).__name__}")
     if not lo <= size <= hi:
@@ -102,10 +106,12 @@ def check_addr(name: str, addr) -> int:
 def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
     """The checks every map entry point makes before touching any state."""
     if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
-            and type(cpu) is int and 0 <= addr < U64 and 1 <= size <= 1 << 48 and dir in _DIRS
-            and 0 <= attrs and not attrs & ~KNOWN_ATTRS and 0 <= cpu < mem.nr_cpus):
-        mem.memory._check(addr, size, addr_name)      # fast path: all plain and in range
-        return
+            and type(cpu) is int and 0 <= addr < U64 and 0 < size <= _MAX_SIZE and 0 <= dir <= 2
+            and not attrs & ~KNOWN_ATTRS and 0 <= cpu < mem.nr_cpus):
+        end = addr + size
+        for lo, hi in mem.memory.by_size:             # fast path: all plain and in range
+            if lo <= addr and end <= hi:
+                return
     check_addr(addr_name, addr)
     check_size("size" if addr_name == "paddr" else "mapping_size", size)
     check_dir(dir)
@@ -120,15 +126,18 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
     """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
     ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
     ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
-    start = i = cpu & (pool.nareas - 1)
     mam = dev.min_align_mask
-    bnd = dev.seg_boundary
+    key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary, None)
+    params = pool._params.get(key) or search_params(pool, *key)
+    nareas = pool.nareas
+    start = i = cpu & (nareas - 1)
+    search = pool_mod._search_area
     while True:
-        index = search_pool_area(pool, i, orig_addr, alloc_size, alloc_align_mask, mam, bnd)
+        index = search(pool, i, orig_addr, alloc_size, mam, params)
         if index >= 0:
             return index
         i += 1
-        if i >= pool.nareas:
+        if i >= nareas:
             i = 0
         if i == start:
             return -1
@@ -147,6 +156,8 @@ class IoTlbMem:
                  force_bounce: bool = False, for_alloc: bool = False, nr_cpus: int = 8192,
                  default_nareas: int | None = None, name: str = "swiotlb") -> None:
         self.profile = get_profile(profile)
+        #: ``profile.pad_slots``, read on every map
+        self.pad_slots = self.profile.pad_slots
         self.memory = memory if memory is not None else PhysMemory()
         self.log = log if log is not None else KernelLog()
         self.force_bounce = force_bounce
@@ -224,17 +235,6 @@ class IoTlbMem:
         min_align = ((m + IO_TLB_SIZE - 1) // IO_TLB_SIZE) * IO_TLB_SIZE if m else 0
         return IO_TLB_SIZE * IO_TLB_SEGSIZE - min_align
 
-    # -- slot search ---------------------------------------------------------------
-    def find_slots(self, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
-                   cpu: int) -> tuple[IoTlbPool | None, int]:
-        """``swiotlb_find_slots()`` for a build without ``CONFIG_SWIOTLB_DYNAMIC``: the
-        areas of the default pool from ``cpu & (nareas - 1)`` round-robin.
-        Dynamic profiles delegate to :mod:`swiotlb_lib.dynamic`."""
-        if self.dyn is not None:
-            return self.dyn.find_slots(dev, orig_addr, alloc_size, alloc_align_mask, cpu)
-        pool = self.defpool
-        return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
-
     # -- map -----------------------------------------------------------------------
     def tbl_map_single(self, dev, orig_addr: int, mapping_size: int, alloc_size: int | None = None,
                        alloc_align_mask: int = 0, dir: int = DMA_BIDIRECTIONAL, attrs: int = 0,
@@ -262,40 +262,49 @@ class IoTlbMem:
 
     def _map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int, alloc_align_mask: int,
              dir: int, attrs: int, cpu: int) -> int:
-        """``swiotlb_tbl_map_single`` after the argument checks."""
-        prof = self.profile
-        log = self.log
-        if self.nslabs == 0 or self.defpool is None:
-            log.ratelimited("swiotlb_tbl_map_single", f"{dev.dev_name}: Can not allocate SWIOTLB buffer "
-                            "earlier and can't now provide you with the DMA bounce buffer")
+        """``swiotlb_tbl_map_single`` after the argument checks: the sizes and the sub-slot
+        offset for the profile, the slot search, and on success the bookkeeping: used
+        counters, ``pad_slots`` in the first real slot (6.9+), ``orig_addr + i * 2048``
+        in slot ``i`` of the buffer, the live-buffer record, and the map-time copy."""
+        pool = self.defpool
+        if pool is None or not self.nslabs:
+            self.log.ratelimited("swiotlb_tbl_map_single", f"{dev.dev_name}: Can not allocate SWIOTLB "
+                                 "buffer earlier and can't now provide you with the DMA bounce buffer")
             raise DmaMappingError("no_pool", "no SWIOTLB pool")
         if self.cc_mem_encrypt:
-            log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
-        min_align = dev.min_align_mask
-        if prof.pad_slots:
+            self.log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
+        if self.pad_slots:
             if alloc_align_mask > PAGE_SIZE - 1:
-                log.tag("align_gt_page")
-                log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
-                         "fulfilling requests with max mapping_size")
-            offset = orig_addr & min_align & (alloc_align_mask | (IO_TLB_SIZE - 1))
-            size = -(-(mapping_size + offset) // (alloc_align_mask + 1)) * (alloc_align_mask + 1)
+                self.log.tag("align_gt_page")
+                self.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
+                              "fulfilling requests with max mapping_size")
+            offset = orig_addr & dev.min_align_mask & (alloc_align_mask | (IO_TLB_SIZE - 1))
+            if alloc_align_mask:
+                size = -(-(mapping_size + offset) // (alloc_align_mask + 1)) * (alloc_align_mask + 1)
+            else:
+                size = mapping_size + offset
             msg_size = size
         else:
             if mapping_size > alloc_size:
-                log.once(("sizes", dev.name), f"{dev.dev_name}: Invalid sizes (mapping: "
-                         f"{mapping_size} bytes, alloc: {alloc_size} bytes)")
+                self.log.once(("sizes", dev.name), f"{dev.dev_name}: Invalid sizes (mapping: "
+                              f"{mapping_size} bytes, alloc: {alloc_size} bytes)")
                 raise DmaMappingError("too_big", "mapping_size > alloc_size")
-            offset = orig_addr & min_align & (IO_TLB_SIZE - 1)
+            offset = orig_addr & dev.min_align_mask & (IO_TLB_SIZE - 1)
             size = alloc_size + offset
             msg_size = alloc_size
-        if self.dyn is not None:
+        if self.dyn is None:
+            # swiotlb_find_slots() without CONFIG_SWIOTLB_DYNAMIC: the default pool's areas
+            index = pool_find_slots(pool, dev, orig_addr, size, alloc_align_mask, cpu)
+        else:
             # RFC v1: try a dynamically allocated buffer before the fixed slots
             r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask,
                                     dir, attrs, cpu)
             if r is not None:
                 return r
-        pool, index = self.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
+            # swiotlb_find_slots() with CONFIG_SWIOTLB_DYNAMIC (swiotlb_lib.dynamic)
+            pool, index = self.dyn.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
         if index < 0:
+            log = self.log
             log.tag("full")
             cause = "too_big" if nr_slots(size) > IO_TLB_SEGSIZE else "pool_full"
             if self.dyn is not None:
@@ -305,23 +314,21 @@ class IoTlbMem:
                                 f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
                                 f"total {self.nslabs} (slots), used {self.mem_used()} (slots)")
             raise DmaMappingError(cause, f"swiotlb buffer is full (sz: {msg_size} bytes)")
-        return self._commit(dev, pool, index, offset, size, orig_addr, mapping_size, dir)
 
-    def _commit(self, dev, pool: IoTlbPool, index: int, offset: int, size: int, orig_addr: int,
-                mapping_size: int, dir: int) -> int:
-        """Bookkeeping after a successful search: used counters, ``orig_addr`` per slot,
-        ``pad_slots``, the live-buffer record, and the map-time copy."""
         nslots = (size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
         used = self.total_used = self.total_used + nslots      # inc_used_and_hiwater
         if used > self.used_hiwater:
             self.used_hiwater = used
-        pad = offset >> IO_TLB_SHIFT if self.profile.pad_slots else 0
         first = index
-        index += pad
-        if nslots - pad == 1 and not pad:
-            pool._orig[index] = orig_addr                      # the common one-slot case
-        else:
-            record_mapping(pool, index, pad, orig_addr, nslots - pad)
+        if self.pad_slots:
+            pad = offset >> IO_TLB_SHIFT
+            index += pad
+            pool._pad[index] = pad
+        orig = pool._orig
+        a = orig_addr
+        for i in range(index, first + nslots):
+            orig[i] = a & U64
+            a += IO_TLB_SIZE
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
         self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size,
                                            first, nslots, dir)

@@ -113,3 +113,67 @@ def test_release_merges_only_inside_segment():
 def test_tail_cap_only_from_v6_7():
     assert IoTlbPool(0, 1000, 1, get_profile("v6.3")).list[999] == 128 - 999 % 128
     assert IoTlbPool(0, 1000, 1, get_profile("v6.11")).list[999] == 1
+
+
+# -- the slot search against an address-level restatement of the kernel loop -------------
+
+def _reference_search(pool, area, orig, size, align, min_align, boundary):
+    """The candidate loop of ``swiotlb_search_pool_area`` (v6.11) / ``swiotlb_do_find_slots``
+    (v6.3-rc, v6.3) written on 64-bit slot addresses, as the kernel does.  Returns the
+    first slot that would be taken, without taking it (or -1)."""
+    from swiotlb_lib.pool import alignment_rule, get_max_slots
+    from swiotlb_lib.constants import IO_TLB_SHIFT, PAGE_SIZE
+    nslots = nr_slots(size)
+    cmp_mask, zero_mask, stride = alignment_rule(pool.profile.align_rule, min_align, align,
+                                                 size >= PAGE_SIZE)
+    if not orig:
+        cmp_mask = 0
+    tbl = pool.start & boundary
+    max_slots = get_max_slots(boundary)
+    if nslots > pool.area_nslabs - pool.area_used[area]:
+        return -1
+    index = pool.area_index[area]
+    if pool.round_start:
+        index = (index + stride - 1) & ~(stride - 1)
+        if index >= pool.area_nslabs:
+            index = 0
+    checked = 0
+    while checked < pool.area_nslabs:
+        slot = area * pool.area_nslabs + index
+        taddr = tbl + (slot << IO_TLB_SHIFT)
+        if taddr & zero_mask or (taddr & cmp_mask) != (orig & cmp_mask):
+            index, checked = index + 1, checked + 1
+        elif (nr_slots(tbl) + slot) % max_slots + nslots <= max_slots and pool.list[slot] >= nslots:
+            return slot
+        else:
+            index, checked = index + stride, checked + stride
+        if index >= pool.area_nslabs:
+            index = 0
+    return -1
+
+
+@pytest.mark.parametrize("profile", ["v6.3rc", "v6.3", "v6.11"])
+def test_search_matches_address_level_loop(profile):
+    """The model searches in slot units with cached per-request constants; every choice
+    must equal the address-level loop's, for random alignments, min_align masks, segment
+    boundaries (including ones that do not divide the pool start) and pool fill states."""
+    import random
+    rng = random.Random(7)
+    for trial in range(60):
+        start = rng.choice([0x7C000000, 0x7FECF000, 0x1_0000_0800, 0x3F_FFF0_0000])
+        nslabs = rng.choice([256, 1000, 4096])
+        pool = IoTlbPool(start, nslabs, rng.choice([1, 2, 4]), get_profile(profile))
+        boundary = rng.choice([0xFFFFFFFFFFFFFFFF, 0xFFFFFFFF, 0xFFFF, 0x3FFFF])
+        for _ in range(120):
+            min_align = rng.choice([0, 0, 0x3, 0x7FF, 0xFFF, 0x3FFF])
+            align = rng.choice([0, 0, 0x7FF, 0xFFF, 0xFFFF])
+            orig = rng.choice([0, rng.randrange(1 << 40)])
+            size = rng.choice([1, 512, 2048, 4096, 6000, 65536, rng.randrange(1, 1 << 18)])
+            area = rng.randrange(pool.nareas)
+            want = _reference_search(pool, area, orig, size, align, min_align, boundary)
+            got = search_pool_area(pool, area, orig, size, align, min_align, boundary)
+            assert got == want, (trial, hex(orig), size, hex(align), hex(min_align), hex(boundary))
+            if got >= 0 and rng.random() < 0.4:       # free some buffers again, at random
+                from swiotlb_lib.pool import release_slots
+                pool.orig_addr[got] = orig
+                release_slots(pool, pool.start + (got << 11) + (orig & min_align & 0x7FF), min_align)

@@ -34,8 +34,7 @@ from functools import lru_cache
 
 import ipywidgets as W
 
-from .. import dynamic as _dyn_mod
-from .. import swiotlb as _swiotlb_mod
+from .. import pool as _pool_mod
 from ..boot import Machine
 from ..cmdline import SwiotlbSetup
 from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
@@ -832,20 +831,19 @@ def tail_bug(kernel: str = "v6.6-dynamic", fixed: bool = False) -> dict:
 
 @contextmanager
 def _record_searches(trace: list):
-    """Record every ``search_pool_area(pool, area, ...)`` call the model makes."""
-    orig = _swiotlb_mod.search_pool_area
+    """Record every area search the model makes (``pool._search_area(pool, area, ...)``,
+    which :func:`~swiotlb_lib.pool.search_pool_area` and ``pool_find_slots`` both call)."""
+    orig = _pool_mod._search_area
 
     def spy(pool, area, *a, **k):
         trace.append((pool.name, pool.start, area))
         return orig(pool, area, *a, **k)
 
-    _swiotlb_mod.search_pool_area = spy
-    _dyn_mod.search_pool_area = spy
+    _pool_mod._search_area = spy
     try:
         yield trace
     finally:
-        _swiotlb_mod.search_pool_area = orig
-        _dyn_mod.search_pool_area = orig
+        _pool_mod._search_area = orig
 
 
 def search_order(kernel: str, cpu: int = 1) -> list:
