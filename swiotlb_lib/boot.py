@@ -42,7 +42,8 @@ def _params(cmdline: str):
 
 
 def coco_swiotlb_size(phys_mem: int) -> int:
-    """``mem_encrypt_setup_arch()``: 6 % of memory, clamped to [64 MiB, 1 GiB]."""
+    """``mem_encrypt_setup_arch()`` (``arch/x86/mm/mem_encrypt.c``, v6.3-rc to v6.11): 6 % of
+    memory, clamped to [64 MiB, 1 GiB], the size it passes to ``swiotlb_adjust_size()``."""
     return min(max(phys_mem * 6 // 100, 64 * MiB), GiB)
 
 
@@ -209,7 +210,8 @@ class Machine:
                              flavour=self.profile.dynamic, worker_delay=worker_delay)
 
     def run_pending_work(self) -> bool:
-        """Run the SWIOTLB growth worker now if it was kicked (6.6 dynamic profiles)."""
+        """Run the SWIOTLB growth worker (``swiotlb_dyn_alloc()``, v6.6 to v6.11 with
+        ``CONFIG_SWIOTLB_DYNAMIC``) now if it was kicked (6.6 dynamic profiles)."""
         return bool(self.swiotlb.dyn) and self.swiotlb.dyn.run_pending_work()
 
     def advance(self, seconds: float) -> None:
@@ -227,7 +229,8 @@ class Machine:
 
     # -- devices ---------------------------------------------------------------------
     def add_device(self, dev: Device | str, name: str | None = None) -> Device:
-        """Attach a device (``swiotlb_dev_init``): a :class:`Device`, or a preset kind."""
+        """Attach a device: ``swiotlb_dev_init()`` (v6.6 to v6.11; in v6.3-rc and v6.3,
+        ``device_initialize()`` sets ``dma_io_tlb_mem``).  A :class:`Device`, or a preset kind."""
         if isinstance(dev, str):
             dev = preset(dev, name)
         if dev.name in self.devices:

@@ -25,17 +25,20 @@ def _align(x: int, a: int) -> int:
 
 
 def is_power_of_2(n: int) -> bool:
+    """``is_power_of_2()`` (``include/linux/log2.h``, v6.3-rc to v6.11): false for 0."""
     return n > 0 and n & (n - 1) == 0
 
 
 def roundup_pow_of_two(n: int) -> int:
+    """``roundup_pow_of_two()`` (``include/linux/log2.h``, v6.3-rc to v6.11); the model
+    gives 1 for ``n <= 1`` (the kernel macro is undefined for 0)."""
     return 1 << (n - 1).bit_length() if n > 1 else 1
 
 
 def simple_strtoul(s: str, base: int = 0) -> tuple[int, str]:
-    """``simple_strtoul(s, &end, 0)``: leading ``0x`` means hex, a leading ``0`` octal,
-    otherwise decimal; parsing stops at the first character that is not a digit of the
-    base.  Returns ``(value mod 2**64, rest)``."""
+    """``simple_strtoul(s, &end, 0)`` (``lib/vsprintf.c``, v6.3-rc to v6.11): leading
+    ``0x`` means hex, a leading ``0`` octal, otherwise decimal; parsing stops at the first
+    character that is not a digit of the base.  Returns ``(value mod 2**64, rest)``."""
     i = 0
     if base == 0:
         if s[:1] == "0" and s[1:2] in ("x", "X") and s[2:3] and s[2] in "0123456789abcdefABCDEF":
@@ -53,8 +56,9 @@ def simple_strtoul(s: str, base: int = 0) -> tuple[int, str]:
 
 
 def split_cmdline(cmdline: str) -> list[tuple[str, str | None]]:
-    """Split a kernel command line into ``(param, value)`` pairs like ``next_arg()``:
-    words separated by spaces, double quotes group, ``=`` separates the value."""
+    """Split a kernel command line into ``(param, value)`` pairs like ``next_arg()``
+    (``lib/cmdline.c``, v6.3-rc to v6.11): words separated by spaces, double quotes
+    group, ``=`` separates the value."""
     if not isinstance(cmdline, str):
         raise TypeError(f"cmdline: must be a string, got {type(cmdline).__name__}")
     out, word, quoted = [], [], False
@@ -75,7 +79,9 @@ def split_cmdline(cmdline: str) -> list[tuple[str, str | None]]:
 
 @dataclass
 class SwiotlbSetup:
-    """The boot-time sizing state in ``kernel/dma/swiotlb.c`` (its file-static variables)."""
+    """The boot-time sizing state in ``kernel/dma/swiotlb.c``, v6.3-rc to v6.11 (its
+    file-static ``default_nslabs``, ``default_nareas``, ``swiotlb_force_bounce``,
+    ``swiotlb_force_disable``)."""
 
     log: KernelLog = field(default_factory=KernelLog)
     default_nslabs: int = IO_TLB_DEFAULT_NSLABS
@@ -91,8 +97,9 @@ class SwiotlbSetup:
     dynamic: bool = False
 
     def round_up_default_nslabs(self) -> bool:
-        """``round_up_default_nslabs()``: at least 128 slots per area, and a power of two.
-        Returns whether it changed the size (only once the area count is known)."""
+        """``round_up_default_nslabs()`` (v6.3-rc to v6.11): at least 128 slots per area,
+        and a power of two.  Returns whether it changed the size (only once the area
+        count is known)."""
         if not self.default_nareas:
             return False
         if self.default_nslabs < IO_TLB_SEGSIZE * self.default_nareas:
@@ -103,8 +110,9 @@ class SwiotlbSetup:
         return True
 
     def adjust_nareas(self, nareas: int) -> None:
-        """``swiotlb_adjust_nareas()``: 0 means 1, others round up to a power of two;
-        prints ``area num N.`` and, if the size had to grow, the ``roundup`` line."""
+        """``swiotlb_adjust_nareas()`` (v6.3-rc to v6.11): 0 means 1, others round up to a
+        power of two; prints ``area num N.`` and, if the size had to grow, the ``roundup``
+        line."""
         nareas &= 0xFFFFFFFF          # the kernel parameter is an unsigned int
         if not nareas:
             nareas = 1
@@ -120,7 +128,8 @@ class SwiotlbSetup:
                           f"{(self.default_nslabs << IO_TLB_SHIFT) >> 20}MB")
 
     def setup_io_tlb_npages(self, value: str | None) -> None:
-        """``setup_io_tlb_npages()``: ``swiotlb=[<nslabs>][,<nareas>][,force|noforce]``.
+        """``setup_io_tlb_npages()`` (v6.3-rc to v6.11; with ``option_list``, RFC v1 patch
+        4/4): ``swiotlb=[<nslabs>][,<nareas>][,force|noforce]``.
 
         ``<nslabs>`` is rounded up to a multiple of 128; ``<nareas>`` goes through
         :meth:`adjust_nareas` at once; the rest must be exactly ``force`` or ``noforce``
@@ -168,9 +177,9 @@ class SwiotlbSetup:
                                  "may follow the numbers)")
 
     def adjust_size(self, size: int) -> None:
-        """``swiotlb_adjust_size()`` (memory-encryption sizing): ignored when the user
-        set a size; otherwise round to slots and segments, apply the area rounding if
-        the area count is known, and print ``adjusted to``."""
+        """``swiotlb_adjust_size()`` (v6.3-rc to v6.11; memory-encryption sizing): ignored
+        when the user set a size; otherwise round to slots and segments, apply the area
+        rounding if the area count is known, and print ``adjusted to``."""
         if self.default_nslabs != IO_TLB_DEFAULT_NSLABS:
             return
         size = _align(size, IO_TLB_SIZE)
@@ -180,7 +189,8 @@ class SwiotlbSetup:
         self.log.info(f"SWIOTLB bounce buffer size adjusted to {size >> 20}MB")
 
     def parse(self, cmdline: str) -> "SwiotlbSetup":
-        """Apply every ``swiotlb=`` of a command line in order, as ``parse_early_param``."""
+        """Apply every ``swiotlb=`` of a command line in order, as ``parse_early_param()`` ->
+        ``do_early_param()`` (``init/main.c``, v6.3-rc to v6.11)."""
         for key, val in split_cmdline(cmdline):
             if key == "swiotlb":
                 self.setup_io_tlb_npages(val)
@@ -188,8 +198,8 @@ class SwiotlbSetup:
 
 
 def parse_swiotlb(value: str, option_list: bool = False) -> SwiotlbSetup:
-    """Parse one ``swiotlb=`` value on a fresh state (for tables and widgets);
-    ``option_list=True`` uses the RFC v1 parser."""
+    """Parse one ``swiotlb=`` value with ``setup_io_tlb_npages()`` (v6.3-rc to v6.11) on a
+    fresh state (for tables and widgets); ``option_list=True`` uses the RFC v1 parser."""
     st = SwiotlbSetup(option_list=option_list)
     st.setup_io_tlb_npages(value)
     return st

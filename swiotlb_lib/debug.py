@@ -38,24 +38,30 @@ class KernelLog:
     _rl: dict = field(default_factory=dict)
 
     def info(self, msg: str, prefix: str = PR_FMT) -> None:
+        """``pr_info()``/``pr_warn()`` with the ``pr_fmt`` of ``kernel/dma/swiotlb.c``
+        (v6.3-rc to v6.11); ``prefix=""`` for lines printed from other files."""
         self.lines.append(prefix + msg)
 
     warn = info
 
     def dev_warn(self, dev, msg: str) -> None:
+        """``dev_warn()`` (v6.3-rc to v6.11): ``msg`` after the ``"<driver> <name>: "`` prefix."""
         self.lines.append(f"{dev.dev_name}: {msg}")
 
     def once(self, key, line: str) -> None:
-        """``pr_warn_once``/``dev_warn_once``: only the first call for ``key`` prints."""
+        """``pr_warn_once()``/``dev_warn_once()``/``dev_WARN_ONCE()`` (v6.3-rc to v6.11): only
+        the first call for ``key`` prints (the kernel keeps one flag per call site)."""
         if key not in self._once:
             self._once.add(key)
             self.lines.append(line)
 
     def ratelimited(self, func: str, line: str) -> bool:
-        """``*_ratelimited``: at most 10 lines per 5 s per call site; returns whether printed.
+        """``dev_warn_ratelimited()``/``pr_warn_ratelimited()`` (v6.3-rc to v6.11): at most
+        ``DEFAULT_RATELIMIT_BURST`` (10) lines per ``DEFAULT_RATELIMIT_INTERVAL`` (5 s) per
+        call site; returns whether printed.
 
         When a new interval begins after suppressions, the kernel prints
-        ``"<func>: N callbacks suppressed"`` first (``___ratelimit``).
+        ``"<func>: N callbacks suppressed"`` first (``___ratelimit()``, ``lib/ratelimit.c``).
         """
         st = self._rl.setdefault(func, _RateLimit(begin=self.now))
         if self.now - st.begin >= RATELIMIT_INTERVAL_S:
@@ -84,8 +90,9 @@ class KernelLog:
 
 @dataclass(frozen=True)
 class TraceEvent:
-    """One ``swiotlb_bounced`` event: fired at the start of ``swiotlb_map()``, before the
-    slot search, with the *original* buffer's DMA address."""
+    """One ``swiotlb_bounced`` event (``include/trace/events/swiotlb.h``, v6.3-rc to v6.11):
+    fired at the start of ``swiotlb_map()``, before the slot search, with the *original*
+    buffer's DMA address."""
 
     dev_name: str
     dma_mask: int
@@ -94,6 +101,8 @@ class TraceEvent:
     force: bool
     timestamp: float = 0.0
     cpu: int = 0
+    #: the task that mapped, as ``comm-pid`` (the trace prints the command name right-aligned
+    #: in 16 columns, then ``-`` and the pid left-aligned in 7)
     task: str = "model-0"
 
     def __str__(self) -> str:
@@ -102,4 +111,5 @@ class TraceEvent:
 
     def trace_line(self) -> str:
         """The line as ``/sys/kernel/tracing/trace`` prints it (``d..1.`` flags)."""
-        return (f"{self.task:>16}     [{self.cpu:03d}] d..1. {self.timestamp:12.6f}: {self}")
+        comm, _, pid = self.task.rpartition("-")
+        return f"{comm:>16}-{pid:<7} [{self.cpu:03d}] d..1. {self.timestamp:12.6f}: {self}"

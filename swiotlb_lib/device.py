@@ -18,7 +18,8 @@ DEFAULT_MAX_SEG_SIZE = 0x10000
 
 
 def DMA_BIT_MASK(n: int) -> int:
-    """``DMA_BIT_MASK(n)``: ``2**n - 1``, all ones for ``n == 64``.
+    """``DMA_BIT_MASK(n)`` (``include/linux/dma-mapping.h``, v6.3-rc to v6.11): ``2**n - 1``,
+    all ones for ``n == 64``.
 
     ``n`` must be an integer from 1 to 64 (the kernel macro is undefined outside).
     """

@@ -21,7 +21,7 @@ SIZE_MAX = U64
 
 
 def dma_capable(dev, addr: int, size: int, is_ram: bool = True) -> bool:
-    """``dma_capable()``: the last byte must not exceed
+    """``dma_capable()`` (``include/linux/dma-direct.h``, v6.3-rc to v6.11): the last byte must not exceed
     ``min_not_zero(*dev->dma_mask, dev->bus_dma_limit)``; ``DMA_MAPPING_ERROR`` never is."""
     if addr == DMA_MAPPING_ERROR:
         return False
@@ -30,17 +30,19 @@ def dma_capable(dev, addr: int, size: int, is_ram: bool = True) -> bool:
 
 
 def is_swiotlb_force_bounce(dev) -> bool:
+    """``is_swiotlb_force_bounce()`` (v6.3-rc to v6.11): the device's allocator forces bouncing."""
     mem = dev.dma_io_tlb_mem
     return mem is not None and mem.force_bounce
 
 
 def is_swiotlb_active(dev) -> bool:
+    """``is_swiotlb_active()`` (v6.3-rc to v6.11): the device's allocator has slots."""
     mem = dev.dma_io_tlb_mem
     return mem is not None and mem.nslabs > 0
 
 
 def dma_max_mapping_size(dev) -> int:
-    """``dma_direct_max_mapping_size()``: ``swiotlb_max_mapping_size`` when SWIOTLB is
+    """``dma_direct_max_mapping_size()`` (v6.3-rc to v6.11): ``swiotlb_max_mapping_size`` when SWIOTLB is
     active and the device is addressing-limited or forced to bounce, else ``SIZE_MAX``."""
     mem = dev.dma_io_tlb_mem
     if is_swiotlb_active(dev) and (is_swiotlb_force_bounce(dev) or dev.reach < U64):
@@ -74,7 +76,7 @@ class DmaApi:
 
     # -- single ------------------------------------------------------------------
     def map_single(self, dev, paddr: int, size: int, dir: int, attrs: int = 0, cpu: int = 0) -> int:
-        """``dma_map_single_attrs`` -> ``dma_direct_map_page``: bounce if forced or if the
+        """``dma_map_single_attrs`` -> ``dma_direct_map_page`` (v6.3-rc to v6.11): bounce if forced or if the
         buffer is beyond the device's reach (and SWIOTLB is active), else map directly.
         Returns the DMA address; raises :class:`DmaMappingError` on failure."""
         mem = dev.dma_io_tlb_mem
@@ -104,7 +106,7 @@ class DmaApi:
         return mem is not None and mem.is_swiotlb_buffer(dev, dma_addr)
 
     def unmap_single(self, dev, dma_addr: int, size: int, dir: int, attrs: int = 0) -> None:
-        """``dma_direct_unmap_page``: sync for the CPU unless ``SKIP_CPU_SYNC``, then
+        """``dma_direct_unmap_page`` (v6.3-rc to v6.11): sync for the CPU unless ``SKIP_CPU_SYNC``, then
         ``swiotlb_tbl_unmap_single`` with ``SKIP_CPU_SYNC`` added, so the copy back
         happens exactly once."""
         if not (type(dma_addr) is int and type(size) is int and type(dir) is int
@@ -140,7 +142,7 @@ class DmaApi:
             self.direct[key] = n - 1
 
     def sync_single_for_cpu(self, dev, dma_addr: int, size: int, dir: int) -> None:
-        """``dma_direct_sync_single_for_cpu``: copy back from the bounce buffer if any."""
+        """``dma_direct_sync_single_for_cpu`` (v6.3-rc to v6.11): copy back from the bounce buffer if any."""
         check_addr("dma_addr", dma_addr)
         if self._is_bounce(dev, dma_addr):
             dev.dma_io_tlb_mem.sync_single_for_cpu(dev, dma_addr, size, dir)
@@ -148,7 +150,7 @@ class DmaApi:
             check_dir(dir)
 
     def sync_single_for_device(self, dev, dma_addr: int, size: int, dir: int) -> None:
-        """``dma_direct_sync_single_for_device``: refresh the bounce buffer if any."""
+        """``dma_direct_sync_single_for_device`` (v6.3-rc to v6.11): refresh the bounce buffer if any."""
         check_addr("dma_addr", dma_addr)
         if self._is_bounce(dev, dma_addr):
             dev.dma_io_tlb_mem.sync_single_for_device(dev, dma_addr, size, dir)
@@ -157,7 +159,7 @@ class DmaApi:
 
     # -- scatter-gather ------------------------------------------------------------
     def map_sg(self, dev, sgl, dir: int, attrs: int = 0, cpu: int = 0) -> list:
-        """``dma_direct_map_sg``: map entry by entry; if one fails, unmap the ones already
+        """``dma_direct_map_sg`` (v6.3-rc to v6.11): map entry by entry; if one fails, unmap the ones already
         mapped (with ``SKIP_CPU_SYNC``) and raise.  Returns ``[(dma_addr, len), ...]``."""
         check_dir(dir)
         out = []
@@ -171,7 +173,7 @@ class DmaApi:
         return out
 
     def unmap_sg(self, dev, mapped, dir: int, attrs: int = 0) -> None:
-        """``dma_direct_unmap_sg``: unmap every entry."""
+        """``dma_direct_unmap_sg`` (v6.3-rc to v6.11): unmap every entry."""
         for dma, length in mapped:
             self.unmap_single(dev, dma, length, dir, attrs)
 

@@ -38,15 +38,21 @@ class PhysMemory:
         self.by_size = tuple(sorted(self.ranges, key=lambda r: r[0] - r[1]))
         self.pages: dict[int, bytearray] = {}
 
+    def in_ram(self, addr: int, end: int) -> bool:
+        """True if ``[addr, end)`` lies inside one RAM range (largest range tried first)."""
+        for lo, hi in self.by_size:
+            if lo <= addr and end <= hi:
+                return True
+        return False
+
     def _check(self, addr: int, size: int, what: str = "addr") -> None:
         if not isinstance(addr, int) or not isinstance(size, int):
             raise TypeError(f"{what}: address and size must be integers")
         if size < 0:
             raise ValueError(f"size: must be >= 0, got {size}")
         end = addr + size
-        for lo, hi in self.by_size:
-            if lo <= addr and end <= hi:
-                return
+        if self.in_ram(addr, end):
+            return
         raise ValueError(f"{what}: [{addr:#x}, {end:#x}) is not inside one RAM range "
                          f"({', '.join(f'[{lo:#x}, {hi:#x})' for lo, hi in self.ranges)})")
 
@@ -196,7 +202,8 @@ class MemoryLayout:
 
     @property
     def total_ram(self) -> int:
-        """``memblock_phys_mem_size()``: the sum of usable RAM ranges (page-trimmed)."""
+        """``memblock_phys_mem_size()`` (``mm/memblock.c``, v6.3-rc to v6.11): the sum of
+        usable RAM ranges (page-trimmed)."""
         return sum(((e & ~_PMASK) - ((s + _PMASK) & ~_PMASK)) for s, e in self.ram)
 
     @property
@@ -217,7 +224,8 @@ class MemoryLayout:
         raise ValueError(f"zone: no zone {name!r} on {self.arch}; zones are {[z.name for z in self.zones]}")
 
     def place_boot_pool(self, nbytes: int, anywhere: bool = False) -> int | None:
-        """``memblock_alloc_low`` (or ``memblock_alloc`` with ``SWIOTLB_ANY``) top-down:
+        """``swiotlb_memblock_alloc()`` (v6.3-rc to v6.11): ``memblock_alloc_low`` (or
+        ``memblock_alloc`` with ``SWIOTLB_ANY``) top-down:
         the highest page-aligned start such that ``[start, start+nbytes)`` is usable RAM
         below the placement top.  ``None`` if it does not fit (the kernel then halves).
         """

@@ -35,7 +35,7 @@ _SEG_LAST = IO_TLB_SEGSIZE - 1
 
 
 def nr_slots(val: int) -> int:
-    """``nr_slots()``: number of 2 KiB slots needed for ``val`` bytes (rounded up)."""
+    """``nr_slots()`` (v6.3-rc to v6.11): number of 2 KiB slots needed for ``val`` bytes (rounded up)."""
     return (val + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
 
 
@@ -47,17 +47,9 @@ def limit_nareas(nareas: int, nslots: int) -> int:
 
 
 def get_max_slots(boundary_mask: int) -> int:
-    """``get_max_slots()``: slots per device segment boundary (2**53 for ``ULONG_MAX``)."""
+    """``get_max_slots()`` (v6.3-rc to v6.11): slots per device segment boundary (2**53 for
+    ``ULONG_MAX``)."""
     return (boundary_mask >> IO_TLB_SHIFT) + 1
-
-
-def initial_free_count(i: int, nslabs: int, tail_cap: bool) -> int:
-    """Initial ``slots[i].list``: free slots from ``i`` to the end of its segment.
-
-    From 6.7 (53c87e846e33, in the v6.11 profile) the count is also capped at the pool end.
-    """
-    n = IO_TLB_SEGSIZE - (i & _SEG_LAST)
-    return min(n, nslabs - i) if tail_cap else n
 
 
 class IoTlbPool:
@@ -95,6 +87,8 @@ class IoTlbPool:
         n = self.nslabs + SPARE_SLOTS
         idx = np.arange(self.nslabs, dtype=np.int64)
         lst = np.zeros(n, dtype=np.int32)
+        # initial free runs: slots from i to the end of its segment; from 6.7 (53c87e846e33,
+        # the v6.11 profile) also capped at the pool end
         lst[: self.nslabs] = IO_TLB_SEGSIZE - (idx & _SEG_LAST)
         if profile.tail_cap:
             np.minimum(lst[: self.nslabs], self.nslabs - idx, out=lst[: self.nslabs])
@@ -132,7 +126,8 @@ class IoTlbPool:
 
     @property
     def used(self) -> int:
-        """``mem_pool_used()``: the sum of the areas' ``used`` counters."""
+        """The sum of the areas' ``used`` counters: ``mem_pool_used()`` (6.6+, per pool);
+        v6.3's ``mem_used()`` summed the same counters of its one pool."""
         return sum(self.area_used)
 
     def slot_of(self, paddr: int) -> int:
@@ -248,7 +243,7 @@ def alignment_rule(rule: str, min_align_mask: int, alloc_align_mask: int,
 
 
 def search_params(pool: IoTlbPool, min_align_mask: int, alloc_align_mask: int, big: bool,
-                  boundary_mask: int, tbl_dma_start: int | None = None) -> tuple:
+                  boundary_mask: int) -> tuple:
     """The per-request-kind constants of the slot search in ``pool``, computed once and cached.
 
     Returns ``(shift, bmask, max_slots, zero_slots, cmp_slots, stride, unbounded)``:
@@ -260,13 +255,14 @@ def search_params(pool: IoTlbPool, min_align_mask: int, alloc_align_mask: int, b
     at ``shift + slot`` is tested with ``>> IO_TLB_SHIFT`` masks on small integers instead
     of on 64-bit addresses.  ``unbounded`` says the segment-boundary test can never fail
     in this pool (``shift + 2 * (nslabs + spare) <= max_slots``; true for ``ULONG_MAX``).
-    The kernel's search recomputes these at every call; they depend only on the pool,
-    the device and the kind of request, so the model keeps them in ``pool._params``.
+    Every profile (v6.3-rc to v6.11) recomputes these in its search function at every call;
+    they depend only on the pool, the device and the kind of request, so the model keeps
+    them in ``pool._params``.
     """
-    key = (min_align_mask, alloc_align_mask, big, boundary_mask, tbl_dma_start)
+    key = (min_align_mask, alloc_align_mask, big, boundary_mask)
     p = pool._params.get(key)
     if p is None:
-        tbl = (pool.start if tbl_dma_start is None else tbl_dma_start) & boundary_mask
+        tbl = pool.start & boundary_mask        # the model's DMA addresses equal physical ones
         max_slots = get_max_slots(boundary_mask)
         shift = nr_slots(tbl)
         cmp_mask, zero_mask, stride = alignment_rule(pool.profile.align_rule, min_align_mask,
@@ -279,8 +275,7 @@ def search_params(pool: IoTlbPool, min_align_mask: int, alloc_align_mask: int, b
 
 
 def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
-                     alloc_align_mask: int, min_align_mask: int, boundary_mask: int,
-                     tbl_dma_start: int | None = None) -> int:
+                     alloc_align_mask: int, min_align_mask: int, boundary_mask: int) -> int:
     """Search one area of ``pool`` for ``nr_slots(alloc_size)`` free slots and take them.
 
     Models ``swiotlb_do_find_slots`` (v6.3-rc at 7c3940bf81e5 and v6.3 at 0459ff487373),
@@ -289,11 +284,9 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     the padding and the rounding to the alignment).  Returns the index of the first
     allocated slot, or -1.  The area's ``index`` advances with ``wrap_area_index`` (a
     reset to 0, not a modulo); failures change nothing.
-
-    ``tbl_dma_start`` is the DMA address of the pool start (``phys_to_dma_unencrypted``);
-    it defaults to the physical start (an identity DMA mapping).
+    The pool start is its DMA address (``phys_to_dma_unencrypted`` is the identity here).
     """
-    key = (min_align_mask, alloc_align_mask, alloc_size >= PAGE_SIZE, boundary_mask, tbl_dma_start)
+    key = (min_align_mask, alloc_align_mask, alloc_size >= PAGE_SIZE, boundary_mask)
     params = pool._params.get(key)
     if params is None:
         params = search_params(pool, *key)
@@ -370,7 +363,8 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
 def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     """Give the slots of the buffer at ``tlb_addr`` back; return how many.
 
-    Models ``swiotlb_release_slots``: the count comes from the ``alloc_size`` stored in
+    Models ``swiotlb_release_slots`` (v6.3-rc to v6.11; the padding slots of 6.9+,
+    af133562d5af, in the v6.11 profile): the count comes from the ``alloc_size`` stored in
     the first slot plus the sub-slot offset; the freed run merges with the free run
     after it (inside the segment) and renumbers the free slots before it.  The area
     ``index`` is not touched.  The caller has checked that the buffer is live.

@@ -3,7 +3,7 @@
 Models ``kernel/dma/swiotlb.c``: ``swiotlb_find_slots``, ``swiotlb_tbl_map_single``,
 ``swiotlb_tbl_unmap_single`` (``__swiotlb_tbl_unmap_single`` in 6.11),
 ``swiotlb_sync_single_for_{cpu,device}``, ``swiotlb_bounce``, ``swiotlb_map``,
-``swiotlb_max_mapping_size``, ``is_swiotlb_buffer``/``swiotlb_find_pool`` and the debugfs
+``swiotlb_max_mapping_size``, ``is_swiotlb_buffer`` and the debugfs
 values, for each :class:`~swiotlb_lib.versions.KernelProfile`.  Bytes really move: the
 bounce copies go through :class:`~swiotlb_lib.memory.PhysMemory`.
 
@@ -32,7 +32,8 @@ CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory", "no_pool")
 
 
 class DmaMappingError(Exception):
-    """A mapping failed: the model's ``DMA_MAPPING_ERROR``.
+    """A mapping failed: the model's ``DMA_MAPPING_ERROR`` (what ``swiotlb_tbl_map_single``
+    and ``dma_direct_map_page`` return on failure, v6.3-rc to v6.11).
 
     ``cause`` is one of :data:`CAUSES`; ``dma_addr`` is ``DMA_MAPPING_ERROR`` so code
     written like a driver can still compare; ``rejected_tlb`` is set when
@@ -108,10 +109,8 @@ def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu)
     if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
             and type(cpu) is int and 0 <= addr < U64 and 0 < size <= _MAX_SIZE and 0 <= dir <= 2
             and not attrs & ~KNOWN_ATTRS and 0 <= cpu < mem.nr_cpus):
-        end = addr + size
-        for lo, hi in mem.memory.by_size:             # fast path: all plain and in range
-            if lo <= addr and end <= hi:
-                return
+        if mem.memory.in_ram(addr, addr + size):     # fast path: all plain and in range
+            return
     check_addr(addr_name, addr)
     check_size("size" if addr_name == "paddr" else "mapping_size", size)
     check_dir(dir)
@@ -127,7 +126,7 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
     ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
     ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
     mam = dev.min_align_mask
-    key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary, None)
+    key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
     params = pool._params.get(key) or search_params(pool, *key)
     nareas = pool.nareas
     start = i = cpu & (nareas - 1)
@@ -156,8 +155,6 @@ class IoTlbMem:
                  force_bounce: bool = False, for_alloc: bool = False, nr_cpus: int = 8192,
                  default_nareas: int | None = None, name: str = "swiotlb") -> None:
         self.profile = get_profile(profile)
-        #: ``profile.pad_slots``, read on every map
-        self.pad_slots = self.profile.pad_slots
         self.memory = memory if memory is not None else PhysMemory()
         self.log = log if log is not None else KernelLog()
         self.force_bounce = force_bounce
@@ -184,7 +181,8 @@ class IoTlbMem:
 
     # -- pools ---------------------------------------------------------------------
     def add_pool(self, pool: IoTlbPool) -> None:
-        """``add_mem_pool()``: put the pool at the head of the list, count its slots."""
+        """``add_mem_pool()`` (6.6+, 1aaa736815eb; v6.3 had its one pool): put the pool at the
+        head of the list, count its slots."""
         self.pools.insert(0, pool)
         self.nslabs += pool.nslabs
         if self.defpool is None:
@@ -193,7 +191,8 @@ class IoTlbMem:
                 self.default_nareas = pool.nareas
 
     def init_pool(self, start: int, nslabs: int, nareas: int, *, late_alloc: bool = False) -> IoTlbPool:
-        """Create the default pool (``swiotlb_init_io_tlb_pool``) and zero its memory."""
+        """Create the default pool and zero its memory: ``swiotlb_init_io_tlb_mem`` (v6.3-rc,
+        v6.3) / ``swiotlb_init_io_tlb_pool`` (6.6+)."""
         if self.defpool is not None:
             raise ValueError("start: this allocator already has its default pool")
         pool = IoTlbPool(start, nslabs, nareas, self.profile, late_alloc=late_alloc, name="defpool")
@@ -208,18 +207,6 @@ class IoTlbMem:
             return self.total_used
         return sum(p.used for p in self.pools if not p.transient)
 
-    def find_pool(self, dev, paddr: int) -> IoTlbPool | None:
-        """``swiotlb_find_pool()``: the pool containing ``paddr``: first the allocator's
-        pools, then the device's transient pools (6.6+).  Counts one lookup."""
-        self.lookups += 1
-        for pool in self.pools:
-            if pool.start <= paddr < pool.end:
-                return pool
-        for pool in dev.dma_io_tlb_pools:
-            if pool.start <= paddr < pool.end:
-                return pool
-        return None
-
     def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
         """``is_swiotlb_buffer()``: without dynamic pools a range check of the default
         pool; with them (6.6+), ``dev->dma_uses_io_tlb`` and then the pool walk."""
@@ -230,7 +217,8 @@ class IoTlbMem:
         return p is not None and p.start <= paddr < p.end
 
     def max_mapping_size(self, dev) -> int:
-        """``swiotlb_max_mapping_size()``: 256 KiB less ``roundup(min_align_mask, 2 KiB)``."""
+        """``swiotlb_max_mapping_size()`` (v6.3-rc to v6.11): 256 KiB less
+        ``roundup(min_align_mask, 2 KiB)``."""
         m = dev.min_align_mask
         min_align = ((m + IO_TLB_SIZE - 1) // IO_TLB_SIZE) * IO_TLB_SIZE if m else 0
         return IO_TLB_SIZE * IO_TLB_SEGSIZE - min_align
@@ -273,7 +261,7 @@ class IoTlbMem:
             raise DmaMappingError("no_pool", "no SWIOTLB pool")
         if self.cc_mem_encrypt:
             self.log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
-        if self.pad_slots:
+        if pool.has_pad:
             if alloc_align_mask > PAGE_SIZE - 1:
                 self.log.tag("align_gt_page")
                 self.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
@@ -320,7 +308,7 @@ class IoTlbMem:
         if used > self.used_hiwater:
             self.used_hiwater = used
         first = index
-        if self.pad_slots:
+        if pool.has_pad:
             pad = offset >> IO_TLB_SHIFT
             index += pad
             pool._pad[index] = pad
@@ -389,7 +377,7 @@ class IoTlbMem:
         return freed
 
     def sync_single_for_device(self, dev, tlb_addr: int, size: int, dir: int) -> None:
-        """``swiotlb_sync_single_for_device()``: original -> bounce for TO_DEVICE and
+        """``swiotlb_sync_single_for_device()`` (v6.3-rc to v6.11): original -> bounce for TO_DEVICE and
         BIDIRECTIONAL; nothing for FROM_DEVICE."""
         check_dir(dir)
         check_size("size", size)
@@ -398,7 +386,7 @@ class IoTlbMem:
             self.bounce(dev, tlb_addr, size, DMA_TO_DEVICE, buf.pool)
 
     def sync_single_for_cpu(self, dev, tlb_addr: int, size: int, dir: int) -> None:
-        """``swiotlb_sync_single_for_cpu()``: bounce -> original for FROM_DEVICE and
+        """``swiotlb_sync_single_for_cpu()`` (v6.3-rc to v6.11): bounce -> original for FROM_DEVICE and
         BIDIRECTIONAL; nothing for TO_DEVICE."""
         check_dir(dir)
         check_size("size", size)
@@ -459,7 +447,7 @@ class IoTlbMem:
     # -- swiotlb_map -----------------------------------------------------------------
     def swiotlb_map(self, dev, paddr: int, size: int, dir: int = DMA_BIDIRECTIONAL,
                     attrs: int = 0, cpu: int = 0) -> int:
-        """``swiotlb_map()``: trace event, ``swiotlb_tbl_map_single`` with no alignment,
+        """``swiotlb_map()`` (v6.3-rc to v6.11): trace event, ``swiotlb_tbl_map_single`` with no alignment,
         then re-check that the bounce address is DMA-able; if not, release the slots with
         ``DMA_ATTR_SKIP_CPU_SYNC``, warn "swiotlb addr ... overflow" and fail
         (cause ``out_of_reach``).  Returns the DMA address (identity mapping)."""
@@ -485,7 +473,9 @@ class IoTlbMem:
 
     # -- observability -----------------------------------------------------------------
     def debugfs(self) -> dict:
-        """The files of ``/sys/kernel/debug/swiotlb/`` and their values, in creation order.
+        """The files of ``/sys/kernel/debug/swiotlb/`` and their values, in creation order
+        (``swiotlb_create_debugfs_files``: ``io_tlb_used_hiwater`` from 6.4,
+        ``io_tlb_transient_nslabs`` with ``CONFIG_SWIOTLB_DYNAMIC`` in 6.6+).
 
         Empty when there is no pool (the directory exists but has no files)."""
         if not self.nslabs:
@@ -513,7 +503,8 @@ class IoTlbMem:
         return out
 
     def reset_hiwater(self, value: int = 0) -> None:
-        """Write to ``io_tlb_used_hiwater``: 0 resets it; anything else is EINVAL."""
+        """Write to ``io_tlb_used_hiwater`` (``io_tlb_hiwater_set``, 6.4+): 0 resets it;
+        anything else is EINVAL."""
         if value != 0:
             raise ValueError(f"value: io_tlb_used_hiwater only accepts 0 (EINVAL), got {value!r}")
         self.used_hiwater = 0

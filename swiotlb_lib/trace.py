@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .boot import Machine
+from .debug import TraceEvent
 from .cmdline import SwiotlbSetup, split_cmdline
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
                         IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS)
@@ -1891,11 +1892,11 @@ def synthesize_trace(n_events: int, seed: int = 1, *, cpus: int = 2, request_kib
     emitted = 0
     t = start
     req = 0
-    mask = "ffffffffffffffff"
+    mask = (1 << 64) - 1
 
     def line(cpu, ts, addr, size):
-        return (f"              dd-{200 + cpu:<5d} [{cpu:03d}] d..1. {ts:12.6f}: swiotlb_bounced: dev_name: "
-                f"{dev_name} dma_mask={mask} dev_addr={addr:x} size={size} FORCE")
+        return TraceEvent(dev_name, mask, addr, size, True, timestamp=ts, cpu=cpu,
+                          task=f"dd-{200 + cpu}").trace_line()
 
     while emitted < n_events:
         io = rng.choice(request_kib) * 1024

@@ -418,23 +418,32 @@ def nvme(kernel=None, cmdline=None, seed: int = 1, ops: int = 2000, qd: int = 32
     return rec.finish()
 
 
-def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: int = 32,
-            contiguity: float = 0.5) -> ScenarioResult:
-    """virtio-blk under ``swiotlb=force``: per request a 16-byte header (TO_DEVICE), the data
-    segments (4 KiB pages, runs of contiguous pages up to 256 KiB), a 1-byte status
-    (FROM_DEVICE) and, with more than one descriptor, the indirect table (16 B each);
-    shared/realkernel README finding 13."""
-    rng = random.Random(seed)
-    m = _machine(kernel, cmdline, "swiotlb=force", ram="2G", cpus=2)
-    res = _result("storage", m, seed)
-    rec = Recorder(m, res)
-    dev = m.add_device("virtio-blk")
-    maxseg = min(256 * 1024, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * 1024
+def _blk_descriptors(rng: random.Random, segs: list, d: int):
+    """The buffers of one virtio-blk request after its header, as ``(paddr, size, dir)``:
+    the data segments, the status byte, the indirect table.  A generator, so a request that
+    stops at a failed map draws no addresses for the rest."""
+    for n in segs:
+        yield 0x40000000 + rng.randrange(1 << 14) * PAGE_SIZE, n, d
+    yield 0x2000000 + rng.randrange(4096) * 16 + 8, 1, DMA_FROM_DEVICE
+    yield 0x3000000 + rng.randrange(1024) * 1024, 16 * (len(segs) + 2), DMA_TO_DEVICE
+
+
+def virtio_blk_requests(rec: Recorder, dev, rng: random.Random, *, requests: int, qd: int,
+                        cpus: int, sizes=(4096, 65536, 262144, 1 << 20), maxseg: int = 256 * 1024,
+                        contiguity: float = 0.5) -> int:
+    """Drive ``dev`` like virtio-blk does (shared/realkernel README finding 13): per request a
+    16-byte header (TO_DEVICE), the data segments (4 KiB pages, each segment a run of
+    contiguous pages of at most ``maxseg``, extended page by page with probability
+    ``contiguity``), a 1-byte status (FROM_DEVICE) and the indirect descriptor table (16 B
+    per descriptor).  Up to ``qd`` requests stay in flight; the oldest completes first.  A
+    request that cannot map everything gives back what it holds (``BLK_STS_RESOURCE``) and
+    is dropped.  Request ``i`` runs on CPU ``i % cpus``.  Returns how many were dropped."""
     inflight = []
+    requeued = 0
     for i in range(requests):
-        bs = rng.choice([4096, 65536, 262144, 1 << 20])
+        bs = rng.choice(sizes)
         d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
-        cpu = i % 2
+        cpu = i % cpus
         maps = []
         hdr = rec.map(dev, 0x2000000 + rng.randrange(4096) * 16, 16, DMA_TO_DEVICE, 0, cpu)
         segs, left = [], bs
@@ -447,27 +456,16 @@ def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: 
         ok = hdr is not None
         if ok:
             maps.append((hdr, 16, DMA_TO_DEVICE))
-        for n in segs:
-            if not ok:
-                break
-            dma = rec.map(dev, 0x40000000 + rng.randrange(1 << 14) * PAGE_SIZE, n, d, 0, cpu)
-            ok = dma is not None
-            if ok:
-                maps.append((dma, n, d))
-        if ok:
-            st = rec.map(dev, 0x2000000 + rng.randrange(4096) * 16 + 8, 1, DMA_FROM_DEVICE, 0, cpu)
-            ok = st is not None
-            if ok:
-                maps.append((st, 1, DMA_FROM_DEVICE))
-        if ok and len(segs) + 2 > 1:
-            ind = rec.map(dev, 0x3000000 + rng.randrange(1024) * 1024, 16 * (len(segs) + 2), DMA_TO_DEVICE, 0, cpu)
-            ok = ind is not None
-            if ok:
-                maps.append((ind, 16 * (len(segs) + 2), DMA_TO_DEVICE))
+            for paddr, n, dd in _blk_descriptors(rng, segs, d):
+                dma = rec.map(dev, paddr, n, dd, 0, cpu)
+                if dma is None:
+                    ok = False
+                    break
+                maps.append((dma, n, dd))
         if not ok:                 # BLK_STS_RESOURCE: give back what the request holds
             for dma, n, dd in maps:
                 rec.unmap(dev, dma, n, dd, DMA_ATTR_SKIP_CPU_SYNC)
-            res.extra["requests_requeued"] = res.extra.get("requests_requeued", 0) + 1
+            requeued += 1
             continue
         inflight.append(maps)
         while len(inflight) > qd:
@@ -476,7 +474,22 @@ def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: 
     for req in inflight:
         for dma, n, dd in req:
             rec.unmap(dev, dma, n, dd)
-    res.extra.setdefault("requests_requeued", 0)
+    return requeued
+
+
+def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: int = 32,
+            contiguity: float = 0.5) -> ScenarioResult:
+    """virtio-blk under ``swiotlb=force`` on a 2 GiB, 2-CPU guest, queue depth ``qd``:
+    :func:`virtio_blk_requests` with 4 KiB to 1 MiB requests, segments capped at
+    ``min(256 KiB, swiotlb_max_mapping_size)``."""
+    rng = random.Random(seed)
+    m = _machine(kernel, cmdline, "swiotlb=force", ram="2G", cpus=2)
+    res = _result("storage", m, seed)
+    rec = Recorder(m, res)
+    dev = m.add_device("virtio-blk")
+    maxseg = min(256 * 1024, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * 1024
+    res.extra["requests_requeued"] = virtio_blk_requests(
+        rec, dev, rng, requests=requests, qd=qd, cpus=2, maxseg=maxseg, contiguity=contiguity)
     return rec.finish()
 
 

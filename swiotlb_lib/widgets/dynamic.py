@@ -41,7 +41,7 @@ from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIREC
                          DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE)
 from ..swiotlb import DmaMappingError
 from ..versions import get_profile
-from ..workloads import Recorder, ScenarioResult, run_scenario, scattered_buffer
+from ..workloads import Recorder, ScenarioResult, run_scenario, scattered_buffer, virtio_blk_requests
 from ..workloads import _size_mix as coco_size
 from ..plots import dynamic as P
 from ..plots.common import img_html as _img_html, mib
@@ -118,8 +118,9 @@ MIXES = {
     "storage": dict(
         title="storage: virtio-blk, swiotlb=force",
         what="virtio-blk on a 2 GiB x86 guest booted with swiotlb=force, so every mapping bounces. "
-             "Each request maps a 16-byte header, 4 KiB to 256 KiB of data in page runs, and a "
-             "1-byte status (the request shape seen in shared/realkernel).",
+             "Each request maps a 16-byte header, 4 KiB to 256 KiB of data in page runs, a "
+             "1-byte status and the indirect descriptor table (the request shape seen in "
+             "shared/realkernel).",
         opts=["force"], light="queue depth 4", heavy="queue depth 64"),
     "rpi": dict(
         title="Raspberry Pi 4 frames",
@@ -145,42 +146,6 @@ def swiotlb_cmdline(nslabs, opts, dynamic: bool) -> str:
     """``swiotlb=<nslabs>,<opts...>[,dynamic]``, or "" when there is nothing to say."""
     parts = ([str(nslabs)] if nslabs else []) + list(opts) + (["dynamic"] if dynamic else [])
     return "swiotlb=" + ",".join(parts) if parts else ""
-
-
-def _storage(rec: TimelineRecorder, rng: random.Random, qd: int, requests: int = 300) -> None:
-    m = rec.m
-    dev = m.add_device("virtio-blk")
-    inflight = []
-    for i in range(requests):
-        bs = rng.choice([4096, 16384, 65536, 262144])
-        d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
-        cpu = i % m.cpus
-        wanted = [(0x2000000 + rng.randrange(4096) * 16, 16, DMA_TO_DEVICE)]
-        left = bs
-        while left:
-            run = PAGE_SIZE
-            while run < left and rng.random() < 0.5:
-                run += PAGE_SIZE
-            wanted.append((0x40000000 + rng.randrange(1 << 14) * PAGE_SIZE, run, d))
-            left -= run
-        wanted.append((0x2000000 + rng.randrange(4096) * 16 + 8, 1, DMA_FROM_DEVICE))
-        maps = []
-        for paddr, n, dd in wanted:
-            dma = rec.map(dev, paddr, n, dd, 0, cpu)
-            if dma is None:          # BLK_STS_RESOURCE: the request gives back what it holds
-                for a, k, ddd in maps:
-                    rec.unmap(dev, a, k, ddd, DMA_ATTR_SKIP_CPU_SYNC)
-                maps = None
-                break
-            maps.append((dma, n, dd))
-        if maps:
-            inflight.append(maps)
-        while len(inflight) > qd:
-            for dma, n, dd in inflight.pop(0):
-                rec.unmap(dev, dma, n, dd)
-    for req in inflight:
-        for dma, n, dd in req:
-            rec.unmap(dev, dma, n, dd)
 
 
 def _rpi(rec: TimelineRecorder, rng: random.Random, nbytes: int, frames: int = 10) -> dict:
@@ -259,7 +224,8 @@ def footprint_run(mix: str, intensity: str, kernel: str, nslabs=None, dynamic: b
     rng = random.Random(seed)
     extra = {}
     if mix == "storage":
-        _storage(rec, rng, 64 if heavy else 4)
+        virtio_blk_requests(rec, m.add_device("virtio-blk"), rng, requests=300,
+                            qd=64 if heavy else 4, cpus=m.cpus, sizes=(4096, 16384, 65536, 262144))
     elif mix == "rpi":
         extra = _rpi(rec, rng, 34 * MiB if heavy else 1920 * 1080 * 4)
     else:
