@@ -118,3 +118,27 @@ def test_partial_sync_in_later_slot_before_offset(profile, copied):
     m.dma.sync_single_for_cpu(dev, target, 16, DMA_FROM_DEVICE)
     assert (m.cpu_read(orig + (target - dma), 16) == b"Q" * 16) == copied
     assert any("Access before mapping start detected" in l for l in m.log.lines) != copied
+
+
+def test_sg_for_device_splits_at_runs_and_the_mapping_limit():
+    """The block-layer helper: segments end where physical runs end and are at most
+    min(max_seg_size, dma_max_mapping_size) long (256 KiB under swiotlb=force, 64 KiB for a
+    device without dma_parms, 252 KiB for NVMe's min_align_mask 0xfff)."""
+    from swiotlb_lib.device import Device
+    from swiotlb_lib.direct import sg_for_device
+    m = Machine(ram="2G", cpus=1, cmdline="swiotlb=force")
+    blk, nv, plain = m.add_device("virtio-blk"), m.add_device("nvme"), m.add_device(Device("plain"))
+    KiB = 1024
+    assert sg_for_device(blk, 0x1000000, 600 * KiB) == [(0x1000000, 256 * KiB), (0x1040000, 256 * KiB),
+                                                        (0x1080000, 88 * KiB)]
+    assert [n for _, n in sg_for_device(nv, 0x1000000, 600 * KiB)] == [252 * KiB, 252 * KiB, 96 * KiB]
+    assert [n for _, n in sg_for_device(plain, 0x1000000, 150 * KiB)] == [64 * KiB, 64 * KiB, 22 * KiB]
+    runs = [(0x1000000, 8 * KiB), (0x3000000, 300 * KiB)]
+    assert sg_for_device(blk, 0, 308 * KiB, runs) == [(0x1000000, 8 * KiB), (0x3000000, 256 * KiB),
+                                                      (0x3040000, 44 * KiB)]
+    # and the list maps and unmaps through the streaming API, entry by entry
+    mapped = m.dma.map_sg(blk, sg_for_device(blk, 0, 308 * KiB, runs), DMA_TO_DEVICE)
+    assert [n for _, n in mapped] == [8 * KiB, 256 * KiB, 44 * KiB]
+    assert m.swiotlb.mem_used() == (8 + 256 + 44) * KiB // 2048
+    m.dma.unmap_sg(blk, mapped, DMA_TO_DEVICE)
+    assert m.swiotlb.mem_used() == 0

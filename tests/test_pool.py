@@ -121,15 +121,29 @@ def _reference_search(pool, area, orig, size, align, min_align, boundary):
     """The candidate loop of ``swiotlb_search_pool_area`` (v6.11) / ``swiotlb_do_find_slots``
     (v6.3-rc, v6.3) written on 64-bit slot addresses, as the kernel does.  Returns the
     first slot that would be taken, without taking it (or -1)."""
-    from swiotlb_lib.pool import alignment_rule, get_max_slots
-    from swiotlb_lib.constants import IO_TLB_SHIFT, PAGE_SIZE
+    from swiotlb_lib.constants import IO_TLB_SHIFT
     nslots = nr_slots(size)
-    cmp_mask, zero_mask, stride = alignment_rule(pool.profile.align_rule, min_align, align,
-                                                 size >= PAGE_SIZE)
+    big = size >= 4096
+    # the alignment rules as the cited commits state them, on byte addresses
+    if pool.profile.align_rule == "v6.9":           # 04867a7a3332, af133562d5af
+        zero_mask = (align or (0xFFF if big and not min_align else 0)) | 0x7FF
+        cmp_mask = min_align & ~zero_mask
+        stride = (max(zero_mask, cmp_mask) >> 11) + 1
+    elif pool.profile.align_rule == "v6.3":         # 0eee5ae10256 + bbb73a103fbb
+        zero_mask = 0
+        cmp_mask = (min_align | align | (0xFFF if big else 0)) & ~0x7FF
+        stride = (cmp_mask >> 11) + 1
+    else:                                           # v6.3-rc, 7c3940bf81e5
+        zero_mask = 0
+        cmp_mask = min_align & ~0x7FF
+        stride = (cmp_mask >> 11) + 1
+        if big:
+            stride = max(stride, stride << 1)
+        stride = max(stride, (align >> 11) + 1)
     if not orig:
         cmp_mask = 0
     tbl = pool.start & boundary
-    max_slots = get_max_slots(boundary)
+    max_slots = (boundary >> 11) + 1
     if nslots > pool.area_nslabs - pool.area_used[area]:
         return -1
     index = pool.area_index[area]
