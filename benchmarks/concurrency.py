@@ -14,9 +14,7 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swiotlb_lib.perf.concurrency import simulate      # noqa: E402
 

@@ -34,9 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swiotlb_lib.boot import Machine                    # noqa: E402
 from swiotlb_lib.constants import DMA_BIDIRECTIONAL     # noqa: E402
@@ -86,14 +84,13 @@ def steady_state(pool_mib: int, pairs: int, rounds: int, seed: int) -> dict:
 
 
 def tib_guest() -> dict:
-    code = ("import time,resource,json,sys;sys.path.insert(0,%r);t=time.perf_counter();"
+    code = ("import time,resource,json;t=time.perf_counter();"
             "from swiotlb_lib.boot import Machine;m=Machine(ram='1T',cpus=64,mem_encrypt=True);"
             "dt=time.perf_counter()-t;print(json.dumps({'s':dt,'rss':resource.getrusage("
-            "resource.RUSAGE_SELF).ru_maxrss/1024,'nslabs':m.swiotlb.nslabs,'lines':m.swiotlb_lines()}))"
-            % str(Path(__file__).resolve().parents[1]))
-    base = json.loads(subprocess.run([sys.executable, "-c", "import resource,json,sys;sys.path.insert(0,%r);"
+            "resource.RUSAGE_SELF).ru_maxrss/1024,'nslabs':m.swiotlb.nslabs,'lines':m.swiotlb_lines()}))")
+    base = json.loads(subprocess.run([sys.executable, "-c", "import resource,json;"
                                       "import swiotlb_lib.boot;print(json.dumps(resource.getrusage("
-                                      "resource.RUSAGE_SELF).ru_maxrss/1024))" % str(Path(__file__).resolve().parents[1])],
+                                      "resource.RUSAGE_SELF).ru_maxrss/1024))"],
                                      capture_output=True, text=True, check=True).stdout)
     r = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     print(f"1 TiB confidential guest: built in {r['s']:.3f} s, peak RSS {r['rss']:.0f} MB "

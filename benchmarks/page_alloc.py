@@ -10,12 +10,9 @@ Usage: python benchmarks/page_alloc.py [--n N] [--seed S]
 import argparse
 import json
 import random
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swiotlb_lib.memory import layout_for                     # noqa: E402
 from swiotlb_lib.page_alloc import GFP_KERNEL, PageAllocator   # noqa: E402

@@ -19,9 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swiotlb_lib.trace import read_trace, replay, synthesize_trace   # noqa: E402
 

@@ -16,7 +16,6 @@ if [ ! -x .venv/bin/python ]; then
     echo "ERROR: .venv is missing: run README command 1 first (bash scripts/setup_and_build.sh)" >&2
     exit 2
 fi
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 status=0
 

@@ -2,6 +2,7 @@
 # README command 1: set up everything and build the book into _build/html.
 #
 #   1. .venv/ with the exact pins of requirements.txt (re-installed only when that file changes)
+#      and swiotlb_lib itself installed from this checkout in editable mode (pip install -e .)
 #   2. book/_vendor/: the widget manager, require.js and MathJax from the npm registry, so the
 #      built pages load nothing from a CDN (skipped when already there)
 #   3. jupyter-book build, executing every notebook; any warning or failing cell is an error
@@ -21,10 +22,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "==> installing requirements.txt into .venv"
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! .venv/bin/python -c "import swiotlb_lib" 2>/dev/null; then
+    echo "==> installing requirements.txt and swiotlb_lib (editable) into .venv"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
 else
     echo "==> .venv is up to date with requirements.txt"
@@ -56,8 +58,7 @@ fi
 # --- 3. Build ----------------------------------------------------------------------------
 echo "==> building the book (executes every notebook)"
 rm -rf _build   # no stale pages from chapters that were renamed or removed
-# The notebook kernels run in book/, so the library is found through PYTHONPATH.
-PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} .venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
+.venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
 
 # The pages must not load anything from the network.
 if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then

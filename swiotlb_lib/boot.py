@@ -18,7 +18,7 @@
 Sources: ``kernel/dma/swiotlb.c`` at 7c3940bf81e5 and afd81d914f6f,
 ``arch/x86/kernel/pci-dma.c`` (``pci_swiotlb_detect``), ``arch/x86/mm/mem_encrypt.c``
 (20231010145220.3960055-2-alexander.shishkin@linux.intel.com), and the Debian boots in
-shared/realkernel, which this reproduces line for line.
+``data/realkernel/boots.jsonl``, which this reproduces line for line.
 """
 from __future__ import annotations
 

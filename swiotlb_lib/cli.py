@@ -1,10 +1,15 @@
-"""Command line: ``python -m swiotlb_lib <command> ...``.
+"""Command line: ``python -m swiotlb_lib <command> ...`` (installed as ``swiotlb-sim`` too).
 
 Commands:
 
 * ``boot``   -- boot a model machine and print SWIOTLB's kernel log lines and debugfs values.
 * ``oracle`` -- replay a golden-vector file and print the model's own results (JSON lines).
+* ``scenario``, ``compare``, ``scenarios`` -- the book's seeded systems on kernel profiles.
 * ``profiles`` -- list the kernel profiles.
+* ``replay``, ``advise`` (:mod:`swiotlb_lib.trace_cli`) -- size SWIOTLB from a recorded trace.
+* ``dma-map-benchmark`` (:mod:`swiotlb_lib.perf.cli`) -- the kernel's benchmark on the model.
+
+Each command imports the parts of the model it needs when it runs.
 """
 from __future__ import annotations
 
@@ -122,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_boot)
 
     o = sub.add_parser("oracle", help="replay a golden-vector file; print the model's results")
-    o.add_argument("file", help="vectors file in the shared/oracle format, or - for stdin")
+    o.add_argument("file", help="golden-vector file in the format of data/oracle/README.md, or - for stdin")
     o.add_argument("--kernel", default=None, help="profile (default: the file's meta version)")
     o.set_defaults(func=_cmd_oracle)
 

@@ -1,7 +1,9 @@
 """Constants of the software IO TLB.
 
 Values follow ``include/linux/swiotlb.h`` and ``kernel/dma/swiotlb.c`` (all kernel
-versions modelled: v6.3-rc, v6.3, v6.6, v6.11); see spec section 1.
+versions modelled: v6.3-rc, v6.3, v6.6, v6.11): the header read at
+``include/linux/swiotlb.h@1aaa736815eb``, the ``.c`` file at ``kernel/dma/swiotlb.c@7c3940bf81e5``
+and ``@009fbfc97b63`` (the dynamic pool cap in ``swiotlb_alloc_pool()`` of the latter).
 """
 
 #: log2 of the slot ("slab") size (``IO_TLB_SHIFT``).

@@ -134,7 +134,10 @@ def rpi4_vc4(name: str = "gpu") -> Device:
     """Raspberry Pi 4 display block (vc4-drm): behind a bus limited to 1 GiB, no IOMMU.
 
     The RFC cover letter describes "a bus with an address limit of 1 GiB"; the limit is
-    modelled as ``bus_dma_limit = 0x3fffffff`` (device-tree ``dma-ranges``; spec §11.6).
+    modelled as ``bus_dma_limit = 0x3fffffff``: the ``soc`` node's ``dma-ranges`` in
+    ``arch/arm/boot/dts/broadcom/bcm2711.dtsi@d5984d29afdb`` maps only the first 1 GiB, and
+    Pi 4 kernel logs show ``bus mask 3fffffff`` for such mappings
+    (https://github.com/raspberrypi/linux/issues/3416).
     """
     return Device(name, dma_mask=DMA_BIT_MASK(32), bus_dma_limit=0x3FFFFFFF, driver="vc4-drm",
                   max_seg_size=0xFFFFFFFF)
@@ -147,7 +150,7 @@ def rpi4_v3d(name: str = "fec00000.v3d") -> Device:
 
 def virtio_blk(name: str = "0000:00:02.0") -> Device:
     """A virtio-blk PCI device with ``VIRTIO_F_ACCESS_PLATFORM`` (uses the DMA API), as in
-    the QEMU boots of shared/realkernel (its dev_warn prefix is ``virtio-pci``)."""
+    the QEMU boots of ``data/realkernel/boots.jsonl`` (its dev_warn prefix is ``virtio-pci``)."""
     return Device(name, dma_mask=U64, driver="virtio-pci", max_seg_size=0xFFFFFFFF)
 
 

@@ -8,7 +8,7 @@
   (``ZONE_DMA``, ``ZONE_DMA32``, ``ZONE_NORMAL``) and a top-down ``memblock``-style
   placement of the boot-time SWIOTLB pool.
 * :func:`layout_for` -- architecture presets ``x86_64`` (a QEMU ``pc`` machine, as in
-  the boots recorded in shared/realkernel) and ``arm64-rpi4`` (Raspberry Pi 4).
+  the boots recorded in ``data/realkernel/boots.jsonl``) and ``arm64-rpi4`` (Raspberry Pi 4).
 """
 from __future__ import annotations
 
@@ -263,7 +263,7 @@ def parse_size(text: str, what: str = "size") -> int:
 def layout_for(arch: str, ram_bytes: int, calibration: str = "6.12") -> MemoryLayout:
     """The memory layout of an architecture preset with ``ram_bytes`` of RAM.
 
-    ``x86_64`` models QEMU's ``pc`` machine (i440FX, SeaBIOS) as in shared/realkernel:
+    ``x86_64`` models QEMU's ``pc`` machine (i440FX, SeaBIOS) as in ``data/realkernel/boots.jsonl``:
     low RAM up to ``min(ram, 3 GiB)`` when RAM >= 3.5 GiB (else all of it), less 0x23000
     bytes the BIOS reserves at its top; the rest above 4 GiB; ``ZONE_DMA`` < 16 MiB,
     ``ZONE_DMA32`` < 4 GiB.  The boot pool lands below what early boot took from the top

@@ -1,6 +1,7 @@
 """Replay of golden-vector files: drive the model, print its own answers.
 
-The vectors (shared/oracle, format described in its FORMAT.md) were produced by the
+The vectors (``data/oracle/``, format described in ``data/oracle/README.md``, "Line format")
+were produced by the
 kernel's own ``kernel/dma/swiotlb.c`` built in user space.  :func:`replay` reads such a
 file, **ignores every ``expect``**, runs each operation on a fresh model and yields the
 model's result in the ``expect`` shape (``{}`` for lines without one).  Tests compare

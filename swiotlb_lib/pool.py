@@ -137,7 +137,8 @@ class IoTlbPool:
     def list_hash(self) -> str:
         """64-bit FNV-1a over ``list[0..nslabs-1]``, each value as 4 little-endian bytes.
 
-        This is the oracle's state fingerprint (shared/oracle FORMAT.md, ``dump``).
+        This is the oracle's state fingerprint (``data/oracle/README.md``, "Line format",
+        ``dump``).
         """
         h = 0xCBF29CE484222325
         data = self.list[: self.nslabs].astype("<u4").tobytes()

@@ -17,9 +17,8 @@ everything that can be observed.
 * :func:`compare` / :func:`diff_replay` -- the :class:`Verdict`: identical or not, and
   the first divergence with the differing fields.  It prints its own answers
   (:meth:`Verdict.lines`).
-* :func:`golden_check` -- replay a golden-vector file (shared/oracle) on a profile and
-  count the lines whose ``expect`` the model reproduces; says so when the data are
-  missing instead of failing.
+* :func:`golden_check` -- replay a golden-vector file (``data/oracle/``) on a profile and
+  count the lines whose ``expect`` the model reproduces.
 
 Everything is deterministic: the same arguments give the same verdict on every run.
 """
@@ -37,6 +36,7 @@ from .boot import Machine
 from .constants import (DMA_ATTR_NO_WARN, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
                         DIRECTION_NAMES, IO_TLB_SHIFT, PAGE_SIZE)
 from .device import Device
+from .evidence import data_path
 from .swiotlb import DmaMappingError
 from .versions import get_profile
 
@@ -353,7 +353,8 @@ class Verdict:
 
 def slot_rule(profile, op: dict, dev: Device) -> str:
     """The alignment rule a profile applies to one map request, with its numbers
-    (shared/oracle FORMAT.md section 5; spec section 3.2).  Empty for rule families
+    (``kernel/dma/swiotlb.c@7c3940bf81e5: swiotlb_do_find_slots()`` for v6.3-rc and
+    ``@0459ff487373`` for v6.3; ``data/oracle/README.md``, "How the versions differ").  Empty for rule families
     other than v6.3-rc and v6.3."""
     from .versions import ALIGN_V63, ALIGN_V63RC
     prof = get_profile(profile)
@@ -439,19 +440,12 @@ def diff_replay(seed: int, length: int, kernel_a="v6.3rc", kernel_b="rfc-v1",
 
 # ------------------------------------------------------------------ golden vectors -----
 
-def shared_dir() -> pathlib.Path:
-    """Where the shared data live: ``$BOUNCE_SHARED`` or ``shared/`` beside the checkout."""
-    root = pathlib.Path(__file__).resolve().parents[1]
-    return pathlib.Path(os.environ.get("BOUNCE_SHARED", root.parent / "shared"))
-
-
 @dataclass
 class GoldenResult:
     """How many ``expect`` objects of a golden-vector file the model reproduced."""
 
     path: str
     kernel: str
-    missing: bool
     checked: int = 0
     matched: int = 0
     first_mismatch: tuple | None = None    #: (line number, op, expected, model)
@@ -459,8 +453,6 @@ class GoldenResult:
 
     def lines(self) -> list[str]:
         name = pathlib.Path(self.path).name
-        if self.missing:
-            return [f"{name}: data missing (looked for {self.path}); nothing was checked"]
         out = [f"{name} (kernel code {self.file_version}) replayed on model profile {self.kernel}: "
                f"{self.matched} of {self.checked} expected results reproduced"]
         if self.first_mismatch:
@@ -474,17 +466,18 @@ class GoldenResult:
 
 def golden_check(name: str = "vectors-v6.3rc-handmade.jsonl", kernel: str = "rfc-v1",
                  directory: str | os.PathLike | None = None) -> GoldenResult:
-    """Replay the file ``name`` of ``oracle/`` on profile ``kernel`` and compare with its ``expect`` objects.
-
-    A missing file gives ``missing=True`` (and a line saying so), not an exception."""
+    """Replay the file ``name`` of ``data/oracle/`` (or of ``directory``) on profile ``kernel``
+    and compare with its ``expect`` objects.  A missing file raises ``FileNotFoundError``."""
     from .oracle import replay
-    base = pathlib.Path(directory) if directory is not None else shared_dir() / "oracle"
-    path = base / name
+    if directory is None:
+        path = data_path("oracle", name)
+    else:
+        path = pathlib.Path(directory) / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such golden-vector file")
     prof = get_profile(kernel).name
-    if not path.exists():
-        return GoldenResult(str(path), prof, True)
     lines = path.read_text(encoding="utf-8").splitlines()
-    res = GoldenResult(str(path), prof, False)
+    res = GoldenResult(str(path), prof)
     for n, (line, got) in enumerate(zip(lines, replay(lines, kernel=prof)), 1):
         rec = json.loads(line)
         if rec.get("op") == "meta":

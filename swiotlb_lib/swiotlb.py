@@ -108,9 +108,11 @@ def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu)
     """The checks every map entry point makes before touching any state."""
     if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
             and type(cpu) is int and 0 <= addr < U64 and 0 < size <= _MAX_SIZE and 0 <= dir <= 2
-            and not attrs & ~KNOWN_ATTRS and 0 <= cpu < mem.nr_cpus):
+            and not attrs & ~KNOWN_ATTRS and mem is not None and 0 <= cpu < mem.nr_cpus):
         if mem.memory.in_ram(addr, addr + size):     # fast path: all plain and in range
             return
+    if mem is None:
+        raise ValueError("dev: not attached to a machine; attach it with Machine.add_device(dev) first")
     check_addr(addr_name, addr)
     check_size("size" if addr_name == "paddr" else "mapping_size", size)
     check_dir(dir)

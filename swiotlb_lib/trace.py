@@ -7,7 +7,9 @@ What a running kernel gives you, and what this module reads:
 
   - ``swiotlb:swiotlb_bounced`` in the format used since the 2022 initialisation cleanup
     (``"dev_name: %s dma_mask=%llx dev_addr=%llx size=%zu %s"``, last field ``FORCE`` or
-    ``NORMAL``; spec section 8.2; the same text in Linux 6.1 and 6.12, shared/realkernel);
+    ``NORMAL``; ``include/trace/events/swiotlb.h@65e575744264: TRACE_EVENT(swiotlb_bounced)``;
+    the same text in Linux 6.1 and 6.12, ``data/realkernel/trace-force-2G-linux6.1.txt`` and
+    ``data/realkernel/trace-force-2G.txt``);
   - the older enum form (Linux 4.10 to 5.18).  Its ``TP_printk`` in
     ``include/trace/events/swiotlb.h`` has the same four fields and ends with
     ``__print_symbolic(swiotlb_force, {SWIOTLB_NORMAL, "NORMAL"}, {SWIOTLB_FORCE,
@@ -17,10 +19,11 @@ What a running kernel gives you, and what this module reads:
     ``swiotlb_force=SWIOTLB_NORMAL`` (or the enum value 0, 1, 2, the order of
     ``enum swiotlb_force`` in ``include/linux/swiotlb.h`` of those releases).  All of these
     are accepted.  The form before 4.10 (an ``int`` flag) is not supported;
-  - the kprobe events of shared/realkernel (``map`` on ``swiotlb_tbl_map_single`` with its
-    arguments, ``map_ret`` with the returned bounce address ``tlb``, ``unmap`` on
-    ``__swiotlb_tbl_unmap_single`` or, on 6.1, ``swiotlb_tbl_unmap_single``), recognised by
-    their event name or by the probed function in the line;
+  - the kprobe events of the ``data/realkernel/*-kprobes.txt`` traces (``map`` on
+    ``swiotlb_tbl_map_single`` with its arguments, ``map_ret`` with the returned bounce
+    address ``tlb``, ``unmap`` on ``__swiotlb_tbl_unmap_single`` or, on 6.1,
+    ``swiotlb_tbl_unmap_single``), recognised by their event name or by the probed function
+    in the line;
   - ``tracing_mark_write`` markers (``trace_marker`` writes);
 
 * the files of ``/sys/kernel/debug/swiotlb/`` (:func:`read_debugfs`), as a directory, or as
@@ -38,10 +41,12 @@ a **lifetime model** the user picks (:func:`parse_lifetime`): ``fixed:250us``, `
 :class:`~swiotlb_lib.boot.Machine` of any kernel profile and ``swiotlb=`` setting and
 returns the tallies of the ``scenario`` command (:class:`~swiotlb_lib.workloads.ScenarioResult`)
 plus the used-slots timeline.  Mappings are grouped into block requests when the trace has
-the shape of virtio-blk (shared/realkernel README finding 13): a request that cannot get all
+the shape of virtio-blk (``data/realkernel/README.md``, finding 13, the mappings of one
+virtio-blk request): a request that cannot get all
 its slots gives back what it holds and is retried, as blk-mq does after ``BLK_STS_RESOURCE``;
 a request that fails again and again with the same number of slots in use is reported as a
-livelock (finding 12).  :func:`advise` bisects over the pool sizes the kernel can actually
+livelock (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB
+requests).  :func:`advise` bisects over the pool sizes the kernel can actually
 build (``swiotlb=`` rounding, then ``round_up_default_nslabs`` with the CPU count), with the
 replay as the oracle.
 
@@ -85,7 +90,9 @@ BLK_MQ_RESOURCE_DELAY = 0.003
 VIRTIO_BLK_HDR_BYTES = 16
 VIRTIO_BLK_STATUS_BYTES = 1
 VRING_DESC_BYTES = 16
-#: Largest bounce buffer: 128 slots (spec section 1).
+#: Largest bounce buffer: 128 slots of 2 KiB (``IO_TLB_SEGSIZE`` x ``IO_TLB_SIZE``,
+#: ``include/linux/swiotlb.h@1aaa736815eb``; ``kernel/dma/swiotlb.c@af133562d5af:
+#: swiotlb_max_mapping_size()``).
 MAX_MAPPING_BYTES = IO_TLB_SIZE * IO_TLB_SEGSIZE
 #: Retries of one request before the replay gives up on it, and how many identical
 #: failures with nothing else in flight (same mapping, same slots in use) make a livelock.
@@ -94,13 +101,14 @@ DEFAULT_LIVELOCK_REPEATS = 3
 #: The profiles :func:`advise` sizes by default (all of them).
 ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic")
 #: Lifetime used when the trace has no unmap events and the user chose none.  Calibrated on
-#: shared/realkernel trace-force-2G-kprobes.txt (Linux 6.12 under QEMU TCG): replaying its
+#: ``data/realkernel/trace-force-2G-kprobes.txt`` (Linux 6.12 under QEMU TCG): replaying its
 #: swiotlb_bounced events alone with ``fixed:1500us`` peaks at 1546 slots against 1549 with
 #: the recorded unmaps (and the kernel's io_tlb_used_hiwater of 1549).  The measured median
 #: lifetime is 1.56 ms per mapping, 0.89 ms from a request's last mapping (see
 #: :func:`lifetime_stats`).  Under KVM or on hardware I/O completes much faster.
 DEFAULT_LIFETIME = "fixed:1500us"
-#: Debugfs files of ``/sys/kernel/debug/swiotlb`` (spec section 8.1).
+#: Debugfs files of ``/sys/kernel/debug/swiotlb``
+#: (``kernel/dma/swiotlb.c@af133562d5af: swiotlb_create_debugfs_files()``).
 DEBUGFS_FILES = ("io_tlb_nslabs", "io_tlb_used", "io_tlb_used_hiwater", "io_tlb_transient_nslabs")
 
 
@@ -165,8 +173,9 @@ class Mapping:
 class Trace:
     """What :func:`parse_trace` read: mappings in trace order, markers, counts, skipped lines.
 
-    ``counts`` uses the names of shared/realkernel's ``trace_counts`` (``swiotlb_bounced``,
-    ``map``, ``map_ret``, ``map_ret_fail``, ``unmap``, ``markers``, ``total_lines``).
+    ``counts`` uses the names of the ``trace_counts`` field of ``data/realkernel/boots.jsonl``
+    (``swiotlb_bounced``, ``map``, ``map_ret``, ``map_ret_fail``, ``unmap``, ``markers``,
+    ``total_lines``).
     """
 
     source: str
@@ -736,7 +745,8 @@ class Request:
 def _virtio_blk_requests(mappings) -> list:
     """Group mappings per (device, CPU) into virtio-blk requests: a 16-byte header
     (``DMA_TO_DEVICE``), data segments, the 1-byte status and, with indirect descriptors,
-    a table of 16 bytes per descriptor (header + data + status).  README finding 13;
+    a table of 16 bytes per descriptor (header + data + status).  ``data/realkernel/README.md``,
+    finding 13 (the mappings of one virtio-blk request);
     ``virtio_queue_rq`` maps them in this order under the queue lock, so one CPU's
     requests do not interleave.  Anything else is a lone mapping."""
     reqs = []
@@ -798,7 +808,8 @@ def request_slots(req: Request, mappings) -> int:
 # ================================================================================ replay ====
 
 def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: str = "") -> str:
-    """The advisor's warning for requests that a pool can never complete (finding 12)."""
+    """The advisor's warning for requests that a pool can never complete
+    (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB requests)."""
     why = "" if slots_needed > nslabs else (
         " (slots are there in total, but no placement of the request's mappings fits: "
         "a mapping must lie inside one 128-slot segment and one area)")
@@ -809,7 +820,8 @@ def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: st
 
 @dataclass
 class Livelock:
-    """A request that failed again and again with the same slots in use (finding 12)."""
+    """A request that failed again and again with the same slots in use
+    (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB requests)."""
 
     line: int
     time: float
@@ -1236,9 +1248,9 @@ class _Engine:
         unmaps its sg list and answers ``BLK_STS_RESOURCE``) and leave it at the head of its
         queue, unless the traced kernel abandoned this attempt anyway.
 
-        Livelock (finding 12): a retry that fails while nothing else holds slots or is in
-        flight can only be repeated, never helped; when it fails that way
-        ``livelock_repeats`` times on the same mapping with the same number of slots in use
+        Livelock (``data/realkernel/README.md``, finding 12): a retry that fails while nothing
+        else holds slots or is in flight can only be repeated, never helped; when it fails
+        that way ``livelock_repeats`` times on the same mapping with the same number of slots in use
         (with no other kind of failure in between), the request can never complete: it is
         reported and dropped (the real queue would stall for ever)."""
         used = self.mem.total_used
@@ -1475,7 +1487,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
 def areas_from_trace(pool, trace: Trace) -> int:
     """Start each area's search index at the slot of the traced kernel's first allocation
     in that area (the trace begins with an empty pool, so that allocation landed at the
-    index; shared/realkernel README finding 14 and tests/test_realkernel.py).  Only
+    index; ``data/realkernel/README.md``, finding 14, slot addresses in the kprobe traces,
+    and tests/test_realkernel.py).  Only
     traced bounce addresses inside ``pool`` count.  Returns how many areas were set."""
     if pool is None:
         return 0
@@ -1572,7 +1585,8 @@ def effective_nslabs(value: int, cpus: int, kernel=None) -> int:
     """The boot pool the kernel builds for ``swiotlb=<value>`` on ``cpus`` CPUs when memory
     suffices: ``setup_io_tlb_npages`` rounds to a multiple of 128, then the area count (the
     CPU count, a power of two) makes ``round_up_default_nslabs`` raise it to at least 128 per
-    area and to a power of two (spec sections 1 and 5.1; :class:`~swiotlb_lib.cmdline.SwiotlbSetup`)."""
+    area and to a power of two (``kernel/dma/swiotlb.c@af133562d5af: setup_io_tlb_npages(),
+    round_up_default_nslabs()``; :class:`~swiotlb_lib.cmdline.SwiotlbSetup`)."""
     if type(value) is not int or not 1 <= value <= 1 << 32:
         raise ValueError(f"value: swiotlb= slots must be an integer in 1..{1 << 32}, got {value!r}")
     if type(cpus) is not int or not 1 <= cpus <= 8192:
@@ -1822,8 +1836,9 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
             if not valid(r, k):
                 adv.warnings.append(f"swiotlb={cands[k]} does not fit this machine's low memory: the "
                                     f"kernel would build only {r.nslabs} slots")
-        # requests that no pool of a given size can ever complete (finding 12): by count of
-        # slots, and as the replays found them (fragmentation can make larger pools fail too)
+        # requests that no pool of a given size can ever complete (data/realkernel/README.md,
+        # finding 12): by count of slots, and as the replays found them (fragmentation can
+        # make larger pools fail too)
         if biggest is not None and not dynamic and len(biggest.members) > 1:
             need = request_slots(biggest, trace.mappings)
             below = [c for c in cands if c < need]
@@ -1866,7 +1881,8 @@ def synthesize_trace(n_events: int, seed: int = 1, *, cpus: int = 2, request_kib
     Each I/O of ``request_kib`` KiB (chosen uniformly) is split into requests of at most
     ``max_sectors_kb``; a request's data pages are physically contiguous with probability
     ``contiguity`` page to page, up to 256 KiB segments.  Every request maps the 16-byte
-    header, the segments, the status byte and the indirect table (README finding 13).
+    header, the segments, the status byte and the indirect table (``data/realkernel/README.md``,
+    finding 13, the mappings of one virtio-blk request).
     Requests start ``gap_us`` apart on average, round-robin over ``cpus``.  A model of the
     recorded workload's shape, not a recording.
     """

@@ -2,29 +2,41 @@
 
 One allocator (:mod:`swiotlb_lib.pool`) serves every version; a :class:`KernelProfile`
 tells it which rule to apply.  Each field names the kernel commit that introduced the
-behaviour it selects.
+behaviour it selects.  The commits are those of ``kernel/dma/swiotlb.c`` in torvalds/linux
+that the golden vectors of ``data/oracle/`` were computed from (``data/oracle/README.md``).
 
-========== ===================================================================
-profile    what it models
-========== ===================================================================
-``v6.3rc`` ``kernel/dma/swiotlb.c`` at 7c3940bf81e5 (the tree the RFC was
-           written against, before the 6.3-rc alignment rework)
-``v6.3``   the v6.3 release: 0eee5ae10256 + bbb73a103fbb alignment rules
-           (file read at 0459ff487373)
-``v6.6``   v6.6 (d069ed288ac7), ``io_tlb_pool`` split, built without
-           ``CONFIG_SWIOTLB_DYNAMIC`` as distributions ship it
-``v6.11``  v6.11-rc1 (afd81d914f6f): 6.9 alignment fixes (04867a7a3332),
-           pre-padding slots (af133562d5af), tail cap (53c87e846e33);
-           the default, and what Debian's 6.12 kernel does
-========== ===================================================================
+================= ====================================================================
+profile           what it models
+================= ====================================================================
+``v6.3rc``        ``swiotlb.c@7c3940bf81e5`` ("swiotlb: fix the deadlock in
+                  swiotlb_do_find_slots", 6.3-rc): the tree RFC v1 was written against,
+                  before the 6.3-rc alignment rework
+``v6.3``          ``swiotlb.c@0459ff487373`` ("swiotlb: Remove bounce buffer remapping for
+                  Hyper-V"), a 6.4-cycle commit whose base holds every 6.3 allocator fix
+                  (0eee5ae10256, bbb73a103fbb); its own change is outside slot allocation
+``v6.6``          ``swiotlb.c@d069ed288ac7`` ("swiotlb: optimize get_max_slots()", tip of
+                  the 6.6 merge window): ``io_tlb_pool`` split, ``CONFIG_SWIOTLB_DYNAMIC=n``
+``v6.11``         ``swiotlb.c@afd81d914f6f`` (merge of dma-mapping-6.11-2024-07-19,
+                  6.11-rc1): 6.9 alignment fixes (04867a7a3332), pre-padding slots
+                  (af133562d5af), tail cap (53c87e846e33); the default, checked against
+                  Debian's 6.12.117 boots (``data/realkernel/``)
+================= ====================================================================
 
 Profiles with dynamic bounce buffers (their mechanics are in :mod:`swiotlb_lib.dynamic`):
 
-================= ================================================================
-``rfc-v1``        Petr Tesarik's RFC v1 (20 March 2023) on the ``v6.3rc`` base
-``v6.6-dynamic``  v6.6 built with ``CONFIG_SWIOTLB_DYNAMIC=y``
-``v6.11-dynamic`` v6.11 built with ``CONFIG_SWIOTLB_DYNAMIC=y``
-================= ================================================================
+================= ====================================================================
+``rfc-v1``        Petr Tesarik's RFC v1 (20 March 2023,
+                  cover.1679309810.git.petr.tesarik.ext@huawei.com) on the ``v6.3rc``
+                  base, as intended
+``v6.6-dynamic``  ``v6.6`` built with ``CONFIG_SWIOTLB_DYNAMIC=y``: growth worker
+                  (1aaa736815eb), transient pools (79636caad361) and the
+                  ``dma_uses_io_tlb`` flag (1395706a1490) with its 6.6-rc fix
+                  (2d5780bbef8d), as in the 6.6 release; read at ``swiotlb.c@009fbfc97b63``
+                  (merge of dma-mapping-6.7-2023-10-30, based on 6.6-rc7, whose only
+                  swiotlb.c change is a comment; pull ZT-46QZiN8b37Swy@infradead.org)
+``v6.11-dynamic`` ``v6.11`` built with ``CONFIG_SWIOTLB_DYNAMIC=y``: area-major search
+                  across pools (55c543865b76, 6.8)
+================= ====================================================================
 """
 from __future__ import annotations
 
@@ -64,6 +76,10 @@ class KernelProfile:
     option_list: bool = False
     #: one line for listings.
     description: str = ""
+    #: the torvalds/linux commits the profile was read from (the preface's versions table).
+    commits: str = ""
+    #: how that kernel is configured and booted, for the versions table.
+    config: str = ""
 
     @property
     def is_dynamic(self) -> bool:
@@ -76,26 +92,50 @@ class KernelProfile:
 PROFILES: dict[str, KernelProfile] = {
     "v6.3rc": KernelProfile(
         "v6.3rc", ALIGN_V63RC, tail_cap=False, pad_slots=False, has_hiwater=False,
-        limit_nareas=False, description="v6.3-rc (7c3940bf81e5): the RFC v1 base"),
+        limit_nareas=False, description="v6.3-rc allocator (swiotlb.c@7c3940bf81e5): the RFC v1 base",
+        commits="kernel/dma/swiotlb.c@7c3940bf81e5 (6.3-rc: \"swiotlb: fix the deadlock in "
+                "swiotlb_do_find_slots\"), before the alignment rework 0eee5ae10256",
+        config="as distributions build it (no dynamic pools exist yet)"),
     "v6.3": KernelProfile(
         "v6.3", ALIGN_V63, tail_cap=False, pad_slots=False, has_hiwater=False,
-        limit_nareas=False, description="v6.3 release (0459ff487373)"),
+        limit_nareas=False, description="v6.3 allocator (swiotlb.c@0459ff487373, a 6.4-cycle commit with every 6.3 fix)",
+        commits="kernel/dma/swiotlb.c@0459ff487373 (6.4 cycle; its base has every 6.3 allocator "
+                "fix, 0eee5ae10256 and bbb73a103fbb, and its own change is outside slot allocation)",
+        config="as distributions build it; checked against Debian's 6.1.192 boot lines"),
     "v6.6": KernelProfile(
         "v6.6", ALIGN_V63, tail_cap=False, pad_slots=False, has_hiwater=True,
-        description="v6.6 (d069ed288ac7), CONFIG_SWIOTLB_DYNAMIC=n"),
+        description="v6.6 allocator (swiotlb.c@d069ed288ac7), CONFIG_SWIOTLB_DYNAMIC=n",
+        commits="kernel/dma/swiotlb.c@d069ed288ac7 (\"swiotlb: optimize get_max_slots()\", tip of "
+                "the 6.6 merge window; struct io_tlb_pool)",
+        config="CONFIG_SWIOTLB_DYNAMIC=n, as distributions ship it"),
     "v6.11": KernelProfile(
         "v6.11", ALIGN_V69, tail_cap=True, pad_slots=True, has_hiwater=True,
-        description="v6.11 (afd81d914f6f), current mainline behaviour"),
+        description="v6.11-rc1 allocator (swiotlb.c@afd81d914f6f), as Debian's 6.12.117 runs it",
+        commits="kernel/dma/swiotlb.c@afd81d914f6f (merge of dma-mapping-6.11-2024-07-19, 6.11-rc1): "
+                "alignment fixes 04867a7a3332 and af133562d5af (6.9), tail cap 53c87e846e33",
+        config="CONFIG_SWIOTLB_DYNAMIC=n; the default profile"),
 }
 
 PROFILES["rfc-v1"] = PROFILES["v6.3rc"].with_name(
     "rfc-v1", dynamic="rfc-v1", option_list=True,
-    description="RFC v1 (cover.1679309810.git.petr.tesarik.ext@huawei.com) on v6.3-rc; "
-                "dynamic buffers with swiotlb=dynamic")
+    commits="v6.3rc plus RFC v1 patches 1-4 (cover.1679309810.git.petr.tesarik.ext@huawei.com), "
+            "as intended",
+    config="swiotlb=dynamic on the command line (patch 4/4)",
+    description="RFC v1 as intended (cover.1679309810.git.petr.tesarik.ext@huawei.com) on "
+                "v6.3-rc; dynamic buffers with swiotlb=dynamic")
 PROFILES["v6.6-dynamic"] = PROFILES["v6.6"].with_name(
-    "v6.6-dynamic", dynamic="v6.6", description="v6.6 with CONFIG_SWIOTLB_DYNAMIC=y (1aaa736815eb)")
+    "v6.6-dynamic", dynamic="v6.6",
+    commits="v6.6 plus the 6.6 release's dynamic code: 1aaa736815eb (growth), 79636caad361 "
+            "(transient pools), 1395706a1490 with its 6.6-rc fix 2d5780bbef8d (dma_uses_io_tlb); "
+            "read at kernel/dma/swiotlb.c@009fbfc97b63 (merge of dma-mapping-6.7-2023-10-30 on "
+            "6.6-rc7, whose only swiotlb.c change is a comment)",
+    config="CONFIG_SWIOTLB_DYNAMIC=y",
+    description="v6.6 with CONFIG_SWIOTLB_DYNAMIC=y: 6.6 release growth, transient pools, "
+                                "dma_uses_io_tlb (read at 009fbfc97b63)")
 PROFILES["v6.11-dynamic"] = PROFILES["v6.11"].with_name(
     "v6.11-dynamic", dynamic="v6.11",
+    commits="v6.11 plus its dynamic code: area-major search across pools 55c543865b76 (6.8)",
+    config="CONFIG_SWIOTLB_DYNAMIC=y",
     description="v6.11 with CONFIG_SWIOTLB_DYNAMIC=y: area-major search across pools (55c543865b76)")
 
 #: The profile used when none is named: current mainline behaviour.
@@ -117,3 +157,8 @@ def get_profile(name: str | KernelProfile | None = None) -> KernelProfile:
         raise ValueError(
             f"kernel: unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
         ) from None
+
+
+def versions_table() -> list[tuple[str, str, str, str]]:
+    """One row per profile: name, kernel commits, what it models, configuration."""
+    return [(p.name, p.commits, p.description, p.config) for p in PROFILES.values()]

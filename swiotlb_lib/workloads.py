@@ -17,7 +17,7 @@ Every scenario runs on any kernel profile, takes a seed, and returns a
 ``nvme``           NVMe (``min_align_mask`` 0xfff) in a confidential guest: O_DIRECT I/O with
                    512-byte aligned buffers, requests capped at ``dma_max_mapping_size``.
 ``storage``        virtio-blk with ``swiotlb=force`` and a queue depth, structured like the
-                   requests in shared/realkernel's traces (header, data, status, indirect).
+                   requests traced in ``data/realkernel/`` (header, data, status, indirect).
 =================  ==========================================================================
 
 Defaults per profile: ``rfc-v1`` runs with ``swiotlb=dynamic`` added (its point), and the
@@ -176,8 +176,9 @@ def _result(name, m: Machine, seed: int) -> ScenarioResult:
 
 #: Contiguous-run lengths of a GPU buffer, in pages: log-uniform from 4 pages (16 KiB) to
 #: 1200 pages (4.7 MiB).  Not measured: chosen so that the runs span the failing segment
-#: sizes in the Raspberry Pi bug reports (384 KiB to 4.7 MiB, raspberrypi/linux #5524,
-#: #5926; spec/measurements.md section 3) together with the smaller runs that map fine.
+#: sizes in the Raspberry Pi bug reports (384 KiB to 4.7 MiB,
+#: https://github.com/raspberrypi/linux/issues/5524 and
+#: https://github.com/raspberrypi/linux/issues/5926) together with the smaller runs that map fine.
 RUN_PAGES = (4, 1200)
 
 
@@ -267,8 +268,9 @@ def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=N
 
 
 def _size_mix(rng: random.Random) -> int:
-    """A bounce-buffer size from the mix measured in a confidential VM (spec
-    measurements.md: about 58 % <= 2 KiB, 91 % <= 4 KiB, none above 512 KiB)."""
+    """A bounce-buffer size from the mix measured in a confidential VM (GuoRui Yu, RFC
+    "cc-swiotlb", Message-ID ``20230128083254.86012-1-GuoRui.Yu@linux.alibaba.com``: about
+    58 % <= 2 KiB, 91 % <= 4 KiB, none above 512 KiB)."""
     u = rng.random()
     if u < 0.58:
         return rng.choice([66, 128, 256, 512, 1024, 1514, 2048])
@@ -431,7 +433,8 @@ def _blk_descriptors(rng: random.Random, segs: list, d: int):
 def virtio_blk_requests(rec: Recorder, dev, rng: random.Random, *, requests: int, qd: int,
                         cpus: int, sizes=(4096, 65536, 262144, 1 << 20), maxseg: int = 256 * 1024,
                         contiguity: float = 0.5) -> int:
-    """Drive ``dev`` like virtio-blk does (shared/realkernel README finding 13): per request a
+    """Drive ``dev`` like virtio-blk does (``data/realkernel/README.md``, finding 13, the
+    mappings of one virtio-blk request): per request a
     16-byte header (TO_DEVICE), the data segments (4 KiB pages, each segment a run of
     contiguous pages of at most ``maxseg``, extended page by page with probability
     ``contiguity``), a 1-byte status (FROM_DEVICE) and the indirect descriptor table (16 B

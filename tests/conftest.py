@@ -1,31 +1,19 @@
-"""Shared fixtures: where the golden vectors and real-kernel recordings live.
+"""Shared fixtures and paths.
 
-The data are not part of the project: they sit in ``shared/`` beside the checkout
-(``../shared``), or where ``BOUNCE_SHARED`` points.  Under CI (``CI=true``) their absence
-is a failure, never a skip.
+The evidence the tests check the model against (golden vectors, recordings of real kernels)
+is part of the repository: ``data/``, read through :func:`swiotlb_lib.evidence.data_path`, which
+fails with the missing file's name.  Nothing here skips for want of data.
 """
-import os
 import pathlib
 
 import pytest
 
+from swiotlb_lib.evidence import data_path
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("BOUNCE_SHARED", ROOT.parent / "shared"))
-
-
-def require_shared(*parts) -> pathlib.Path:
-    p = shared_dir().joinpath(*parts)
-    if not p.exists():
-        msg = f"{p} not found: the golden data live in ../shared beside the checkout (or $BOUNCE_SHARED)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return p
-
-
 @pytest.fixture
-def shared():
-    return require_shared
+def data():
+    """``data("oracle", name)``: a file of the repository's ``data/`` folder."""
+    return data_path

@@ -1,4 +1,4 @@
-"""Real bytes through bounce buffers: direction and sync semantics (spec §4.3, all profiles).
+"""Real bytes through bounce buffers: direction and sync semantics (``kernel/dma/swiotlb.c@7c3940bf81e5`` and ``@afd81d914f6f``: ``swiotlb_tbl_map_single()``, ``swiotlb_sync_single_for_device/cpu()``, ``swiotlb_tbl_unmap_single()``; ``kernel/dma/direct.h@07410559f383``; all profiles).
 
 Sources: swiotlb_tbl_map_single always copies the original into the bounce buffer
 (901c7280ca0d, CVE-2022-0854 fix); sync_for_device copies for TO_DEVICE/BIDIRECTIONAL;

@@ -1,6 +1,6 @@
 """``swiotlb=`` parsing and boot sizing (setup_io_tlb_npages, swiotlb_adjust_nareas,
 round_up_default_nslabs, swiotlb_adjust_size; kernel/dma/swiotlb.c @afd81d914f6f and
-@7c3940bf81e5), and the confidential-guest 6 % rule (spec §5.2)."""
+@7c3940bf81e5), and the confidential-guest 6 % rule (``arch/x86/mm/mem_encrypt.c: mem_encrypt_setup_arch()``, moved there by 20231010145220.3960055-2-alexander.shishkin@linux.intel.com)."""
 import subprocess
 import sys
 
@@ -57,7 +57,7 @@ def test_simple_strtoul():
     assert simple_strtoul("12,4") == (12, ",4")
 
 
-# spec §5.2: 6 % of RAM clamped to [64 MiB, 1 GiB], printed "adjusted to", then the area
+# mem_encrypt_setup_arch(): 6 % of RAM clamped to [64 MiB, 1 GiB], printed "adjusted to", then the area
 # rounding of swiotlb_init_remap (8 CPUs) to a power of two.
 @pytest.mark.parametrize("ram,adjusted,final_mib", [
     ("1G", 64, 64), ("2G", 122, 128), ("4G", 245, 256), ("8G", 491, 512), ("16G", 983, 1024),

@@ -13,16 +13,16 @@ from swiotlb_lib.device import Device
 from swiotlb_lib.oracle import replay
 from swiotlb_lib.swiotlb import DmaMappingError
 from swiotlb_lib.workloads import run_scenario
-from conftest import shared_dir
+from swiotlb_lib.evidence import data_path
 
 MiB = 1 << 20
 
 
 # -- RFC v1 patch 2/4 is a pure refactoring ------------------------------------------
-def test_rfc_without_dynamic_gives_v63rc_answers(shared):
+def test_rfc_without_dynamic_gives_v63rc_answers():
     # 932dee179c95...@huawei.com: "Move code around" must not change behaviour; the
     # v6.3rc golden vectors (kernel 7c3940bf81e5, the RFC's base) replay identically.
-    path = shared("oracle", "vectors-v6.3rc-handmade.jsonl")
+    path = data_path("oracle", "vectors-v6.3rc-handmade.jsonl")
     lines = path.read_text().splitlines()
     expected = [json.loads(l).get("expect", {}) for l in lines]
     assert list(replay(lines, "rfc-v1")) == expected
@@ -224,7 +224,7 @@ def test_uses_io_tlb_shortcut():
 
 
 def test_coco_every_mapping_bounces_on_every_profile():
-    # Confidential guests force all DMA through bounce buffers (swiotlb.rst; spec §5.2).
+    # Confidential guests force all DMA through bounce buffers (Documentation/core-api/swiotlb.rst; arch/x86/mm/mem_encrypt.c: mem_encrypt_setup_arch()).
     for k in ("v6.3rc", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic"):
         r = run_scenario("coco-guest", kernel=k, seed=2)
         assert r.mapped > 0 and r.bounced == r.mapped, k

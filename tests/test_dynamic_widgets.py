@@ -3,7 +3,7 @@
 Checks behaviour, not timing: every widget builds; each precomputed widget holds one state
 per option and the states differ; every live callback returns HTML with the content it
 exists to show; the experiments report the facts the chapters state (from the patches and
-the spec, not from running the model first)."""
+the kernel sources, not from running the model first)."""
 import ipywidgets as W
 import pytest
 

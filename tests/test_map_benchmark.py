@@ -3,7 +3,8 @@ failures, and the direction shape.
 
 Formats and messages are those of tools/testing/selftests/dma/dma_map_benchmark.c
 (2488655b2f6b) and kernel/dma/map_benchmark.c (02fcfc12fc49), as described in
-shared/spec/kernel-swiotlb.md section 9.1 and measurements.md section 2.5.
+``kernel/dma/map_benchmark.c`` and ``tools/testing/selftests/dma/dma_map_benchmark.c``
+(torvalds/linux@02fcfc12fc49 and @2488655b2f6b).
 """
 import argparse
 import re
@@ -95,7 +96,8 @@ def test_buffers_filled_with_0x66_unless_from_device():
 # ------------------------------------------------------------------ the size wall ----
 
 def test_granule_above_64_pages_fails_under_swiotlb():
-    """kernel-swiotlb.md 9.1 / measurements.md 2.5: -g above 64 (256 KiB) must fail under
+    """kernel/dma/map_benchmark.c: map_benchmark_thread(); swiotlb_max_mapping_size() is 256 KiB:
+    -g above 64 (256 KiB) must fail under
     SWIOTLB: each thread logs "dma_map_single failed on <dev>" and exits -ENOMEM, so the
     ioctl fails and the tool prints perror("ioctl") and exits 1, with nothing on stdout."""
     r = run_map_benchmark(threads=3, granule=65, max_loops=LOOPS)
@@ -138,7 +140,8 @@ def test_unsupported_mask_and_bad_node_are_einval():
 # ------------------------------------------------------------------ shape -----------
 
 def test_shape_direction_decides_which_latency_grows():
-    """measurements.md section 6 item 9: map latency grows with the granule in every
+    """kernel/dma/swiotlb.c@afd81d914f6f: swiotlb_tbl_map_single() always copies in (901c7280ca0d),
+    swiotlb_tbl_unmap_single() copies back for FROM_DEVICE/BIDIRECTIONAL: map latency grows with the granule in every
     direction (map always copies in); unmap latency grows only for BIDIRECTIONAL and
     FROM_DEVICE (copy back)."""
     lat = {(d, g): _lat(run_map_benchmark(dma_dir=d, granule=g, max_loops=300, seed=1))

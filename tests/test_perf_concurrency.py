@@ -1,7 +1,8 @@
 """The concurrency simulation: determinism, use of the real model, published shapes.
 
 Each shape test states the shape and cites where it was published
-(shared/spec/measurements.md section 6).  The simulated numbers depend on
+(Chao Gao's area series, 20220628070136.419163-1-chao.gao@intel.com, and Petr Tesarik's v3
+cover letter, cover.1687859323.git.petr.tesarik.ext@huawei.com).  The simulated numbers depend on
 CostModel's assumed constants; the tests check shapes (flat, scaling, ratios),
 not magnitudes.
 """
@@ -61,7 +62,7 @@ def test_every_pair_goes_through_the_model(eight_areas):
 
 
 def test_direction_sets_where_the_copy_lands():
-    """measurements.md section 6 item 9: map always copies; unmap copies back only for
+    """kernel/dma/swiotlb.c@afd81d914f6f: swiotlb_tbl_map_single() always copies (901c7280ca0d); unmap copies back only for
     FROM_DEVICE and BIDIRECTIONAL."""
     big = 64 * 1024
     to = simulate(1, 1, ops=300, size=big, dir=DMA_TO_DEVICE, seed=2)
@@ -93,7 +94,7 @@ def test_pool_exhaustion_stops_only_the_failing_mappers():
 # ------------------------------------------------------------------ shape 1 ---------
 
 def test_shape_one_lock_adds_no_throughput(one_area):
-    """measurements.md section 6 item 1 (Chao Gao, 20220628070136.419163-1-chao.gao@intel.com:
+    """Chao Gao's figures ( 20220628070136.419163-1-chao.gao@intel.com:
     4 fio jobs moved 885/868 MB/s against 1037/1148 MB/s with one job, one lock):
     with nareas = 1, more mappers give flat or falling throughput and a rising share of
     time spent waiting for the lock."""
@@ -110,7 +111,7 @@ def test_shape_one_lock_adds_no_throughput(one_area):
 # ------------------------------------------------------------------ shape 2 ---------
 
 def test_shape_areas_scale_until_mappers_outnumber_them(one_area, eight_areas):
-    """measurements.md section 6 item 2 (same series: 4 jobs 2320/1998 MB/s once the lock
+    """Chao Gao's series again ( 4 jobs 2320/1998 MB/s once the lock
     was split; Tianyu Lan 20220428141429.1637028-1-ltykernel@gmail.com): near-linear
     scaling while mappers <= areas, small single-thread gains, and no further scaling
     once mappers outnumber areas."""
@@ -137,7 +138,7 @@ def test_shape_area_of_a_cpu_is_cpu_modulo_areas():
 
 @pytest.mark.parametrize("kernel", ["v6.6", "v6.11"])
 def test_shape_small_dynamic_pools_hurt_parallel_not_serial(kernel):
-    """measurements.md section 6 item 3 (Petr Tesarik v3,
+    """Petr Tesarik's v3 cover letter (
     cover.1687859323.git.petr.tesarik.ext@huawei.com: growing from 1 MiB to 5 MiB cost
     about 5-6 % at 4 and 24 threads, 1 thread within noise; Documentation/core-api/swiotlb.rst:
     a pool has at most size / 256 KiB areas): a dynamic pool grown from swiotlb=512

@@ -1,5 +1,6 @@
-"""Allocator unit tests against the worked examples of the spec (shared/spec/kernel-swiotlb.md
-§3.5, an independent restatement of the kernel rules) and the kernel's documented rules."""
+"""Allocator unit tests against worked examples computed by hand from the kernel's rules
+(``kernel/dma/swiotlb.c@0459ff487373: swiotlb_do_find_slots()`` and
+``@afd81d914f6f: swiotlb_search_pool_area()``) and the kernel's documented rules."""
 import pytest
 
 from swiotlb_lib.constants import IO_TLB_SEGSIZE

@@ -2,7 +2,7 @@
 
 After every operation: the free-run counters equal a from-scratch recomputation, no two
 live bounce buffers overlap, the used counters add up, and the bytes the CPU and the
-device see are exactly what the direction and sync rules say (spec §2.5, §4.3)."""
+device see are exactly what the direction and sync rules say (``kernel/dma/swiotlb.c@afd81d914f6f``: ``swiotlb_search_pool_area()``, ``swiotlb_release_slots()``, ``swiotlb_bounce()``)."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 

@@ -1,5 +1,5 @@
 """The model against what real Debian kernels printed and did under QEMU
-(shared/realkernel: Linux 6.12.117 ~ profile v6.11, Linux 6.1.192 ~ profile v6.3)."""
+(``data/realkernel/``: Linux 6.12.117 ~ profile v6.11, Linux 6.1.192 ~ profile v6.3)."""
 import json
 import re
 import subprocess
@@ -12,14 +12,12 @@ from swiotlb_lib.constants import DMA_ATTR_SKIP_CPU_SYNC, IO_TLB_SHIFT
 from swiotlb_lib.device import virtio_blk
 from swiotlb_lib.memory import PhysMemory
 from swiotlb_lib.swiotlb import DmaMappingError, IoTlbMem
-from conftest import ROOT, shared_dir
+from swiotlb_lib.evidence import data_path
+from conftest import ROOT
 
 
 def boots():
-    p = shared_dir() / "realkernel" / "boots.jsonl"
-    if not p.exists():
-        # one placeholder case; require_shared() then skips it, or fails it under CI
-        return [pytest.param(None, id="no-shared-data")]
+    p = data_path("realkernel", "boots.jsonl")
     return [pytest.param(json.loads(l), id=json.loads(l)["boot"]) for l in p.read_text().splitlines()]
 
 
@@ -28,8 +26,7 @@ def profile_for(boot):
 
 
 @pytest.mark.parametrize("boot", boots())
-def test_boot_prints_what_the_kernel_printed(shared, boot):
-    shared("realkernel", "boots.jsonl")
+def test_boot_prints_what_the_kernel_printed(boot):
     m = Machine(ram=boot["qemu_args"]["m"], cpus=boot["qemu_args"]["smp"],
                 cmdline=boot["kernel_cmdline"], kernel=profile_for(boot))
     expected = [l for l in boot["dmesg_swiotlb_lines"] if "buffer is full" not in l]
@@ -52,8 +49,7 @@ def test_boot_prints_what_the_kernel_printed(shared, boot):
 
 
 @pytest.mark.parametrize("boot", boots())
-def test_boot_cli_output(shared, boot):
-    shared("realkernel", "boots.jsonl")
+def test_boot_cli_output(boot):
     r = subprocess.run([sys.executable, "-m", "swiotlb_lib", "boot", "--ram", boot["qemu_args"]["m"],
                         "--cpus", str(boot["qemu_args"]["smp"]), "--cmdline", boot["kernel_cmdline"],
                         "--kernel", profile_for(boot)], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -121,15 +117,15 @@ def replay_kprobe_trace(text, start, nslabs, nareas, profile="v6.11"):
     return ok, bad
 
 
-def test_kprobe_trace_same_slot_for_every_mapping(shared):
-    text = shared("realkernel", "trace-force-2G-kprobes.txt").read_text()
-    boot = next(json.loads(l) for l in shared("realkernel", "boots.jsonl").read_text().splitlines()
+def test_kprobe_trace_same_slot_for_every_mapping():
+    text = data_path("realkernel", "trace-force-2G-kprobes.txt").read_text()
+    boot = next(json.loads(l) for l in data_path("realkernel", "boots.jsonl").read_text().splitlines()
                 if json.loads(l)["boot"] == "6.12-T2")
     pk = boot["pool_from_kprobe"]
     ok, bad = replay_kprobe_trace(text, pk["start"], pk["nslabs"], pk["nareas"])
     assert not bad, f"{len(bad)} mappings got another slot, first: {bad[:3]}"
     assert ok == boot["trace_counts"]["map_ret"]
-    # a page-sized mapping always lands page-aligned in 6.12 (README finding 14)
+    # a page-sized mapping always lands page-aligned in 6.12 (data/realkernel/README.md, finding 14)
     assert ok > 7000
 
 
@@ -152,14 +148,14 @@ def test_full_message_matches_kernel_format():
                                  "total 512 (slots), used 394 (slots)")
 
 
-def test_swiotlb_bounced_lines_match_the_kernel(shared):
+def test_swiotlb_bounced_lines_match_the_kernel():
     """With the tracepoint enabled, each map emits the ``swiotlb_bounced`` line Linux 6.12
     wrote to /sys/kernel/tracing/trace for the same device, address and size (boot 6.12-T1);
     the task, CPU and timestamp columns are taken from the real line."""
     import dataclasses
     import re
     from swiotlb_lib.constants import DMA_TO_DEVICE
-    real = [l for l in shared("realkernel", "trace-force-2G.txt").read_text().splitlines()
+    real = [l for l in data_path("realkernel", "trace-force-2G.txt").read_text().splitlines()
             if "swiotlb_bounced:" in l][:200]
     assert len(real) == 200
     m = Machine(ram="2G", cpus=2, cmdline="swiotlb=force", kernel="v6.11")

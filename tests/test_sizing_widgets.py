@@ -2,8 +2,8 @@
 
 Checks behaviour, not timing: the widgets build; the precomputed one holds one state per
 (lifetime, pool) pair and the states differ; the live callback returns HTML with what it
-exists to show; and the analyses report the facts the chapter states, taken from the shared
-README of the recordings (finding 12 and the summary table) and from boots.jsonl, not from
+exists to show; and the analyses report the facts the chapter states, taken from
+data/realkernel/README.md (finding 12 and the table of boots) and from boots.jsonl, not from
 running the model first.
 """
 import ipywidgets as W
@@ -18,7 +18,7 @@ def test_recordings_load_and_match_boots():
     header, rows = sz.overview_rows()
     by_boot = {r[0]: dict(zip(header, r)) for r in rows}
     assert set(by_boot) == set(sz.RECORDINGS)
-    assert by_boot["6.12-T1"]["bounced events"] == 5855          # shared README, boot 6.12-T1
+    assert by_boot["6.12-T1"]["bounced events"] == 5855          # data/realkernel/README.md, boot 6.12-T1
     assert by_boot["6.12-T2"]["kprobe unmaps"] == 7142
     assert by_boot["6.12-T3"]["bounced events"] == 7266
     assert by_boot["6.12-T1"]["kernel hiwater"] == 1553
@@ -90,7 +90,7 @@ def test_model_check_picks_models_that_match_the_hiwater():
 
 
 def test_livelock_of_finding_12():
-    # shared README finding 12: a 1 MiB pool never completes 1 MiB requests; the kernel
+    # data/realkernel/README.md, finding 12: a 1 MiB pool never completes 1 MiB requests; the kernel
     # repeated "used 433 (slots)" with a 163840-byte segment (6.12) and "used 511" with 4 KiB (6.1)
     ll = sz.livelock_summary("6.12-T1")
     assert ll["livelocks"] > 0 and ll["completed"] < ll["requests"]

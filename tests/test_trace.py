@@ -1,7 +1,7 @@
 """Sizing SWIOTLB from a real trace (swiotlb_lib.trace and its commands).
 
-The recorded traces are the copies in book/data (Linux 6.12.117 and 6.1.192 under QEMU,
-shared/realkernel); their event counts come from boots.jsonl and the shared README.
+The recorded traces are in data/realkernel/ (Linux 6.12.117 and 6.1.192 under QEMU); their
+event counts come from boots.jsonl and data/realkernel/README.md.
 """
 import argparse
 import json
@@ -13,9 +13,10 @@ import pytest
 
 from swiotlb_lib import trace as T
 from swiotlb_lib.boot import Machine
+from swiotlb_lib.evidence import data_path
 from swiotlb_lib.trace_cli import main, register
 
-DATA = pathlib.Path(__file__).resolve().parents[1] / "book" / "data"
+DATA = data_path("realkernel")
 T1 = DATA / "trace-force-2G.txt"
 T2 = DATA / "trace-force-2G-kprobes.txt"
 T3 = DATA / "trace-512-force-2G.txt"
@@ -76,8 +77,8 @@ def test_real_traces_counts_match_boots(path, name):
 
 
 def test_512_trace_counts_match_readme(t3):
-    # README summary table, boot 6.12-T3: 7266 bounced; 13 markers; the shared README lists
-    # 7291 lines for the file
+    # data/realkernel/README.md, boot 6.12-T3 (swiotlb=512,force): 7266 bounced events, 13
+    # markers, 7291 lines in the file
     assert t3.counts["swiotlb_bounced"] == 7266 and t3.counts["markers"] == 13
     assert t3.counts["total_lines"] == 7291 and not t3.errors
 
@@ -88,7 +89,7 @@ def test_kprobe_records_joined(t2):
     assert all(m.unmap_time is not None and m.unmap_time >= m.time for m in t2.mappings)
     assert {m.dir for m in t2.mappings} == {1, 2}
     assert all(m.force == "FORCE" for m in t2.mappings)
-    # README finding 14: every mapping of at least 4 KiB got a page-aligned slot
+    # data/realkernel/README.md, finding 14: every mapping of at least 4 KiB got a page-aligned slot
     assert all(m.tlb % 4096 == 0 for m in t2.mappings if m.size >= 4096)
 
 

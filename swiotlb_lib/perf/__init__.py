@@ -10,11 +10,21 @@
 * :mod:`.map_benchmark` -- ``dma_map_benchmark`` (kernel module and tool) on the model;
 * :mod:`.cli` -- the ``dma-map-benchmark`` command (:func:`~.cli.register`, :func:`~.cli.main`).
 
-Sources are listed in ``shared/spec/measurements.md`` sections 1, 2, 4 and 6 and
-``shared/spec/kernel-swiotlb.md`` section 9.
+Each module names its sources (papers, Message-IDs, kernel files at a commit) in its own
+docstring.
 """
-from .concurrency import CostModel, DEFAULT_COSTS, ConcurrencyResult, simulate
-from .map_benchmark import MapBenchmarkResult, run_map_benchmark
-
 __all__ = ["CostModel", "DEFAULT_COSTS", "ConcurrencyResult", "simulate",
            "MapBenchmarkResult", "run_map_benchmark"]
+
+_HOME = {"CostModel": "concurrency", "DEFAULT_COSTS": "concurrency",
+         "ConcurrencyResult": "concurrency", "simulate": "concurrency",
+         "MapBenchmarkResult": "map_benchmark", "run_map_benchmark": "map_benchmark"}
+
+
+def __getattr__(name):
+    # The names above are imported on first use, so that registering the
+    # ``dma-map-benchmark`` command does not load the model (PEP 562).
+    if name in _HOME:
+        import importlib
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

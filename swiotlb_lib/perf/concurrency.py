@@ -30,7 +30,7 @@ order in which operations on one area change the state is the order in which the
 its lock, except that an unmap frees its slots a copy-time early.  Only slot *choice*
 can differ from a true interleaving, never the counters that set the time.
 
-The shapes this reproduces (``shared/spec/measurements.md`` section 6, items 1-3):
+The shapes this reproduces (published results, sources per item):
 
 1. one area: adding mappers adds no throughput and can lose some, while the share of
    time spent waiting for the lock rises (Chao Gao, ``20220628070136.419163-1-chao.gao@intel.com``:

@@ -4,7 +4,7 @@ Models ``kernel/dma/map_benchmark.c`` (read at 02fcfc12fc49), the ioctl structur
 ``include/linux/map_benchmark.h`` (23ee8a2563a0) and the selftest tool
 ``tools/testing/selftests/dma/dma_map_benchmark.c`` (2488655b2f6b), written by Barry
 Song (HiSilicon, Linux 5.11; series ``20201027035330.29612-1-song.bao.hua@hisilicon.com``).
-Behaviour reproduced (spec ``kernel-swiotlb.md`` section 9.1, ``measurements.md`` 2.5):
+Behaviour reproduced (as read in those three files):
 
 * the tool checks threads 1-1024, seconds 1-300, transfer delay 0-10 000 000 ns, DMA
   mask bits 20-64, direction 0/1/2 and granule 1-1024 pages, with its own messages;
@@ -24,7 +24,9 @@ Behaviour reproduced (spec ``kernel-swiotlb.md`` section 9.1, ``measurements.md`
 Time is simulated by :mod:`swiotlb_lib.perf.concurrency` (its :class:`CostModel`
 constants are assumptions), so under SWIOTLB map latency grows with the granule in every
 direction (map always copies in) and unmap latency only for BIDIRECTIONAL and
-FROM_DEVICE (copy back): measurements.md section 6 item 9.  ``seconds`` is simulated
+FROM_DEVICE (copy back): ``kernel/dma/swiotlb.c@af133562d5af: swiotlb_tbl_map_single()``
+copies in whatever the direction, ``swiotlb_tbl_unmap_single()`` copies back only for those
+two.  ``seconds`` is simulated
 time; to keep a run short the model also stops after ``max_loops`` loops (all threads
 together) and reports the statistics of those loops, a steady-state sample.
 """

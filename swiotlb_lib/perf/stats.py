@@ -1,7 +1,8 @@
 """Statistics for comparing two kernels on noisy benchmark runs.
 
-What the recipe in ``shared/spec/measurements.md`` section 4.2 asks for, as small pure
-functions over numpy arrays:
+What a sound comparison of two kernels needs (confidence intervals over independent runs
+rather than a best-of-N or a bare mean: Georges, Buytaert & Eeckhout, OOPSLA 2007,
+https://doi.org/10.1145/1297027.1297033), as small pure functions over numpy arrays:
 
 * :func:`welch_diff_ci` / :func:`welch_diff_ci_from_stats` -- Welch's t interval of a
   difference of means (unequal variances, Welch--Satterthwaite degrees of freedom);
@@ -15,7 +16,9 @@ functions over numpy arrays:
 * :func:`mann_whitney` -- the Mann--Whitney U test (scipy) with the Hodges--Lehmann
   shift estimate and its distribution-free (Moses) interval (Hoefler & Belli, SC15,
   https://doi.org/10.1145/2807591.2807644: non-parametric tests for non-normal data);
-* :func:`runs_needed` -- runs per arm for a two-sided test (the table of section 4.2);
+* :func:`runs_needed` -- runs per arm for a two-sided test (normal approximation,
+  ``n = 2 (z_{1-α/2} + z_{1-β})² (CoV/Δ)²``; Lehr, Statistics in Medicine 1992,
+  doi:10.1002/sim.4780110811);
 * :func:`rmit_schedule` -- randomized multiple interleaved trials (Abedi & Brecht,
   ICPE 2017, as cited by Laaber et al.);
 * :data:`PETR_V3_TABLE` and :func:`reanalyse` -- Petr Tesarik's published v3 figures
@@ -275,9 +278,12 @@ def runs_needed(cov: float, effect: float, alpha: float = 0.05, power: float = 0
     Normal approximation for a two-sided two-sample test with equal arms:
     ``n = 2 (z_{1-alpha/2} + z_{power})² (cov/effect)²``, rounded **up**, at least 2
     (a standard deviation needs two runs).  At alpha 0.05 and power 0.8 the factor is
-    ``2 (1.95996 + 0.84162)² = 15.698``, the "≈ 15.7" of measurements.md section 4.2,
-    whose table this reproduces cell by cell.  (Floating-point excess below 1e-9 is
-    ignored before rounding up, so an exact integer is never pushed to the next one.)
+    ``2 (1.95996 + 0.84162)² = 15.698``, so ``n ≈ 15.7 (cov/effect)²``: the "sixteen s² over
+    d²" rule of Lehr, "Sixteen S-squared over D-squared: a relation for crude sample size
+    estimates", Statistics in Medicine 11(8):1099-1102, 1992, doi:10.1002/sim.4780110811.
+    It reproduces cell by cell the table worked out by hand from that formula,
+    :data:`swiotlb_lib.widgets.measuring.PUBLISHED_RUNS_TABLE`.  (Floating-point excess
+    below 1e-9 is ignored before rounding up, so an exact integer is never pushed to the next one.)
     """
     cov = _check_positive("cov", cov)
     effect = _check_positive("effect", effect)
@@ -405,8 +411,8 @@ def reanalyse_row(base_cov: float, cov: float, diff: float, n: int = 5,
     per arm; both arms' means are normalised to 100, so each arm's standard deviation is
     its CoV in percentage points and the difference is in percent of the base.  Welch
     standard error ``sqrt(base_cov²/n + cov²/n)``, Welch--Satterthwaite degrees of
-    freedom, t quantile from scipy.  This is how the re-analysis table in
-    measurements.md section 1.4 was computed.
+    freedom, t quantile from scipy.  This is the book's own analysis of the figures in
+    Petr Tesarik's v3 cover letter (``cover.1687859323.git.petr.tesarik.ext@huawei.com``).
     """
     conf = _check_conf(conf)
     n = _check_n("n", n)
@@ -432,9 +438,10 @@ def reanalyse(rows=None, n: int = 5, conf: float = 0.95) -> list[Reanalysis]:
     runs per arm; default: Petr's v3 table (:func:`petr_v3_rows`).  See
     :func:`reanalyse_row` for the assumptions and :func:`verdict` for the rule.
 
-    This is the book's analysis, not Petr's: it reproduces the re-analysis table of
-    measurements.md section 1.4 (e.g. x86 small ±2.4 %, CoCo 4way growing −4.9 ± 2.7 %:
-    signal; CoCo 24way growing −5.9 ± 5.4 %: marginal).
+    This is the book's own analysis of the figures in Petr Tesarik's v3 cover letter
+    (``cover.1687859323.git.petr.tesarik.ext@huawei.com``), not Petr's (e.g. x86 small
+    ±2.4 %, CoCo 4way growing −4.9 ± 2.7 %: signal; CoCo 24way growing −5.9 ± 5.4 %:
+    marginal).
     """
     if rows is None:
         rows = petr_v3_rows()

@@ -13,7 +13,9 @@ Chapter 3 (inside SWIOTLB):
   snapshots the pool after every step; :func:`slot_walk_widget` -- MAIN, precomputed;
 * :func:`sync_case` moves real bytes through a bounce buffer (direction, sync, the
   map-time copy); :func:`sync_widget` -- precomputed;
-* :func:`spec_requests` replays the request sequence of spec §3.5 on one profile;
+* :func:`spec_requests` replays, on one profile, a request sequence worked by hand from the
+  kernel rules (``kernel/dma/swiotlb.c@0459ff487373: swiotlb_do_find_slots()`` for v6.3,
+  ``kernel/dma/swiotlb.c@afd81d914f6f: swiotlb_search_pool_area()`` for v6.11);
   :func:`slot_choice` / :func:`slot_choice_widget` -- live: which slot a request gets
   under v6.3 or v6.11 rules;
 * :func:`partial_sync` -- the partial-sync case fixed by e8068f2d756d.
@@ -439,7 +441,8 @@ def sync_widget(value: str = "no sync: CPU reads at once"):
 # -- which slot: v6.3 vs v6.11 ---------------------------------------------------------
 
 SPEC_POOL = dict(start=0x7C000000, nslabs=32768, nareas=4)
-#: spec §3.5: (orig, size, min_align_mask, cpu)
+#: Requests worked by hand from the v6.3 and v6.11 slot-search rules (see
+#: :func:`spec_requests`): (orig, size, min_align_mask, cpu)
 SPEC_REQUESTS = [(0x10000000, 4096, 0, 0), (0x10000200, 512, 0, 0), (0x10000800, 4096, 0, 0),
                  (0x20000900, 6000, 0xFFF, 0), (0x30000000, 65536, 0, 1), (0x40000000, 300 * 1024, 0, 0)]
 
@@ -459,7 +462,11 @@ def _spec_mem(kernel: str):
 
 
 def spec_requests(kernel: str, requests=SPEC_REQUESTS):
-    """Replay the spec §3.5 requests on a fresh pool (0x7C000000, 32768 slots, 4 areas).
+    """Replay the :data:`SPEC_REQUESTS` on a fresh pool (0x7C000000, 32768 slots, 4 areas).
+    The sequence was worked by hand from the kernel rules,
+    ``kernel/dma/swiotlb.c@0459ff487373: swiotlb_do_find_slots()`` (v6.3) against
+    ``kernel/dma/swiotlb.c@afd81d914f6f: swiotlb_search_pool_area()`` (v6.11); request 3
+    is the first where the two differ.
     Returns ``(rows, mem, pool)``; a row is ``(orig, size, min_align, cpu, slot or None, tlb)``."""
     mem, pool, dev = _spec_mem(kernel)
     rows = []
@@ -473,7 +480,7 @@ def spec_requests(kernel: str, requests=SPEC_REQUESTS):
 
 
 def spec_table(kernels=("v6.3", "v6.11")) -> str:
-    """The spec §3.5 requests side by side on two profiles (text table)."""
+    """The :data:`SPEC_REQUESTS` side by side on two profiles (text table)."""
     res = {k: spec_requests(k)[0] for k in kernels}
     head = ["#", "orig", "size", "min_align", "cpu"] + [f"{k}: slot → tlb" for k in kernels]
     rows = [head]
@@ -489,7 +496,7 @@ def spec_table(kernels=("v6.3", "v6.11")) -> str:
 
 
 def spec_figure(kernels=("v6.3", "v6.11"), through: int = 4):
-    """Slots 0–11 after the first ``through`` spec requests, one strip per profile."""
+    """Slots 0–11 after the first ``through`` of :data:`SPEC_REQUESTS`, one strip per profile."""
     snaps, titles, hls = [], [], []
     for k in kernels:
         rows, mem, pool = spec_requests(k, SPEC_REQUESTS[:through])
@@ -514,8 +521,8 @@ MIN_ALIGN = {"none": 0, "NVMe 0xfff": 0xFFF}
 
 def slot_choice(kernel: str = "v6.3", offset: str = "0x800", size: str = "4 KiB",
                 min_align: str = "none") -> str:
-    """Live callback: after spec requests 1 and 2, map ``size`` bytes at page offset
-    ``offset`` (orig ``0x20000000 + offset``) for a device with ``min_align`` under
+    """Live callback: after requests 1 and 2 of :data:`SPEC_REQUESTS`, map ``size`` bytes at
+    page offset ``offset`` (orig ``0x20000000 + offset``) for a device with ``min_align`` under
     ``kernel``'s rules.  Returns HTML: the slot chosen, the rule, a strip of slots 0–15."""
     rows, mem, pool = spec_requests(kernel, SPEC_REQUESTS[:2])
     mask = MIN_ALIGN[min_align]

@@ -120,7 +120,7 @@ MIXES = {
         what="virtio-blk on a 2 GiB x86 guest booted with swiotlb=force, so every mapping bounces. "
              "Each request maps a 16-byte header, 4 KiB to 256 KiB of data in page runs, a "
              "1-byte status and the indirect descriptor table (the request shape seen in "
-             "shared/realkernel).",
+             "data/realkernel).",
         opts=["force"], light="queue depth 4", heavy="queue depth 64"),
     "rpi": dict(
         title="Raspberry Pi 4 frames",

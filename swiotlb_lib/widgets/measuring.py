@@ -5,12 +5,13 @@ The RFC cover letter (``cover.1679309810.git.petr.tesarik.ext@huawei.com``) aske
 "suggestions for measuring the performance impact of changes in SWIOTLB".  The chapter
 answers in four parts, each backed by functions here:
 
-(1) noise and bias -- :func:`runs_table` (``runs_needed`` for the grid of
-    ``shared/spec/measurements.md`` section 4.2, compared with :data:`PUBLISHED_RUNS_TABLE`),
+(1) noise and bias -- :func:`runs_table` (``runs_needed`` over a grid of CoVs and effects,
+    compared with :data:`PUBLISHED_RUNS_TABLE`, the same grid worked out by hand),
     :func:`detectable_effect`, :func:`rmit_lines`, :func:`design_study` (a seeded
     simulation of two *identical* kernels measured with three experimental designs),
     :func:`force_vs_direct`;
-(2) the re-analysis of Petr Tesarik's v3 figures -- :func:`reanalysis_rows`;
+(2) the book's own analysis of the figures in Petr Tesarik's v3 cover letter
+    (``cover.1687859323.git.petr.tesarik.ext@huawei.com``) -- :func:`reanalysis_rows`;
 (3) noise-free comparison by cost counters -- :func:`cost_run`, :func:`cost_grid`,
     :func:`cost_table`;
 (4) the concurrency model -- :func:`scaling_grid`, :func:`scaling_table`,
@@ -55,8 +56,11 @@ def _pre(text: str) -> str:
 
 # ================================================================== (1) how many runs ======
 
-#: measurements.md section 4.2, "runs per arm" for alpha 0.05, power 0.8: {CoV: {effect: n}}
-#: (percent).  Copied as data from the published table to check :func:`runs_table`.
+#: Runs per arm for alpha 0.05, power 0.8: {CoV: {effect: n}} (percent).  Not a published
+#: table: values worked out by hand from n = 2 (z_{1-α/2} + z_{1-β})² (CoV/Δ)² ≈ 15.7 (CoV/Δ)²,
+#: rounded up, at least 2 (normal approximation; Lehr, "Sixteen S-squared over D-squared: a
+#: relation for crude sample size estimates", Statistics in Medicine 11(8):1099-1102, 1992,
+#: doi:10.1002/sim.4780110811), kept as data to check :func:`runs_table`.
 PUBLISHED_RUNS_TABLE = {
     0.5: {1: 4, 2: 2, 3: 2, 5: 2, 10: 2},
     1: {1: 16, 2: 4, 3: 2, 5: 2, 10: 2},
@@ -75,7 +79,8 @@ def runs_table(covs=RUNS_COVS, effects=RUNS_EFFECTS, alpha: float = 0.05, power:
 
 
 def runs_table_text(covs=RUNS_COVS, effects=RUNS_EFFECTS, alpha: float = 0.05, power: float = 0.8) -> str:
-    """The table of :func:`runs_table` as text, laid out like measurements.md section 4.2."""
+    """The table of :func:`runs_table` as text, laid out like :data:`PUBLISHED_RUNS_TABLE`
+    (one row per CoV, one column per effect)."""
     t = runs_table(covs, effects, alpha, power)
     out = ["CoV \\ detect " + "".join(f"{e:>7g} %" for e in effects)]
     for c in covs:

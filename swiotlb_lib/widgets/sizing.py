@@ -1,8 +1,8 @@
 """Sizing SWIOTLB from a trace (chapter 9b): the chapter's analyses and its widgets.
 
-The chapter reads the traces recorded on real kernels that ship in ``book/data`` (copies of
-shared/realkernel: Linux 6.12.117 and 6.1.192 under QEMU with ``swiotlb=force``, a virtio-blk
-disk and a ``dd`` workload) and turns them into a ``swiotlb=`` answer with
+The chapter reads the traces recorded on real kernels in ``data/realkernel/`` of this
+repository (Linux 6.12.117 and 6.1.192 under QEMU with ``swiotlb=force``, a virtio-blk disk and
+a ``dd`` workload; ``data/realkernel/README.md``) and turns them into a ``swiotlb=`` answer with
 :mod:`swiotlb_lib.trace`.  This module holds what the chapter computes on top of that
 library, so that the notebook's cells stay short:
 
@@ -17,7 +17,8 @@ library, so that the notebook's cells stay short:
 * :func:`profile_rows`, :func:`rounding_rows`, :func:`advice`, :func:`advice_rows`,
   :func:`spread_rows`, :func:`demand_data` -- replays through kernel profiles and
   ``swiotlb=`` settings, and the advisor's answers;
-* :func:`livelock_rows` -- finding 12 of shared/realkernel, as the replay detects it.
+* :func:`livelock_rows` -- ``data/realkernel/README.md`` finding 12 (a 1 MiB pool livelocks on
+  1 MiB requests), as the replay detects it.
 
 Widgets: :func:`pool_timeline_widget` (precomputed: lifetime model x pool size, works on
 the static page) and :func:`units_live` (needs a kernel: what the kernel builds from a
@@ -46,6 +47,7 @@ import numpy as np
 from .. import trace as T
 from ..boot import Machine
 from ..constants import DIRECTION_NAMES, IO_TLB_SHIFT
+from ..evidence import data_path
 from ..plots import sizing as P
 from ..plots.common import img_html as _img_html
 from ..pool import nr_slots
@@ -54,11 +56,11 @@ from .common import STATIC_OK, live
 MiB = 1 << 20
 KiB = 1 << 10
 
-#: Where the recordings are (``book/data`` of this repository).
-DATA_DIR = Path(__file__).resolve().parents[2] / "book" / "data"
+#: Where the recordings are (``data/realkernel/`` of this repository).
+DATA_DIR = data_path("realkernel")
 
 #: The shipped recordings: file, kernel, the model profile closest to it, and the disk's
-#: ``max_sectors_kb`` during the workload (boots.jsonl; for 6.12-T3 the shared README,
+#: ``max_sectors_kb`` during the workload (boots.jsonl; for 6.12-T3, ``data/realkernel/README.md``,
 #: which says it was lowered to 256).
 RECORDINGS = {
     "6.12-T1": dict(file="trace-force-2G.txt", kernel="Linux 6.12.117", profile="v6.11",
@@ -70,10 +72,10 @@ RECORDINGS = {
     "6.1-T1": dict(file="trace-force-2G-linux6.1.txt", kernel="Linux 6.1.192", profile="v6.3",
                    swiotlb="swiotlb=force", max_sectors_kb=1280),
 }
-#: Boot 6.12-T3 is not in boots.jsonl; these are the shared README's summary-table values
+#: Boot 6.12-T3 is not in boots.jsonl; these are the values ``data/realkernel/README.md`` gives
 #: for it (io_tlb_used_hiwater after the run, "swiotlb buffer is full" lines, bounced events).
 T3_README = {"hiwater": 510, "full_lines": 10, "bounced": 7266}
-#: Finding 12 of the shared README: the repeated line of the livelocked 1 MiB-pool boots
+#: ``data/realkernel/README.md``, finding 12 (a 1 MiB pool livelocks): the repeated line of the livelocked 1 MiB-pool boots
 #: (6.12-T5 and 6.1-T5): slots in use and the size of the mapping that did not fit.
 KERNEL_LIVELOCK_LINES = {"6.12-T5": (433, 163840), "6.1-T5": (511, 4096)}
 
@@ -156,7 +158,7 @@ def first_event(boot: str, event: str = "swiotlb_bounced") -> str:
 
 
 def requests_of(boot: str, view: str = "full"):
-    """``(requests, grouping)`` of a recording (virtio-blk requests, README finding 13)."""
+    """``(requests, grouping)`` of a recording (virtio-blk requests, ``data/realkernel/README.md`` finding 13)."""
     tr = tracepoint_view(boot) if view == "tracepoint" else load(boot)
     return T.group_requests(tr.mappings)
 
@@ -623,7 +625,7 @@ def demand_data(boot: str = "6.12-T1", pools=(1024, 2048, 4096), lifetime: str |
 def livelock_rows(runs=(("6.12-T1", None), ("6.12-T2", "real"))):
     """Livelocks of 1 MiB-pool replays (``swiotlb=512,force``), grouped by what the failing
     retry saw: slots in use and the size of the mapping that did not fit; with the line the
-    kernel repeated in finding 12, where one matches."""
+    kernel repeated in ``data/realkernel/README.md`` finding 12, where one matches."""
     rows = []
     kernel = {v: k for k, v in KERNEL_LIVELOCK_LINES.items()}
     for boot, lt in runs:

@@ -475,7 +475,6 @@ def jupyter_lab(notebooks, workdir: Path, timeout: float = 90.0):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))
     env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                JUPYTER_CONFIG_DIR=str(config),
                JUPYTER_RUNTIME_DIR=str(workdir / "runtime"))
     port = free_port()
