@@ -12,7 +12,7 @@ import re
 import pytest
 
 from swiotlb_lib.constants import IO_TLB_SHIFT
-from swiotlb_lib.perf import cli
+from swiotlb_lib.cli import benchmark as cli
 from swiotlb_lib.perf.map_benchmark import kernel_stats, run_map_benchmark
 
 #: the tool's printf formats, as regular expressions

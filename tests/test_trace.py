@@ -14,7 +14,8 @@ import pytest
 from swiotlb_lib import trace as T
 from swiotlb_lib.boot import Machine
 from swiotlb_lib.evidence import data_path
-from swiotlb_lib.trace_cli import main, register
+from swiotlb_lib.cli import main
+from swiotlb_lib.cli.traces import register
 
 DATA = data_path("realkernel")
 T1 = DATA / "trace-force-2G.txt"

@@ -646,8 +646,8 @@ COMPARE_ROWS = ("cmdline", "attempted", "mapped", "failed", "  too_big", "  pool
 
 
 def compare_lines(results) -> str:
-    """``swiotlb_lib.cli.compare_table(results)`` restricted to :data:`COMPARE_ROWS`."""
-    from ..cli import compare_table
+    """``swiotlb_lib.report.compare_table(results)`` restricted to :data:`COMPARE_ROWS`."""
+    from ..report import compare_table
     lines = compare_table(results).splitlines()
     return "\n".join([lines[0]] + [l for l in lines[1:] if l.startswith(COMPARE_ROWS)])
 

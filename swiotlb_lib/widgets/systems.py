@@ -344,7 +344,7 @@ LIVE_CALLBACKS = {"coco_pool": (coco_pool_html, {"ram_gib": 12.0, "cpus": 8})}
 
 def brief(table: str, keep=("cmdline", "attempted", "mapped", "failed", "  ", "peak", "pools added",
                             "transient", "imports", "OOM")) -> str:
-    """The header and the rows of a :func:`swiotlb_lib.cli.compare_table` whose label
+    """The header and the rows of a :func:`swiotlb_lib.report.compare_table` whose label
     starts with one of ``keep`` (the long cost rows are left out)."""
     lines = table.splitlines()
     return "\n".join(lines[:1] + [ln for ln in lines[1:] if ln.startswith(keep)])

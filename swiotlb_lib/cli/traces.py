@@ -1,7 +1,6 @@
 """Commands ``replay`` and ``advise``: size SWIOTLB from a real trace.
 
-``register(subparsers)`` adds both to ``python -m swiotlb_lib``; :func:`main` runs them on
-their own (``python -m swiotlb_lib.trace_cli replay TRACE ...``).
+``register(subparsers)`` adds both to ``python -m swiotlb_lib`` (:mod:`swiotlb_lib.cli`).
 
 * ``replay TRACE [--kernel P] [--cmdline ...] [--lifetime ...] [--cpus N] [--ram SIZE] [--json]``
   replays the trace's mappings through one profile and prints the ``scenario`` summary
@@ -15,12 +14,11 @@ A progress bar goes to stderr when stderr is a terminal, or with ``--progress``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 
-from . import versions
+from .. import versions
 
 
 class Progress:
@@ -70,12 +68,12 @@ def _bar(a) -> Progress | None:
 
 
 def _read(a, bar):
-    from .trace import read_trace
+    from ..trace import read_trace
     return read_trace(a.trace, progress=bar.phase("reading") if bar else None)
 
 
 def _cmd_replay(a) -> int:
-    from .trace import read_debugfs, replay
+    from ..trace import read_debugfs, replay
     bar = _bar(a)
     tr = _read(a, bar)
     r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
@@ -109,7 +107,7 @@ def _cmd_replay(a) -> int:
 
 
 def _cmd_advise(a) -> int:
-    from .trace import ADVISE_PROFILES, advise
+    from ..trace import ADVISE_PROFILES, advise
     bar = _bar(a)
     tr = _read(a, bar)
     out = advise(tr, kernels=a.kernel or ADVISE_PROFILES, lifetime=a.lifetime,
@@ -170,20 +168,3 @@ def register(subparsers) -> None:
                    help="the device's max_sectors_kb in production (warns if the trace's requests "
                         "were smaller)")
     a.set_defaults(func=_cmd_advise)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m swiotlb_lib.trace_cli",
-                                description="Size SWIOTLB from a real kernel trace.")
-    register(p.add_subparsers(dest="command", required=True))
-    return p
-
-
-def main(argv=None) -> int:
-    """Run ``replay`` or ``advise``; errors print ``error: ...`` on stderr and return 2."""
-    from .cli import run_command
-    return run_command(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Command line: ``python -m swiotlb_lib dma-map-benchmark -t T -s S -b BITS -d DIR -x NS -g PAGES``.
+"""The ``dma-map-benchmark`` command: ``python -m swiotlb_lib dma-map-benchmark -t T -s S -b BITS -d DIR -x NS -g PAGES``.
 
 :func:`register` adds the ``dma-map-benchmark`` sub-command to the project's parser;
 :func:`main` runs it on its own (``main(["-t", "4", "-g", "65"])``).  Options and
@@ -82,7 +82,7 @@ def _nonneg(name: str, text: str) -> int:
 
 def run(a) -> int:
     """Run the parsed command; returns the exit status."""
-    from .map_benchmark import run_map_benchmark, tool_check
+    from ..perf.map_benchmark import run_map_benchmark, tool_check
     threads, seconds, node = atoi(a.threads), atoi(a.seconds), atoi(a.node)
     bits, dir, xdelay, granule = atoi(a.bits), atoi(a.dir), atoi(a.xdelay), atoi(a.granule)
     msg = tool_check(threads, seconds, bits, dir, xdelay, granule)
