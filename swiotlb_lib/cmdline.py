@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
+from .constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, U64
 from .debug import KernelLog
 
-U64 = (1 << 64) - 1
 #: The model refuses more areas than this (a kernel would try, and fail to allocate).
 MAX_MODEL_NAREAS = 1 << 16
 

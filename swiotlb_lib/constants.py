@@ -6,6 +6,16 @@ versions modelled: v6.3-rc, v6.3, v6.6, v6.11): the header read at
 and ``@009fbfc97b63`` (the dynamic pool cap in ``swiotlb_alloc_pool()`` of the latter).
 """
 
+# Units and limits, defined once for the whole library.
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+TiB = 1 << 40
+#: All ones in 64 bits: the largest physical or DMA address, a full 64-bit mask.
+U64 = (1 << 64) - 1
+#: All ones in 32 bits.
+U32 = (1 << 32) - 1
+
 #: log2 of the slot ("slab") size (``IO_TLB_SHIFT``).
 IO_TLB_SHIFT = 11
 #: One slot: 2 KiB (``IO_TLB_SIZE``).
@@ -31,11 +41,11 @@ MAX_ORDER = 10
 DYNAMIC_POOL_MAX_NSLABS = SLABS_PER_PAGE << MAX_ORDER
 
 #: ``INVALID_PHYS_ADDR``: the ``orig_addr`` of a free slot.
-INVALID_PHYS_ADDR = (1 << 64) - 1
+INVALID_PHYS_ADDR = U64
 #: ``DMA_MAPPING_ERROR``: all ones.
-DMA_MAPPING_ERROR = (1 << 64) - 1
+DMA_MAPPING_ERROR = U64
 #: ``ULONG_MAX`` on 64-bit; the default segment boundary mask.
-ULONG_MAX = (1 << 64) - 1
+ULONG_MAX = U64
 
 # swiotlb_init() flags (include/linux/swiotlb.h)
 SWIOTLB_VERBOSE = 1 << 0

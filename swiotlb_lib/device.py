@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .constants import ULONG_MAX
+from .constants import U64, ULONG_MAX
 
-U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
 
 #: Default ``dma_get_max_seg_size()`` when a driver sets no ``dma_parms`` (64 KiB).

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
-                        KNOWN_ATTRS)
+                        KNOWN_ATTRS, U64)
 from .swiotlb import (_MAX_SIZE, DmaMappingError, check_addr, check_attrs, check_dir, check_map_args,
                       check_size)
 
-U64 = (1 << 64) - 1
 SIZE_MAX = U64
 
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .constants import PAGE_SHIFT, PAGE_SIZE
+from .constants import PAGE_SHIFT, PAGE_SIZE, U64, GiB, MiB
 
-U64 = (1 << 64) - 1
-MiB = 1 << 20
-GiB = 1 << 30
 _PMASK = PAGE_SIZE - 1
 #: a page of zeros to copy from where the source page was never written (never modified;
 #: a bytearray because slice-assigning bytearray to bytearray is the fastest copy)

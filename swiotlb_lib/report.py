@@ -1,8 +1,36 @@
-"""Text tables of results, for the command line and the chapters.
+"""Tables of results, as text (command line, printed cell outputs) and as HTML (widgets).
 
+The one formatter of the project: :func:`text_table` and :func:`html_table` lay out rows;
 :func:`compare_table` puts scenario results side by side, one column per kernel profile.
 """
 from __future__ import annotations
+
+import html
+
+
+def esc(x) -> str:
+    """``x`` as text safe inside HTML (quotes escaped too)."""
+    return html.escape(str(x), quote=True)
+
+
+def text_table(header, rows, *, strip: bool = False) -> str:
+    """Rows as fixed-width text: the first column left-aligned, the others right-aligned,
+    two spaces apart.  ``strip`` removes the trailing blanks of each line."""
+    table = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+             for r in table)
+    return "\n".join(line.rstrip() if strip else line for line in lines)
+
+
+def html_table(header, rows, caption: str = "", *, pad: str = "2px 8px") -> str:
+    """A small HTML table (used inside widget states); ``pad`` is the cells' CSS padding."""
+    cap = (f"<caption style='caption-side:top;text-align:left'><b>{esc(caption)}</b></caption>"
+           if caption else "")
+    th = "".join(f"<th style='padding:{pad};text-align:left'>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td style='padding:{pad}'>{esc(c)}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table style='border-collapse:collapse;font-size:90%'>{cap}<tr>{th}</tr>{body}</table>"
 
 
 def compare_table(results) -> str:
@@ -28,7 +56,4 @@ def compare_table(results) -> str:
             if k not in ckeys and not isinstance(v, dict):
                 ckeys.append(k)
     rows += [(f"cost: {k}", (lambda k: lambda r: r.costs.get(k, 0))(k)) for k in ckeys]
-    table = [["", *[r.kernel for r in results]]] + [[name, *[str(f(r)) for r in results]] for name, f in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in table)
+    return text_table(["", *[r.kernel for r in results]], [[name, *[f(r) for r in results]] for name, f in rows])

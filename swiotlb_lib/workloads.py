@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 
 from .boot import Machine
 from .constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
-                        DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE)
+                        DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE, MiB)
 from .device import Device
 from .swiotlb import DmaMappingError
 from .versions import get_profile
 
-MiB = 1 << 20
 CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory")
 
 

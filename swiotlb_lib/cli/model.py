@@ -1,5 +1,5 @@
 """The model's commands: ``boot``, ``oracle``, ``scenario``, ``compare``, ``scenarios``,
-``profiles``.  :func:`register` adds them to the parser of :mod:`swiotlb_lib.cli`."""
+``experiment``, ``profiles``.  :func:`register` adds them to the parser of :mod:`swiotlb_lib.cli`."""
 from __future__ import annotations
 
 import json
@@ -64,6 +64,19 @@ def _cmd_scenarios(a) -> int:
     return 0
 
 
+def _cmd_experiment(a) -> int:
+    from ..scenarios import experiments, get_experiment
+    if a.list:
+        for name, e in experiments().items():
+            print(f"{name:<24} {e.chapter:<10} {e.summary}")
+        return 0
+    if not a.name:
+        raise ValueError("experiment: give a NAME, or --list to see them")
+    r = get_experiment(a.name).run(seed=a.seed, kernels=tuple(a.kernel or ()))
+    print(r.to_json() if a.json else str(r))
+    return 0
+
+
 def _cmd_profiles(a) -> int:
     for name, p in versions.PROFILES.items():
         mark = " (default)" if name == versions.DEFAULT_PROFILE else ""
@@ -107,6 +120,15 @@ def register(sub) -> None:
 
     ss = sub.add_parser("scenarios", help="list the scenarios")
     ss.set_defaults(func=_cmd_scenarios)
+
+    ex = sub.add_parser("experiment", help="run one chapter experiment and print its answers")
+    ex.add_argument("name", nargs="?", help="experiment name (see --list)")
+    ex.add_argument("--list", action="store_true", help="list the experiments")
+    ex.add_argument("--kernel", action="append", default=None,
+                    help="profile; repeat for experiments that compare profiles")
+    ex.add_argument("--seed", type=int, default=None, help="seed (default: the experiment's)")
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    ex.set_defaults(func=_cmd_experiment)
 
     pr = sub.add_parser("profiles", help="list the kernel profiles")
     pr.set_defaults(func=_cmd_profiles)

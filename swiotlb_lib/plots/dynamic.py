@@ -10,8 +10,8 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from .common import COLORS, PROFILE_COLORS, figure
+from ..constants import MiB
 
-MiB = 1 << 20
 
 LABELS = {"v6.3rc": "v6.3-rc", "v6.3": "v6.3", "rfc-v1": "RFC v1", "v6.6": "v6.6",
           "v6.6-dynamic": "v6.6 dyn", "v6.11": "v6.11", "v6.11-dynamic": "v6.11 dyn"}

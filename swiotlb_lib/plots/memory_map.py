@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from matplotlib.patches import FancyArrowPatch
 
 from .common import COLORS, figure, mib
+from ..constants import GiB
 
-GiB = 1 << 30
 
 #: zone name -> colour key in :data:`~swiotlb_lib.plots.common.COLORS`
 ZONE_COLORS = {"DMA": "dma", "DMA32": "dma32", "Normal": "normal"}

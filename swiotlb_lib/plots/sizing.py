@@ -10,7 +10,6 @@ import numpy as np
 
 from .common import COLORS, PROFILE_COLORS, figure
 
-MiB = 1 << 20
 
 #: Colours of the candidate pool lines, smallest first.
 POOL_COLORS = ("#d62828", "#f77f00", "#2a9d8f", "#457b9d", "#6a4c93")

@@ -8,11 +8,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Patch
 
-from ..constants import IO_TLB_SEGMENT_BYTES
+from ..constants import IO_TLB_SEGMENT_BYTES, GiB, MiB
 from .common import COLORS, figure, mib
 
-MiB = 1 << 20
-GiB = 1 << 30
 
 
 # ------------------------------------------------------------------ (a) CoCo sizing ----

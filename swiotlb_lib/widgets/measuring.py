@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats as _st
 
 from ..boot import Machine
-from ..constants import DMA_BIDIRECTIONAL, IO_TLB_SHIFT
+from ..constants import DMA_BIDIRECTIONAL, IO_TLB_SHIFT, MiB
 from ..perf import stats as S
 from ..perf.concurrency import DEFAULT_COSTS, CostModel, simulate
 from ..perf.map_benchmark import DIRECTIONS, run_map_benchmark
@@ -47,7 +47,6 @@ from ..plots.common import img_html, mib
 from ..workloads import run_scenario
 from .common import live, precomputed
 
-MiB = 1 << 20
 
 
 def _pre(text: str) -> str:

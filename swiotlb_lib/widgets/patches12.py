@@ -21,7 +21,7 @@ from functools import lru_cache
 import ipywidgets as W
 
 from ..boot import Machine
-from ..constants import PAGE_SIZE
+from ..constants import PAGE_SIZE, KiB, MiB
 from ..page_alloc import GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, Gfp
 from ..plots import patches12 as P
 from ..plots.common import img_html, mib
@@ -29,7 +29,6 @@ from ..replay_diff import compare, generate_ops, run_ops
 from ..workloads import run_scenario
 from .common import live, precomputed
 
-KiB, MiB = 1 << 10, 1 << 20
 
 # ================================================================== chapter 5
 

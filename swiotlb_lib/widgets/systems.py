@@ -27,7 +27,7 @@ import ipywidgets as W
 from ..boot import Machine, coco_swiotlb_size
 from ..cmdline import SwiotlbSetup
 from ..constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SEGMENT_BYTES,
-                         IO_TLB_SHIFT)
+                         IO_TLB_SHIFT, GiB, MiB)
 from ..debug import KernelLog
 from ..memory import layout_for
 from ..plots import systems as P
@@ -36,8 +36,6 @@ from ..swiotlb import DmaMappingError
 from ..workloads import run_scenario, scattered_buffer
 from .common import live, precomputed
 
-MiB = 1 << 20
-GiB = 1 << 30
 
 
 def _pre(lines) -> str:
