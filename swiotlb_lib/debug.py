@@ -9,11 +9,21 @@
 * debugfs values are computed by :meth:`swiotlb_lib.swiotlb.IoTlbMem.debugfs`.
 
 Also the machine-readable warning tags used by the oracle replay (``full``,
-``dma_mask_overflow``, ``align_gt_page``).
+``dma_mask_overflow``, ``align_gt_page``), and the model's own hook points:
+
+* :class:`Tracepoint` -- a place in the model where code outside it can watch, like a
+  kernel tracepoint (``include/linux/tracepoint.h``): :data:`SEARCH_AREA` (every area
+  search), :data:`POOL_ADDED` (``add_mem_pool``) and :data:`REPLAY_MAP_FAILED` (a failed
+  mapping attempt in :func:`swiotlb_lib.trace.replay`).  :func:`subscribe` registers a
+  probe and returns a handle (``register_trace_<name>()``); :func:`observe` does the same
+  for the length of a ``with`` block.  These are the model's instruments, not the
+  kernel's: only ``swiotlb_bounced`` (:class:`TraceEvent`) exists in a real kernel.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 PR_FMT = "software IO TLB: "
 RATELIMIT_INTERVAL_S = 5.0
@@ -113,3 +123,149 @@ class TraceEvent:
         """The line as ``/sys/kernel/tracing/trace`` prints it (``d..1.`` flags)."""
         comm, _, pid = self.task.rpartition("-")
         return f"{comm:>16}-{pid:<7} [{self.cpu:03d}] d..1. {self.timestamp:12.6f}: {self}"
+
+
+# -- hook points ----------------------------------------------------------------------
+
+class SearchAreaEvent(NamedTuple):
+    """One call of the area search (``swiotlb_search_pool_area()`` and its older names),
+    delivered after the search, with the pool's state as the search left it."""
+
+    #: the :class:`~swiotlb_lib.pool.IoTlbPool` searched
+    pool: object
+    #: the area's number in the pool
+    area: int
+    #: the first candidate slot (pool-wide index), or -1 when the area had fewer free
+    #: slots than asked for and no candidate was examined
+    start: int
+    #: slots asked for
+    nslots: int
+    #: candidates examined (what the search added to ``pool.slots_examined``)
+    examined: int
+    #: the first slot taken, or -1 when the search failed
+    slot: int
+
+
+class PoolAddedEvent(NamedTuple):
+    """A pool put at the head of an allocator's list (``add_mem_pool()``, 6.6+; also the
+    default pool at boot).  Transient pools are not on the list and do not fire it."""
+
+    #: the :class:`~swiotlb_lib.swiotlb.IoTlbMem`
+    mem: object
+    #: the :class:`~swiotlb_lib.pool.IoTlbPool` added
+    pool: object
+
+
+class ReplayMapFailedEvent(NamedTuple):
+    """A mapping attempt that failed during :func:`swiotlb_lib.trace.replay` (one per
+    failed attempt, retries included; as many as ``ReplayResult.result.failed``)."""
+
+    #: replay time, s (the trace's clock)
+    time: float
+    #: slots in use when it failed (``total_used``, before the request gave back its slots)
+    used: int
+    #: the mapping's size, bytes
+    size: int
+    #: the mapping's line in the trace file
+    line: int
+
+
+class Tracepoint:
+    """A hook point of the model: a name, the event type its probes receive, and the
+    probes (``struct tracepoint`` and its ``funcs`` array).
+
+    The model tests ``probes`` before it builds an event: ``if probes: tp.fire(...)``, the
+    counterpart of the tracepoint's static key.  With no probe a hook costs one global
+    load and a branch.  ``probes`` is one list for the whole life of the process (changed
+    in place), so code may keep a reference to it.
+    """
+
+    __slots__ = ("name", "event", "probes")
+
+    def __init__(self, name: str, event: type) -> None:
+        self.name = name
+        self.event = event
+        self.probes: list = []
+
+    def fire(self, *fields) -> None:
+        """Build the event from ``fields`` and hand it to every probe, in the order they
+        subscribed (a probe that subscribes or unsubscribes meanwhile does not change who
+        gets this event)."""
+        ev = self.event(*fields)
+        for fn in tuple(self.probes):
+            fn(ev)
+
+    def __repr__(self) -> str:
+        return f"<Tracepoint {self.name}: {len(self.probes)} probe(s)>"
+
+
+#: Every area search: :class:`SearchAreaEvent` (fired in :mod:`swiotlb_lib.pool`).
+SEARCH_AREA = Tracepoint("search_area", SearchAreaEvent)
+#: A pool added to an allocator: :class:`PoolAddedEvent` (fired in :mod:`swiotlb_lib.swiotlb`).
+POOL_ADDED = Tracepoint("pool_added", PoolAddedEvent)
+#: A failed mapping attempt in a trace replay: :class:`ReplayMapFailedEvent` (fired in
+#: :mod:`swiotlb_lib.trace`).
+REPLAY_MAP_FAILED = Tracepoint("replay_map_failed", ReplayMapFailedEvent)
+
+#: The hook points by name.
+TRACEPOINTS = {tp.name: tp for tp in (SEARCH_AREA, POOL_ADDED, REPLAY_MAP_FAILED)}
+
+
+def _tracepoint(point) -> Tracepoint:
+    if isinstance(point, Tracepoint):
+        return point
+    tp = TRACEPOINTS.get(point)
+    if tp is None:
+        raise ValueError(f"point: must be one of {', '.join(TRACEPOINTS)}, got {point!r}")
+    return tp
+
+
+class Subscription:
+    """A probe registered on a :class:`Tracepoint`, as :func:`subscribe` returns it.
+    :meth:`unsubscribe` (``unregister_trace_<name>()``) stops the delivery; calling it
+    again does nothing.  Also a context manager that unsubscribes on exit."""
+
+    __slots__ = ("tracepoint", "fn", "_active")
+
+    def __init__(self, tracepoint: Tracepoint, fn: Callable) -> None:
+        self.tracepoint, self.fn, self._active = tracepoint, fn, True
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def unsubscribe(self) -> None:
+        if self._active:
+            self._active = False
+            probes = self.tracepoint.probes
+            for k, f in enumerate(probes):
+                if f is self.fn:
+                    del probes[k]
+                    break
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unsubscribe()
+
+
+def subscribe(point: "str | Tracepoint", fn: Callable) -> Subscription:
+    """Call ``fn(event)`` at every event of ``point`` (a name in :data:`TRACEPOINTS` or a
+    :class:`Tracepoint`) until the returned handle's ``unsubscribe()``."""
+    if not callable(fn):
+        raise TypeError(f"fn: must be callable, got {type(fn).__name__}")
+    tp = _tracepoint(point)
+    tp.probes.append(fn)
+    return Subscription(tp, fn)
+
+
+@contextmanager
+def observe(point: "str | Tracepoint", fn: Callable):
+    """:func:`subscribe` for the length of a ``with`` block (unsubscribed on exit, also
+    when the block raises); yields the handle."""
+    sub = subscribe(point, fn)
+    try:
+        yield sub
+    finally:
+        sub.unsubscribe()

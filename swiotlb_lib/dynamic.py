@@ -37,7 +37,7 @@ from .constants import (DMA_ATTR_MAY_SLEEP, DMA_TO_DEVICE, DYNAMIC_POOL_MAX_NSLA
                         PAGE_SHIFT, PAGE_SIZE)
 from .debug import PR_FMT
 from .page_alloc import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfpflags_allow_blocking
-from .pool import IoTlbPool, limit_nareas, nr_slots, search_pool_area
+from .pool import IoTlbPool, limit_nareas, nr_slots, pool_find_slots, search_pool_area
 
 U64 = (1 << 64) - 1
 
@@ -108,7 +108,6 @@ class Grower:
                         dev.dma_uses_io_tlb = True
                         return pool, idx
         else:
-            from .swiotlb import pool_find_slots
             for pool in mem.pools:
                 c["pools_searched"] += 1
                 idx = pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
@@ -362,7 +361,6 @@ class RfcDynamic:
         return "no_memory" if self._fail == "no_memory" and cause == "too_big" else cause
 
     def find_slots(self, dev, orig_addr, alloc_size, alloc_align_mask, cpu):
-        from .swiotlb import pool_find_slots
         pool = self.mem.defpool
         return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
 

@@ -7,7 +7,12 @@ This is the heart of the model, ``struct io_tlb_pool`` (``struct io_tlb_mem`` be
   (v6.6+): the per-slot arrays and the per-area ``index``/``used`` counters.
 * :func:`search_pool_area` -- ``swiotlb_do_find_slots`` (v6.3-rc, v6.3),
   ``swiotlb_area_find_slots`` (v6.6), ``swiotlb_search_pool_area`` (v6.9+).
+* :func:`pool_find_slots` -- the round-robin over one pool's areas
+  (``swiotlb_pool_find_slots``, v6.6).
 * :func:`release_slots` -- ``swiotlb_release_slots``.
+
+Every area search fires the :data:`~swiotlb_lib.debug.SEARCH_AREA` hook point when a
+probe is registered on it.
 
 Per-slot state lives in numpy arrays (``list``, ``orig_addr``, ``alloc_size``,
 ``pad_slots``); the hot loops read and write them through ``memoryview`` objects,
@@ -23,6 +28,7 @@ import numpy as np
 
 from .constants import (INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
                         PAGE_SIZE, ULONG_MAX)
+from .debug import SEARCH_AREA
 from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile
 
 U64 = (1 << 64) - 1
@@ -32,6 +38,8 @@ U64 = (1 << 64) - 1
 #: user-space build of the kernel code had 256 zeroed spare entries; so does the model.
 SPARE_SLOTS = 256
 _SEG_LAST = IO_TLB_SEGSIZE - 1
+#: the probes of the SEARCH_AREA hook point (one list, changed in place by subscribe)
+_search_probes = SEARCH_AREA.probes
 
 
 def nr_slots(val: int) -> int:
@@ -294,6 +302,27 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     return _search_area(pool, area_index, orig_addr, alloc_size, min_align_mask, params)
 
 
+def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
+                    cpu: int) -> int:
+    """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
+    ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
+    ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
+    mam = dev.min_align_mask
+    key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
+    params = pool._params.get(key) or search_params(pool, *key)
+    nareas = pool.nareas
+    start = i = cpu & (nareas - 1)
+    while True:
+        index = _search_area(pool, i, orig_addr, alloc_size, mam, params)
+        if index >= 0:
+            return index
+        i += 1
+        if i >= nareas:
+            i = 0
+        if i == start:
+            return -1
+
+
 def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: int,
                  min_align_mask: int, params: tuple) -> int:
     """:func:`search_pool_area` with the request's :func:`search_params` already looked up
@@ -304,12 +333,16 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     the free run there is too short or would cross a segment boundary, until the whole
     area has been checked.  Only the order of two side-effect-free tests differs (the
     free-run count is read before the boundary arithmetic, which usually cannot fail).
+    Each call fires :data:`~swiotlb_lib.debug.SEARCH_AREA` once, at its end, when a probe
+    is registered.
     """
     shift, bmask, max_slots, zero_slots, cmp_slots, stride, unbounded = params
     nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     area_nslabs = pool.area_nslabs
     pool.area_locks[area_index] += 1
     if nslots > area_nslabs - pool.area_used[area_index]:
+        if _search_probes:
+            SEARCH_AREA.fire(pool, area_index, -1, nslots, 0, -1)
         return -1
     # a candidate is skipped by one slot if its zero-mask bits are set or, when orig_addr
     # is not 0, its compared bits differ from orig_addr's: one test, as the masks are
@@ -344,6 +377,8 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
             slot = base
     else:
         pool.slots_examined += examined
+        if _search_probes:
+            SEARCH_AREA.fire(pool, area_index, base + index, nslots, examined, -1)
         return -1
     pool.slots_examined += examined
 
@@ -355,9 +390,11 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
         rest = (rest - IO_TLB_SIZE) & U64
     if slot & _SEG_LAST and lst[slot - 1]:
         _renumber_before(pool, slot, 0)
-    index = slot - base + nslots
-    pool.area_index[area_index] = index if index < area_nslabs else 0
+    nxt = slot - base + nslots
+    pool.area_index[area_index] = nxt if nxt < area_nslabs else 0
     pool.area_used[area_index] += nslots
+    if _search_probes:                  # index: where this search started
+        SEARCH_AREA.fire(pool, area_index, base + index, nslots, examined, slot)
     return slot
 
 

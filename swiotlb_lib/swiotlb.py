@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                         DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
                         IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
-from .debug import PR_FMT, KernelLog, TraceEvent
+from .debug import POOL_ADDED, PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from . import pool as pool_mod
-from .pool import IoTlbPool, U64, nr_slots, release_slots, search_params
+from .pool import IoTlbPool, U64, nr_slots, pool_find_slots, release_slots
 from .versions import KernelProfile, get_profile
 
 U32 = (1 << 32) - 1
@@ -122,28 +121,6 @@ def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu)
     mem.memory._check(addr, size, addr_name)
 
 
-def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
-                    cpu: int) -> int:
-    """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
-    ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
-    ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
-    mam = dev.min_align_mask
-    key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
-    params = pool._params.get(key) or search_params(pool, *key)
-    nareas = pool.nareas
-    start = i = cpu & (nareas - 1)
-    search = pool_mod._search_area
-    while True:
-        index = search(pool, i, orig_addr, alloc_size, mam, params)
-        if index >= 0:
-            return index
-        i += 1
-        if i >= nareas:
-            i = 0
-        if i == start:
-            return -1
-
-
 class IoTlbMem:
     """A software IO TLB allocator (``struct io_tlb_mem``): its pools, counters and log.
 
@@ -184,13 +161,15 @@ class IoTlbMem:
     # -- pools ---------------------------------------------------------------------
     def add_pool(self, pool: IoTlbPool) -> None:
         """``add_mem_pool()`` (6.6+, 1aaa736815eb; v6.3 had its one pool): put the pool at the
-        head of the list, count its slots."""
+        head of the list, count its slots; fires :data:`~swiotlb_lib.debug.POOL_ADDED`."""
         self.pools.insert(0, pool)
         self.nslabs += pool.nslabs
         if self.defpool is None:
             self.defpool = pool
             if self.default_nareas is None:
                 self.default_nareas = pool.nareas
+        if POOL_ADDED.probes:
+            POOL_ADDED.fire(self, pool)
 
     def init_pool(self, start: int, nslabs: int, nareas: int, *, late_alloc: bool = False) -> IoTlbPool:
         """Create the default pool and zero its memory: ``swiotlb_init_io_tlb_mem`` (v6.3-rc,

@@ -40,10 +40,11 @@ a **lifetime model** the user picks (:func:`parse_lifetime`): ``fixed:250us``, `
 ``real``.  :func:`replay` runs the mappings through a booted
 :class:`~swiotlb_lib.boot.Machine` of any kernel profile and ``swiotlb=`` setting and
 returns the tallies of the ``scenario`` command (:class:`~swiotlb_lib.workloads.ScenarioResult`)
-plus the used-slots timeline.  Mappings are grouped into block requests when the trace has
-the shape of virtio-blk (``data/realkernel/README.md``, finding 13, the mappings of one
-virtio-blk request): a request that cannot get all
-its slots gives back what it holds and is retried, as blk-mq does after ``BLK_STS_RESOURCE``;
+plus the used-slots timeline; every failed mapping attempt fires the
+:data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` hook point.  Mappings are grouped into block
+requests when the trace has the shape of virtio-blk (``data/realkernel/README.md``, finding
+13, the mappings of one virtio-blk request): a request that cannot get all its slots gives
+back what it holds and is retried, as blk-mq does after ``BLK_STS_RESOURCE``;
 a request that fails again and again with the same number of slots in use is reported as a
 livelock (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB
 requests).  :func:`advise` bisects over the pool sizes the kernel can actually
@@ -68,7 +69,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .boot import Machine
-from .debug import TraceEvent
+from .debug import REPLAY_MAP_FAILED, TraceEvent
 from .cmdline import SwiotlbSetup, split_cmdline
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
                         IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS)
@@ -1252,8 +1253,14 @@ class _Engine:
         else holds slots or is in flight can only be repeated, never helped; when it fails
         that way ``livelock_repeats`` times on the same mapping with the same number of slots in use
         (with no other kind of failure in between), the request can never complete: it is
-        reported and dropped (the real queue would stall for ever)."""
+        reported and dropped (the real queue would stall for ever).
+
+        Fires :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` (time, slots in use, size, line)
+        when a probe is registered."""
         used = self.mem.total_used
+        if REPLAY_MAP_FAILED.probes:
+            mp = self.maps[i]
+            REPLAY_MAP_FAILED.fire(t, used, mp.size, mp.line)
         alone = retry and self.inflight_total == 0 and self.partial == 0
         self.release(u, t)
         self._record(t)

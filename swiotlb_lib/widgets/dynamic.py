@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import html
 import random
-from contextlib import contextmanager
 from functools import lru_cache
 
 import ipywidgets as W
 
-from .. import pool as _pool_mod
 from ..boot import Machine
 from ..cmdline import SwiotlbSetup
 from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                          DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE)
+from ..debug import SEARCH_AREA, observe
 from ..swiotlb import DmaMappingError
 from ..versions import get_profile
 from ..workloads import Recorder, ScenarioResult, run_scenario, scattered_buffer, virtio_blk_requests
@@ -795,23 +794,6 @@ def tail_bug(kernel: str = "v6.6-dynamic", fixed: bool = False) -> dict:
             "buffer": (dma, dma + PAGE_SIZE), "overrun": max(0, dma + PAGE_SIZE - pool.end)}
 
 
-@contextmanager
-def _record_searches(trace: list):
-    """Record every area search the model makes (``pool._search_area(pool, area, ...)``,
-    which :func:`~swiotlb_lib.pool.search_pool_area` and ``pool_find_slots`` both call)."""
-    orig = _pool_mod._search_area
-
-    def spy(pool, area, *a, **k):
-        trace.append((pool.name, pool.start, area))
-        return orig(pool, area, *a, **k)
-
-    _pool_mod._search_area = spy
-    try:
-        yield trace
-    finally:
-        _pool_mod._search_area = orig
-
-
 def search_order(kernel: str, cpu: int = 1) -> list:
     """The (pool, area) order one failing search visits with three full pools.
 
@@ -835,11 +817,11 @@ def search_order(kernel: str, cpu: int = 1) -> list:
     added = [p for p in reversed(m.swiotlb.pools) if p is not m.swiotlb.defpool]
     for k, p in enumerate(added, 1):
         names[p.start] = f"added {k}"
-    trace: list = []
-    with _record_searches(trace):
+    trace: list = []                           # every area search (the SEARCH_AREA hook)
+    with observe(SEARCH_AREA, lambda ev: trace.append((ev.pool.start, ev.area))):
         m.dma.map_single(dev, 0x20000000, PAGE_SIZE, DMA_TO_DEVICE, 0, cpu)
     # a pool the search made on the spot is the transient one
-    return [(names.get(start, "transient"), area) for name, start, area in trace]
+    return [(names.get(start, "transient"), area) for start, area in trace]
 
 
 # =====================================================================================

@@ -13,7 +13,8 @@ library, so that the notebook's cells stay short:
   :func:`hiwater_rows`, :func:`calibration_curves` -- measured lifetimes and the lifetime
   models checked against them and against the kernel's ``io_tlb_used_hiwater``;
 * :func:`replay_run` -- :func:`swiotlb_lib.trace.replay` plus the time and slots in use of
-  every failed mapping attempt (the library's timeline does not mark failures, see below);
+  every failed mapping attempt (the library's timeline does not mark failures; the
+  replay reports them to the :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` hook point);
 * :func:`profile_rows`, :func:`rounding_rows`, :func:`advice`, :func:`advice_rows`,
   :func:`spread_rows`, :func:`demand_data` -- replays through kernel profiles and
   ``swiotlb=`` settings, and the advisor's answers;
@@ -23,12 +24,6 @@ library, so that the notebook's cells stay short:
 Widgets: :func:`pool_timeline_widget` (precomputed: lifetime model x pool size, works on
 the static page) and :func:`units_live` (needs a kernel: what the kernel builds from a
 ``swiotlb=`` value).  :data:`LIVE_CALLBACKS` lists the live callback for the benchmark.
-
-**Written around the library.**  :class:`swiotlb_lib.trace.ReplayResult` keeps a used-slots
-timeline but not *when* mapping attempts failed.  :func:`replay_run` records them by
-wrapping the replay engine's failure handler for the duration of one replay
-(:func:`_record_failures`); it relies on the private ``swiotlb_lib.trace._Engine.failed``
-and should be replaced by a public field when the library offers one.
 """
 from __future__ import annotations
 
@@ -37,7 +32,6 @@ import html
 import json
 import re
 from collections import Counter
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,6 +41,7 @@ import numpy as np
 from .. import trace as T
 from ..boot import Machine
 from ..constants import DIRECTION_NAMES, IO_TLB_SHIFT
+from ..debug import REPLAY_MAP_FAILED, observe
 from ..evidence import data_path
 from ..plots import sizing as P
 from ..plots.common import img_html as _img_html
@@ -304,23 +299,6 @@ def calibration_models(boot: str = "6.12-T2") -> list:
     return [DEFAULT_MODEL, median_spec(boot), "exp:1500us", lognormal_spec(boot), "qd:2", "qd:4"]
 
 
-@contextmanager
-def _record_failures(out: list):
-    """Note ``(time s, slots in use, mapping size)`` of every failed mapping attempt of the
-    replays run inside the block (wraps the private ``trace._Engine.failed``)."""
-    orig = T._Engine.failed
-
-    def spy(self, u, i, t, retry):
-        out.append((t, self.mem.total_used, self.maps[i].size))
-        return orig(self, u, i, t, retry)
-
-    T._Engine.failed = spy
-    try:
-        yield out
-    finally:
-        T._Engine.failed = orig
-
-
 @lru_cache(maxsize=64)
 def replay_run(boot: str, kernel: str = "v6.11", nslabs: int | None = None, lifetime: str | None = None,
                view: str = "full"):
@@ -334,7 +312,7 @@ def replay_run(boot: str, kernel: str = "v6.11", nslabs: int | None = None, life
     tr = tracepoint_view(boot) if view == "tracepoint" else load(boot)
     cmdline = "swiotlb=force" if nslabs is None else f"swiotlb={nslabs},force"
     fails: list = []
-    with _record_failures(fails):
+    with observe(REPLAY_MAP_FAILED, lambda ev: fails.append((ev.time, ev.used, ev.size))):
         r = T.replay(tr, kernel, cmdline, lifetime)
     return r, fails
 
