@@ -29,6 +29,12 @@ PR_FMT = "software IO TLB: "
 RATELIMIT_INTERVAL_S = 5.0
 RATELIMIT_BURST = 10
 
+#: Why a mapping failed, as the model reports it (``DmaMappingError.cause``, the ``failures``
+#: of scenario and replay results): larger than one segment (256 KiB, or less with
+#: ``min_align_mask``); no free run of slots; the bounce address beyond the device's mask;
+#: no memory for a dynamic buffer or pool; no SWIOTLB pool at all.
+CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory", "no_pool")
+
 
 @dataclass
 class _RateLimit:

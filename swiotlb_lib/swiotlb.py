@@ -26,15 +26,13 @@ from .versions import KernelProfile, get_profile
 
 U32 = (1 << 32) - 1
 
-#: Causes of a failed mapping, as reported by scenarios.
-CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory", "no_pool")
 
 
 class DmaMappingError(Exception):
     """A mapping failed: the model's ``DMA_MAPPING_ERROR`` (what ``swiotlb_tbl_map_single``
     and ``dma_direct_map_page`` return on failure, v6.3-rc to v6.11).
 
-    ``cause`` is one of :data:`CAUSES`; ``dma_addr`` is ``DMA_MAPPING_ERROR`` so code
+    ``cause`` is one of :data:`swiotlb_lib.debug.CAUSES`; ``dma_addr`` is ``DMA_MAPPING_ERROR`` so code
     written like a driver can still compare; ``rejected_tlb`` is set when
     ``swiotlb_map`` found slots but the bounce address failed ``dma_capable``.
     """

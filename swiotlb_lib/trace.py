@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .boot import Machine
-from .debug import REPLAY_MAP_FAILED, TraceEvent
+from .debug import CAUSES, REPLAY_MAP_FAILED, TraceEvent
 from .cmdline import SwiotlbSetup, split_cmdline
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
                         IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS)
@@ -78,7 +78,7 @@ from .memory import GiB, layout_for, parse_size
 from .pool import nr_slots
 from .swiotlb import DmaMappingError
 from .versions import PROFILES, get_profile
-from .workloads import CAUSES, Recorder, ScenarioResult
+from .workloads import Recorder, ScenarioResult
 
 U64 = (1 << 64) - 1
 #: ``map_ret`` value of a failed ``swiotlb_tbl_map_single`` (``DMA_MAPPING_ERROR`` as phys_addr_t).
@@ -1026,7 +1026,7 @@ class _Engine:
         self.max_retries, self.repeats_needed, self.retry_delay = max_retries, livelock_repeats, retry_delay
         self.progress = progress
         self.res = ScenarioResult("trace-replay", m.profile.name, m.cmdline, lifetime.seed)
-        self.res.failures = {c: 0 for c in (*CAUSES, "no_pool")}
+        self.res.failures = {c: 0 for c in CAUSES}
         self.rec = Recorder(m, self.res)
         self.rec.step = 0.0
         self.unit_of = array("q", bytes(8 * len(self.maps)))

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 from .boot import Machine
 from .constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
-                        DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, PAGE_SIZE, MiB)
+                        DMA_FROM_DEVICE, DMA_TO_DEVICE, PAGE_SIZE, MiB)
 from .device import Device
+from .debug import CAUSES
 from .swiotlb import DmaMappingError
 from .versions import get_profile
 
-CAUSES = ("too_big", "pool_full", "out_of_reach", "no_memory")
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Recorder:
             dma = m.dma.map_single(dev, paddr, size, dir, attrs, cpu)
         except DmaMappingError as e:
             r.failed += 1
-            r.failures[e.cause if e.cause in CAUSES else "pool_full"] += 1
+            r.failures[e.cause] += 1
             self._sample()
             return None
         r.mapped += 1
