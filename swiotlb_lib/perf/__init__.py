@@ -7,8 +7,9 @@
 * :mod:`.concurrency` -- a seeded discrete-event simulation of CPUs mapping through the
   model allocator with per-area locks (constants in :class:`~.concurrency.CostModel`,
   all assumptions);
-* :mod:`.map_benchmark` -- ``dma_map_benchmark`` (kernel module and tool) on the model;
-* :mod:`.cli` -- the ``dma-map-benchmark`` command (:func:`~.cli.register`, :func:`~.cli.main`).
+* :mod:`.map_benchmark` -- ``dma_map_benchmark`` (kernel module and tool) on the model
+  (its command, ``dma-map-benchmark``, is :mod:`swiotlb_lib.cli.benchmark`);
+* :mod:`.studies` -- the measuring studies of chapter 10, registered as experiments.
 
 Each module names its sources (papers, Message-IDs, kernel files at a commit) in its own
 docstring.

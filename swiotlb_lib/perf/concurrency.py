@@ -55,7 +55,8 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..boot import Machine
-from ..constants import (DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SEGMENT_BYTES,
+from ..checks import check_dir_value, check_int
+from ..constants import (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, IO_TLB_SEGMENT_BYTES,
                          IO_TLB_SHIFT, PAGE_SIZE)
 from ..swiotlb import DmaMappingError
 
@@ -205,21 +206,6 @@ class ConcurrencyResult:
                 "map_p99_us": self.map.p99 / 1e3, "unmap_p50_us": self.unmap.p50 / 1e3,
                 "unmap_p90_us": self.unmap.p90 / 1e3, "unmap_p99_us": self.unmap.p99 / 1e3,
                 "failures": len(self.failures)}
-
-
-# ------------------------------------------------------------------ checks ---------
-
-def _check_int(name: str, v, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise ValueError(f"{name}: must be an integer in {lo}..{hi}, got {v!r}")
-    return int(v)
-
-
-def _check_dir(dir) -> int:
-    if isinstance(dir, bool) or dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE):
-        raise ValueError(f"dir: must be 0 (DMA_BIDIRECTIONAL), 1 (DMA_TO_DEVICE) or "
-                         f"2 (DMA_FROM_DEVICE), got {dir!r}")
-    return int(dir)
 
 
 # ------------------------------------------------------------------ reading counters --
@@ -378,11 +364,11 @@ def run_mappers(machine: Machine, dev, buffers, cpu_ids, size: int, dir: int = D
     threads = len(buffers)
     if threads < 1 or len(cpu_ids) != threads:
         raise ValueError(f"cpu_ids: need one CPU per buffer ({threads}), got {len(cpu_ids)}")
-    ops = _check_int("ops", ops, 1, 10_000_000)
+    ops = check_int("ops", ops, 1, 10_000_000)
     if duration_ns is not None and (not isinstance(duration_ns, (int, float)) or not duration_ns > 0):
         raise ValueError(f"duration_ns: must be a number > 0 or None, got {duration_ns!r}")
     if fill is not None:
-        _check_int("fill", fill, 0, 255)
+        check_int("fill", fill, 0, 255)
     rng = np.random.default_rng(seed)
     probe = _MapProbe(machine, dev, costs)
     h = costs.handoff_ns
@@ -565,7 +551,7 @@ def grow_pools(machine: Machine, dev, target_bytes: int, cpu: int = 0) -> int:
     if mem.dyn is None or not hasattr(mem.dyn, "run_pending_work") or machine.profile.dynamic == "rfc-v1":
         raise ValueError(f"grow_to: profile {machine.profile.name!r} has no growing pools "
                          "(use v6.6-dynamic or v6.11-dynamic)")
-    _check_int("target_bytes", target_bytes, 1, 1 << 34)
+    check_int("target_bytes", target_bytes, 1, 1 << 34)
     live = []
     base = 0x10000000
     chunk = IO_TLB_SEGMENT_BYTES
@@ -602,19 +588,19 @@ def simulate(threads: int = 1, nareas: int = 1, *, ops: int = 2000, size: int = 
     (bytes) first grows a dynamic profile's pools (:func:`grow_pools`); the cost
     counters reported are those of the measured run only.
     """
-    threads = _check_int("threads", threads, 1, 1024)
-    nareas = _check_int("nareas", nareas, 1, 1024)
-    size = _check_int("size", size, 1, IO_TLB_SEGMENT_BYTES)
-    nslabs = _check_int("nslabs", nslabs, 128, 1 << 22)
-    dir = _check_dir(dir)
-    seed = _check_int("seed", seed, 0, 2 ** 63 - 1)
+    threads = check_int("threads", threads, 1, 1024)
+    nareas = check_int("nareas", nareas, 1, 1024)
+    size = check_int("size", size, 1, IO_TLB_SEGMENT_BYTES)
+    nslabs = check_int("nslabs", nslabs, 128, 1 << 22)
+    dir = check_dir_value(dir)
+    seed = check_int("seed", seed, 0, 2 ** 63 - 1)
     if not isinstance(costs, CostModel):
         raise ValueError(f"costs: must be a CostModel, got {type(costs).__name__}")
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
         raise ValueError(f"warmup: must be a number in [0, 1), got {warmup!r}")
     if cpus is None:
         cpus = threads if cpu_ids is None else max(max(cpu_ids) + 1, threads)
-    cpus = _check_int("cpus", cpus, 1, 8192)
+    cpus = check_int("cpus", cpus, 1, 8192)
     if cpu_ids is None:
         if cpus < threads:
             raise ValueError(f"cpus: must be >= threads ({threads}) unless cpu_ids is given, got {cpus}")

@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from ..boot import Machine
+from ..checks import check_int
 from ..constants import PAGE_SHIFT, PAGE_SIZE
 from ..device import DMA_BIT_MASK, Device
 from ..page_alloc import GFP_KERNEL, get_order
@@ -164,12 +165,6 @@ class MapBenchmarkResult:
         return f"ioctl: {STRERROR[self.errno]}\n" if self.errno else ""
 
 
-def _check_int(name: str, v, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ValueError(f"{name}: must be an integer in {lo}..{hi}, got {v!r}")
-    return v
-
-
 def run_map_benchmark(threads: int = 1, seconds: int = 20, node: int = -1, dma_bits: int = 32,
                       dma_dir: int = 0, dma_trans_ns: int = 0, granule: int = 1, *,
                       kernel: str | None = None, cmdline: str = "swiotlb=force", ram="2G",
@@ -187,20 +182,20 @@ def run_map_benchmark(threads: int = 1, seconds: int = 20, node: int = -1, dma_b
     ``transfer_ns``); ``max_loops`` caps the simulated loops.  The benchmark binds to a
     PCI device named ``dev_name``.
     """
-    threads = _check_int("threads", threads, 1, DMA_MAP_MAX_THREADS)
-    seconds = _check_int("seconds", seconds, 1, DMA_MAP_MAX_SECONDS)
-    node = _check_int("node", node, -1, 1 << 30)
-    dma_bits = _check_int("dma_bits", dma_bits, 20, 64)
-    dma_dir = _check_int("dma_dir", dma_dir, 0, 2)
-    dma_trans_ns = _check_int("dma_trans_ns", dma_trans_ns, 0, DMA_MAP_MAX_TRANS_DELAY)
-    granule = _check_int("granule", granule, 1, 1024)
-    seed = _check_int("seed", seed, 0, 2 ** 63 - 1)
-    max_loops = _check_int("max_loops", max_loops, 1, 10_000_000)
+    threads = check_int("threads", threads, 1, DMA_MAP_MAX_THREADS)
+    seconds = check_int("seconds", seconds, 1, DMA_MAP_MAX_SECONDS)
+    node = check_int("node", node, -1, 1 << 30)
+    dma_bits = check_int("dma_bits", dma_bits, 20, 64)
+    dma_dir = check_int("dma_dir", dma_dir, 0, 2)
+    dma_trans_ns = check_int("dma_trans_ns", dma_trans_ns, 0, DMA_MAP_MAX_TRANS_DELAY)
+    granule = check_int("granule", granule, 1, 1024)
+    seed = check_int("seed", seed, 0, 2 ** 63 - 1)
+    max_loops = check_int("max_loops", max_loops, 1, 10_000_000)
     if not isinstance(costs, CostModel):
         raise ValueError(f"costs: must be a CostModel, got {type(costs).__name__}")
     if cpus is None:
         cpus = max(threads, 8)
-    cpus = _check_int("cpus", cpus, threads, 8192)
+    cpus = check_int("cpus", cpus, threads, 8192)
     res = MapBenchmarkResult(threads, seconds, node, dma_bits, dma_dir, dma_trans_ns, granule,
                              device=dev_name)
     m = Machine(ram=ram, cpus=cpus, arch=arch, cmdline=cmdline, kernel=kernel)

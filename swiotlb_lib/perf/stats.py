@@ -37,6 +37,8 @@ from typing import Hashable, Sequence
 import numpy as np
 from scipy import stats as _st
 
+from ..checks import check_int_at_least, check_positive
+
 __all__ = [
     "Interval", "MannWhitney", "Reanalysis", "PetrV3Row",
     "welch_diff_ci", "welch_diff_ci_from_stats", "fieller_ratio_ci", "bootstrap_median_ratio_ci",
@@ -61,27 +63,6 @@ def _sample(name: str, x, min_n: int = 2) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name}: all values must be finite numbers")
     return a
-
-
-def _check_positive(name: str, v, *, allow_zero: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-        raise ValueError(f"{name}: must be a finite number, got {v!r}")
-    if v < 0 or (v == 0 and not allow_zero):
-        rng = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}: must be {rng}, got {v!r}")
-    return float(v)
-
-
-def _check_n(name: str, n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"{name}: must be an integer >= 2, got {n!r}")
-    return int(n)
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 # ------------------------------------------------------------------ results --------
@@ -145,9 +126,9 @@ def welch_diff_ci_from_stats(mean_x: float, sd_x: float, n_x: int, mean_y: float
     degrees of freedom.  ``sd`` are sample standard deviations (``ddof=1``).
     """
     conf = _check_conf(conf)
-    n_x, n_y = _check_n("n_x", n_x), _check_n("n_y", n_y)
-    sd_x = _check_positive("sd_x", sd_x, allow_zero=True)
-    sd_y = _check_positive("sd_y", sd_y, allow_zero=True)
+    n_x, n_y = check_int_at_least("n_x", n_x, 2), check_int_at_least("n_y", n_y, 2)
+    sd_x = check_positive("sd_x", sd_x, allow_zero=True)
+    sd_y = check_positive("sd_y", sd_y, allow_zero=True)
     for name, v in (("mean_x", mean_x), ("mean_y", mean_y)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
             raise ValueError(f"{name}: must be a finite number, got {v!r}")
@@ -223,7 +204,7 @@ def bootstrap_median_ratio_ci(x, y, conf: float = 0.95, n_boot: int = 10_000, se
     a, b = _sample("x", x), _sample("y", y)
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or not 100 <= n_boot <= 10_000_000:
         raise ValueError(f"n_boot: must be an integer in 100..10000000, got {n_boot!r}")
-    seed = _check_seed(seed)
+    seed = check_int_at_least("seed", seed, 0)
     if np.median(b) == 0:
         raise ValueError("y: median(y) is 0; a ratio of medians is undefined")
     rng = np.random.default_rng(seed)
@@ -282,11 +263,11 @@ def runs_needed(cov: float, effect: float, alpha: float = 0.05, power: float = 0
     d²" rule of Lehr, "Sixteen S-squared over D-squared: a relation for crude sample size
     estimates", Statistics in Medicine 11(8):1099-1102, 1992, doi:10.1002/sim.4780110811.
     It reproduces cell by cell the table worked out by hand from that formula,
-    :data:`swiotlb_lib.widgets.measuring.PUBLISHED_RUNS_TABLE`.  (Floating-point excess
+    :data:`swiotlb_lib.perf.studies.RUNS_TABLE_BY_HAND`.  (Floating-point excess
     below 1e-9 is ignored before rounding up, so an exact integer is never pushed to the next one.)
     """
-    cov = _check_positive("cov", cov)
-    effect = _check_positive("effect", effect)
+    cov = check_positive("cov", cov)
+    effect = check_positive("effect", effect)
     for name, v in (("alpha", alpha), ("power", power)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
             raise ValueError(f"{name}: must be a number in (0, 1), got {v!r}")
@@ -318,7 +299,7 @@ def rmit_schedule(arms: Sequence[Hashable], runs_per_arm: int, seed: int) -> lis
     if isinstance(runs_per_arm, bool) or not isinstance(runs_per_arm, (int, np.integer)) \
             or not 1 <= runs_per_arm <= 1_000_000:
         raise ValueError(f"runs_per_arm: must be an integer in 1..1000000, got {runs_per_arm!r}")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(check_int_at_least("seed", seed, 0))
     out = []
     for _ in range(int(runs_per_arm)):
         out.extend(arms[i] for i in rng.permutation(len(arms)))
@@ -415,9 +396,9 @@ def reanalyse_row(base_cov: float, cov: float, diff: float, n: int = 5,
     Petr Tesarik's v3 cover letter (``cover.1687859323.git.petr.tesarik.ext@huawei.com``).
     """
     conf = _check_conf(conf)
-    n = _check_n("n", n)
-    base_cov = _check_positive("base_cov", base_cov)
-    cov = _check_positive("cov", cov)
+    n = check_int_at_least("n", n, 2)
+    base_cov = check_positive("base_cov", base_cov)
+    cov = check_positive("cov", cov)
     if isinstance(diff, bool) or not isinstance(diff, (int, float)) or not math.isfinite(diff):
         raise ValueError(f"diff: must be a finite number (percent), got {diff!r}")
     ci = welch_diff_ci_from_stats(100.0 + diff, cov, n, 100.0, base_cov, n, conf)

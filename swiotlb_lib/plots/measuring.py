@@ -1,14 +1,19 @@
-"""Figures of chapter 10, "How to measure SWIOTLB".
+"""Figures of chapter 10, "How to measure SWIOTLB", and the widget states built on them.
 
-Every function takes data computed by :mod:`swiotlb_lib.widgets.measuring` (or the
-:mod:`swiotlb_lib.perf` modules) and returns a matplotlib figure; none runs the model.
+Every function takes data computed by :mod:`swiotlb_lib.perf.studies` (or the other
+:mod:`swiotlb_lib.perf` modules) and returns a matplotlib figure, or (the ``*_html``
+functions) the HTML of one widget state: figure, headline and numbers.  None runs the
+model.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 
+from ..constants import IO_TLB_SHIFT
 from ..perf.stats import runs_needed
-from .common import COLORS, PROFILE_COLORS, figure, mib
+from .common import COLORS, PROFILE_COLORS, figure, img_html, mib
 
 VERDICT_COLORS = {"noise": "#8d99ae", "marginal": "#f4a261", "signal": COLORS["fail"]}
 ARM_COLORS = ("#1d3557", "#e76f51")
@@ -249,3 +254,78 @@ def map_benchmark_plot(grid, width: float = 7.0, height: float = 2.8):
     a1.set_ylabel("µs (model)", fontsize=7)
     a2.legend(fontsize=6.5, loc="upper left", frameon=False)
     return fig
+
+
+# ------------------------------------------------------------------ widget states ------
+
+def _pre(text: str) -> str:
+    return "<pre style='font-size:85%;line-height:1.25'>" + html.escape(text) + "</pre>"
+
+
+def runs_state_html(row: dict) -> str:
+    """One state of the runs widget, from a row of
+    :func:`swiotlb_lib.perf.studies.detection_rows` with the runs needed for 3 % and the
+    changes 5 and 2 runs detect: runs per arm against the difference to detect."""
+    cov, n3 = row["cov"], row["runs_needed"][3]
+    d5, d2 = row["detectable"][5], row["detectable"][2]
+    fig = runs_curve(cov, width=6, height=3)
+    alt = (f"Runs per kernel needed against the difference to detect, for a CoV of {cov:g} %: "
+           f"{n3} runs for a 3 % difference; 5 runs detect {d5:.1f} %, 2 runs {d2:.1f} %.")
+    head = (f"<b>CoV {cov:g} %: detecting 3 % needs {n3} runs per kernel; Petr's 5 runs detect "
+            f"differences of {d5:.1f} % or more, two runs only {d2:.1f} %</b>")
+    return head + img_html(fig, alt)
+
+
+def runs_html(plan: dict) -> str:
+    """A :func:`swiotlb_lib.perf.studies.runs_plan` as the live runs widget shows it."""
+    n, arms = plan["runs"], plan["arms"]
+    return (f"<b>CoV {plan['cov']:g} %, difference {plan['effect']:g} %, power {plan['power']:g}: "
+            f"{n} runs per kernel, {n * arms} boots in all</b>" +
+            _pre("RMIT order of the first blocks: " + " | ".join(plan["blocks"]) +
+                 f"\n{n} runs detect {plan['detectable']:.2f} % at this CoV"))
+
+
+def cost_state_html(rows, table: str) -> str:
+    """One state of the costs widget: the counters of ``rows`` (one pool size, from
+    :func:`swiotlb_lib.perf.studies.cost_rows`) as a figure, and ``table``, their text."""
+    pool = mib(rows[0]["nslabs"] << IO_TLB_SHIFT)
+    fig = cost_bars(rows, f"pool {pool}: counters per mapping", width=6, height=3)
+    failed = ", ".join(f"{r['kernel']} {r['failed']}" for r in rows if r["failed"]) or "none"
+    alt = (f"Counters per successful mapping for the storage scenario with a "
+           f"{pool} pool on five kernels, log scale; failed mappings: {failed}.")
+    return f"<b>pool {pool}: failed mappings: {html.escape(failed)}</b>" + img_html(fig, alt) + _pre(table)
+
+
+def scaling_state_html(areas: int, grid: dict) -> str:
+    """One state of the scaling widget: :func:`scaling` of ``grid`` with ``areas``
+    highlighted and the numbers of that line."""
+    rs = grid[areas]
+    fig = scaling(grid, highlight=areas, width=6, height=3)
+    best = max(rs, key=lambda r: r.throughput)
+    alt = (f"Simulated throughput and lock-wait share against 1 to 16 mapping threads for pools "
+           f"with 1, 4, 8 and 16 areas; the {areas}-area line is highlighted and peaks at "
+           f"{best.threads} threads with {best.throughput / rs[0].throughput:.1f} times the "
+           f"one-thread rate.")
+    lines = [f"{'threads':>7} {'M pairs/s':>10} {'x 1 thread':>10} {'waiting':>8} {'map p99 us':>11}"]
+    for r in rs:
+        lines.append(f"{r.threads:>7} {r.throughput / 1e6:>10.2f} {r.throughput / rs[0].throughput:>10.2f} "
+                     f"{100 * r.lock_wait_share:>7.1f}% {r.map.p99 / 1e3:>11.2f}")
+    head = (f"<b>{areas} area{'s' if areas > 1 else ''}: best {best.throughput / rs[0].throughput:.1f}x "
+            f"the one-thread rate, at {best.threads} threads</b>")
+    return head + img_html(fig, alt) + _pre("\n".join(lines))
+
+
+def scaling_live_html(r, one, areas: int, transfer_ns: float) -> str:
+    """A live run of :func:`swiotlb_lib.perf.studies.live_scaling` (result ``r``,
+    one-mapper baseline ``one``, ``areas`` asked for) as text and a bar of the lock-wait
+    share."""
+    w = int(round(100 * r.lock_wait_share))
+    bar = (f"<div style='width:300px;border:1px solid #999;height:10px'>"
+           f"<div style='width:{3 * w}px;height:10px;background:#d62828'></div></div>")
+    return (f"<b>{r.threads} threads, {areas} areas, transfer {transfer_ns:g} ns: "
+            f"{r.throughput / 1e6:.2f} M pairs/s ({r.throughput / one.throughput:.2f}x one thread), "
+            f"{100 * r.lock_wait_share:.0f} % of the time waiting for a lock</b>" + bar +
+            _pre(f"map   p50 {r.map.p50 / 1e3:.2f} us  p90 {r.map.p90 / 1e3:.2f} us  p99 {r.map.p99 / 1e3:.2f} us\n"
+                 f"unmap p50 {r.unmap.p50 / 1e3:.2f} us  p90 {r.unmap.p90 / 1e3:.2f} us  "
+                 f"p99 {r.unmap.p99 / 1e3:.2f} us\n"
+                 f"{r.ops} pairs measured after warm-up; lock acquisitions {r.costs['lock_acquisitions']}"))

@@ -1,570 +1,77 @@
-"""Chapter 10, "How to measure SWIOTLB": the data behind its tables, figures and widgets,
-and the widgets themselves.
+"""Chapter 10, "How to measure SWIOTLB": its widgets, controls wired to the studies of
+:mod:`swiotlb_lib.perf.studies` and the renderings of :mod:`swiotlb_lib.plots.measuring`.
 
-The RFC cover letter (``cover.1679309810.git.petr.tesarik.ext@huawei.com``) asked for
-"suggestions for measuring the performance impact of changes in SWIOTLB".  The chapter
-answers in four parts, each backed by functions here:
+Precomputed (work on the static page): :func:`scaling_widget` (main), :func:`runs_widget`,
+:func:`costs_widget`.  Live (need a kernel; listed in :data:`LIVE_CALLBACKS`):
+:func:`runs_live`, :func:`scaling_live`.
 
-(1) noise and bias -- :func:`runs_table` (``runs_needed`` over a grid of CoVs and effects,
-    compared with :data:`PUBLISHED_RUNS_TABLE`, the same grid worked out by hand),
-    :func:`detectable_effect`, :func:`rmit_lines`, :func:`design_study` (a seeded
-    simulation of two *identical* kernels measured with three experimental designs),
-    :func:`force_vs_direct`;
-(2) the book's own analysis of the figures in Petr Tesarik's v3 cover letter
-    (``cover.1687859323.git.petr.tesarik.ext@huawei.com``) -- :func:`reanalysis_rows`;
-(3) noise-free comparison by cost counters -- :func:`cost_run`, :func:`cost_grid`,
-    :func:`cost_table`;
-(4) the concurrency model -- :func:`scaling_grid`, :func:`scaling_table`,
-    :func:`small_pool_rows`, :func:`map_benchmark_lines`.
-
-Widgets: :func:`scaling_widget` (main, precomputed), :func:`runs_widget` (precomputed),
-:func:`costs_widget` (precomputed), :func:`runs_live` and :func:`scaling_live` (need a
-kernel; listed in :data:`LIVE_CALLBACKS`).
-
-The statistics live in :mod:`swiotlb_lib.perf.stats`, the simulation in
-:mod:`swiotlb_lib.perf.concurrency` and :mod:`swiotlb_lib.perf.map_benchmark`; the
-helpers here that those modules do not offer (the inverse of ``runs_needed``, the design
-study, the cost-counter summaries) are used by this chapter only.  Long runs are cached
-(``functools.lru_cache``) and seeded, so the chapter's cells share them.
+The chapter imports this module as ``M`` and reads its studies through it too, so the
+names it uses are re-exported below; their home is :mod:`swiotlb_lib.perf.studies`.
 """
 from __future__ import annotations
 
-import html
-import math
-from functools import lru_cache
-
 import ipywidgets as W
-import numpy as np
-from scipy import stats as _st
 
-from ..boot import Machine
-from ..constants import DMA_BIDIRECTIONAL, IO_TLB_SHIFT, MiB
-from ..perf import stats as S
-from ..perf.concurrency import DEFAULT_COSTS, CostModel, simulate
-from ..perf.map_benchmark import DIRECTIONS, run_map_benchmark
+from ..constants import IO_TLB_SHIFT
+from ..perf import studies as S
+from ..perf.studies import COST_NSLABS, COST_PROFILES, COST_REQUESTS, LIVE_OPS, SCALING_AREAS
+from ..perf.studies import (DESIGN_ASSUMPTIONS, PUBLISHED_RUNS_TABLE, analyse_two, cost_grid,
+                            cost_model_lines, cost_table, design_lines, design_study, detectable_effect,
+                            example_runs, force_vs_direct_lines, growth_table, latency_table,
+                            map_benchmark_grid, map_benchmark_lines, reanalysis_rows, reanalysis_text,
+                            rmit_lines, runs_table, runs_table_text, scaling_grid, scaling_table,
+                            small_pool_rows, small_pool_text)
 from ..plots import measuring as P
-from ..plots.common import img_html, mib
-from ..workloads import run_scenario
+from ..plots.common import mib
 from .common import live, precomputed
 
-
-
-def _pre(text: str) -> str:
-    return "<pre style='font-size:85%;line-height:1.25'>" + html.escape(text) + "</pre>"
-
-
-# ================================================================== (1) how many runs ======
-
-#: Runs per arm for alpha 0.05, power 0.8: {CoV: {effect: n}} (percent).  Not a published
-#: table: values worked out by hand from n = 2 (z_{1-α/2} + z_{1-β})² (CoV/Δ)² ≈ 15.7 (CoV/Δ)²,
-#: rounded up, at least 2 (normal approximation; Lehr, "Sixteen S-squared over D-squared: a
-#: relation for crude sample size estimates", Statistics in Medicine 11(8):1099-1102, 1992,
-#: doi:10.1002/sim.4780110811), kept as data to check :func:`runs_table`.
-PUBLISHED_RUNS_TABLE = {
-    0.5: {1: 4, 2: 2, 3: 2, 5: 2, 10: 2},
-    1: {1: 16, 2: 4, 3: 2, 5: 2, 10: 2},
-    2: {1: 63, 2: 16, 3: 7, 5: 3, 10: 2},
-    3: {1: 142, 2: 36, 3: 16, 5: 6, 10: 2},
-    5: {1: 393, 2: 99, 3: 44, 5: 16, 10: 4},
-    10: {1: 1570, 2: 393, 3: 175, 5: 63, 10: 16},
-}
-RUNS_COVS = tuple(PUBLISHED_RUNS_TABLE)
-RUNS_EFFECTS = (1, 2, 3, 5, 10)
-
-
-def runs_table(covs=RUNS_COVS, effects=RUNS_EFFECTS, alpha: float = 0.05, power: float = 0.8) -> dict:
-    """``{cov: {effect: runs_needed(cov, effect)}}`` (percent), computed."""
-    return {c: {e: S.runs_needed(c, e, alpha, power) for e in effects} for c in covs}
-
-
-def runs_table_text(covs=RUNS_COVS, effects=RUNS_EFFECTS, alpha: float = 0.05, power: float = 0.8) -> str:
-    """The table of :func:`runs_table` as text, laid out like :data:`PUBLISHED_RUNS_TABLE`
-    (one row per CoV, one column per effect)."""
-    t = runs_table(covs, effects, alpha, power)
-    out = ["CoV \\ detect " + "".join(f"{e:>7g} %" for e in effects)]
-    for c in covs:
-        out.append(f"{c:>10g} % " + "".join(f"{t[c][e]:>9}" for e in effects))
-    return "\n".join(out)
-
-
-def detectable_effect(cov: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest relative difference (same unit as ``cov``) that ``n`` runs per arm
-    detect at ``alpha`` (two-sided) with ``power``: the inverse of
-    :func:`swiotlb_lib.perf.stats.runs_needed`, ``cov * sqrt(2 (z_a + z_b)² / n)``
-    (normal approximation, like ``runs_needed``)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n: must be an integer >= 2, got {n!r}")
-    if not (isinstance(cov, (int, float)) and cov > 0):
-        raise ValueError(f"cov: must be a number > 0, got {cov!r}")
-    z = float(_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power))
-    return cov * math.sqrt(2 * z * z / n)
-
-
-def example_runs(n: int = 16, cov: float = 3.0, effect: float = -3.0, seed: int = 10):
-    """Seeded synthetic bandwidths (mean 100) of a vanilla and a patched kernel, ``n``
-    runs each, per-run CoV ``cov`` percent, the patched one ``effect`` percent off:
-    ``(vanilla, patched)``.  Only to show the analyses of the recipe's step 6."""
-    rng = np.random.default_rng(seed)
-    return rng.normal(100.0, cov, n), rng.normal(100.0 + effect, cov, n)
-
-
-def analyse_two(vanilla, patched, seed: int = 1) -> list[str]:
-    """The four analyses of :mod:`swiotlb_lib.perf.stats` for patched vs vanilla, as
-    lines: Welch difference, Fieller ratio, bootstrap ratio of medians, Mann-Whitney
-    with the Hodges-Lehmann shift (95 % throughout)."""
-    w = S.welch_diff_ci(patched, vanilla)
-    f = S.fieller_ratio_ci(patched, vanilla)
-    b = S.bootstrap_median_ratio_ci(patched, vanilla, seed=seed)
-    m = S.mann_whitney(patched, vanilla)
-    return [f"Welch, difference of means     {w.estimate:+6.2f}  [{w.low:+6.2f}, {w.high:+6.2f}]",
-            f"Fieller, ratio of means         {f.estimate:6.4f}  [{f.low:6.4f}, {f.high:6.4f}]",
-            f"bootstrap, ratio of medians     {b.estimate:6.4f}  [{b.low:6.4f}, {b.high:6.4f}]",
-            f"Hodges-Lehmann shift            {m.shift:+6.2f}  [{m.shift_low:+6.2f}, {m.shift_high:+6.2f}]",
-            f"Mann-Whitney U test             p = {m.p_value:.4f}"]
-
-
-#: The arms of the RMIT example: Petr's v3 comparison (vanilla, patched with the default
-#: pool, patched with a 1 MiB pool that grows).
-RMIT_ARMS = ("v6.4-rc6", "patched 64 MiB", "patched 1 MiB+grow")
-
-
-def rmit_lines(arms=RMIT_ARMS, runs_per_arm: int = 4, seed: int = 2023) -> list[str]:
-    """One line per block of an RMIT schedule (:func:`swiotlb_lib.perf.stats.rmit_schedule`):
-    the boots of the block in order, numbered from the start of the experiment."""
-    sched = S.rmit_schedule(arms, runs_per_arm, seed)
-    k = len(arms)
-    out = []
-    for b in range(runs_per_arm):
-        cells = [f"#{b * k + i + 1:<2} {sched[b * k + i]}" for i in range(k)]
-        out.append(f"block {b + 1}: " + " | ".join(cells))
-    return out
-
-
-# ------------------------------------------------------------------ the design study -----
-
-#: Assumptions of the design study, in percent of the mean: a slow drift of the machine
-#: over the session (device wear, temperature, background jobs), an offset drawn per boot
-#: (where the pool, the page cache and the buffers land), and run-to-run noise.
-DESIGN_ASSUMPTIONS = {"drift": -3.0, "boot_sd": 1.5, "run_cov": 1.0}
-#: The three designs: (label, boots per kernel, runs per boot, order)
-DESIGNS = (("1 boot per kernel, A then B", 1, 10, "blocked"),
-           ("10 boots per kernel, A then B", 10, 1, "blocked"),
-           ("10 boots per kernel, RMIT order", 10, 1, "rmit"))
-
-
-def _session(rng, boots: int, runs: int, order: str, drift: float, boot_sd: float, run_cov: float):
-    """One simulated session of two identical kernels; returns ``(t, arm, value)`` arrays
-    in time order (``arm`` 0 = A, 1 = B)."""
-    if order == "blocked":
-        arms = [0] * boots + [1] * boots
-    else:   # RMIT: each block of two boots in a fresh random order
-        arms = []
-        for _ in range(boots):
-            arms.extend(rng.permutation(2).tolist())
-    nb = len(arms)
-    offsets = rng.normal(0.0, boot_sd, nb)
-    arm = np.repeat(arms, runs)
-    off = np.repeat(offsets, runs)
-    t = (np.arange(nb * runs) + 0.5) / (nb * runs)
-    value = 100.0 + drift * t + off + rng.normal(0.0, run_cov, nb * runs)
-    return t, arm, value
-
-
-@lru_cache(maxsize=None)
-def design_study(experiments: int = 2000, seed: int = 7, drift: float = DESIGN_ASSUMPTIONS["drift"],
-                 boot_sd: float = DESIGN_ASSUMPTIONS["boot_sd"],
-                 run_cov: float = DESIGN_ASSUMPTIONS["run_cov"]) -> dict:
-    """Measure two **identical** kernels ``experiments`` times with each design of
-    :data:`DESIGNS` and count how often a Welch 95 % interval of the difference of the
-    per-run means (:func:`swiotlb_lib.perf.stats.welch_diff_ci`) excludes 0: the
-    false-positive rate, 5 % if the design is sound.
-
-    Returns ``{"rates": {label: rate}, "examples": {label: (t, arm, value, interval)}}``
-    with one seeded example session per design.  The model of the machine is in
-    :data:`DESIGN_ASSUMPTIONS` (all assumptions, chosen for illustration)."""
-    rng = np.random.default_rng(seed)
-    rates, examples = {}, {}
-    for label, boots, runs, order in DESIGNS:
-        hits = 0
-        for e in range(experiments):
-            t, arm, v = _session(rng, boots, runs, order, drift, boot_sd, run_cov)
-            ci = S.welch_diff_ci(v[arm == 1], v[arm == 0])
-            hits += not ci.contains(0.0)
-            if e == 0:
-                examples[label] = (t, arm, v, ci)
-        rates[label] = hits / experiments
-    return {"rates": rates, "examples": examples, "experiments": experiments}
-
-
-def design_lines(study: dict) -> list[str]:
-    """The false-positive rates of :func:`design_study`, one line per design."""
-    return [f"{label:<34} false positives {100 * r:5.1f} % of {study['experiments']} experiments"
-            for label, r in study["rates"].items()]
-
-
-# ------------------------------------------------------------------ force without IOMMU ---
-
-def force_vs_direct(size: int = 65536, kernel: str = "v6.3") -> dict:
-    """Map and unmap one ``size``-byte BIDIRECTIONAL buffer for a virtio-blk device on a
-    2 GiB machine, once without and once with ``swiotlb=force``; returns
-    ``{cmdline: (dma address == physical address, costs())}``."""
-    out = {}
-    for cmd in ("", "swiotlb=force"):
-        m = Machine(ram="2G", cpus=2, kernel=kernel, cmdline=cmd)
-        dev = m.add_device("virtio-blk")
-        paddr = 0x20000000
-        m.cpu_write(paddr, b"\x5a" * size)
-        d = m.dma.map_single(dev, paddr, size, DMA_BIDIRECTIONAL, 0, 0)
-        m.dma.unmap_single(dev, d, size, DMA_BIDIRECTIONAL)
-        c = m.swiotlb.costs()
-        out[cmd or "(no swiotlb= option)"] = (d == paddr, {k: v for k, v in c.items() if k != "area_locks"})
-    return out
-
-
-def force_vs_direct_lines(size: int = 65536, kernel: str = "v6.3") -> list[str]:
-    """:func:`force_vs_direct` as text: per command line, whether the device got the
-    buffer's own address, and the counters."""
-    out = []
-    for cmd, (in_place, counts) in force_vs_direct(size, kernel).items():
-        out.append(f"{cmd}: DMA address is the buffer's own address: {in_place}")
-        out.append("    " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return out
-
-
-# ================================================================== (2) Petr's v3 table ====
-
-def reanalysis_rows(n: int = 5) -> list[dict]:
-    """Our re-analysis (:func:`swiotlb_lib.perf.stats.reanalyse`) of the v3 table, one
-    dict per platform/test/configuration: ``platform``, ``test``, ``config``, ``diff``,
-    ``low``, ``high``, ``half``, ``dof`` (Welch), ``p``, ``verdict``, ``base_cov``, ``cov`` and ``text``
-    (the published difference as printed, "<0.1 %" kept)."""
-    published = {}
-    for r in S.PETR_V3_TABLE:
-        published[(r.platform, f"{r.test} default")] = (r.base_cov, r.default_cov, r.default_diff_text)
-        published[(r.platform, f"{r.test} growing")] = (r.base_cov, r.growing_cov, r.growing_diff_text)
-    rows = []
-    for a in S.reanalyse(n=n):
-        test, config = a.test.split()
-        base, cov, text = published[(a.platform, a.test)]
-        rows.append({"platform": a.platform, "test": test, "config": config, "diff": a.diff,
-                     "low": a.diff - a.half_width, "high": a.diff + a.half_width,
-                     "half": a.half_width, "dof": a.dof, "p": a.p_value, "verdict": a.verdict,
-                     "base_cov": base, "cov": cov, "text": text})
-    return rows
-
-
-def reanalysis_text(rows=None) -> str:
-    """:func:`reanalysis_rows` as a text table (CoVs and differences in percent)."""
-    rows = reanalysis_rows() if rows is None else rows
-    out = [f"{'platform':<9}{'test':<6}{'config':<8}{'CoV':>5}{'CoV':>6}{'diff':>8}"
-           f"{'95 % interval':>17}{'dof':>5}{'p':>7}  verdict",
-           f"{'':<23}{'base':>5}{'new':>6}"]
-    for r in rows:
-        out.append(f"{r['platform']:<9}{r['test']:<6}{r['config']:<8}{r['base_cov']:>5.2f}{r['cov']:>6.2f}"
-                   f"{r['text'].replace(' %', ''):>8} [{r['low']:+6.1f},{r['high']:+6.1f}]"
-                   f"{r['dof']:>5.1f}{r['p']:>7.3f}  {r['verdict']}")
-    return "\n".join(out)
-
-
-# ================================================================== (3) cost counters =====
-
-#: Kernel profiles compared by cost counters, and pool sizes in slots (1 MiB ... 1 GiB).
-COST_PROFILES = ("v6.3", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic")
-COST_NSLABS = (512, 2048, 8192, 32768, 524288)
-#: Requests of the storage scenario per run (each about 45 map/unmap pairs).
-COST_REQUESTS = 200
-
-
-def cost_cmdline(kernel: str, nslabs: int) -> str:
-    """``swiotlb=<nslabs>,force``; RFC v1 also gets ``dynamic``, the option its patch 4/4
-    adds (without it the RFC behaves like its v6.3-rc base)."""
-    return f"swiotlb={nslabs},force,dynamic" if kernel == "rfc-v1" else f"swiotlb={nslabs},force"
-
-
-@lru_cache(maxsize=None)
-def cost_run(kernel: str, nslabs: int, requests: int = COST_REQUESTS, seed: int = 1) -> dict:
-    """Run the ``storage`` scenario (virtio-blk, queue depth 32) and summarise the model's
-    cost counters.  Keys: ``kernel``, ``nslabs``, ``pool`` (bytes), ``cmdline``,
-    ``attempted``, ``mapped``, ``failed`` and the counters ``slots_examined``,
-    ``pool_searches`` (6.6 pools searched or 6.11 pool-area searches: 0 without dynamic
-    pools), ``area_locks``, ``tree_locks`` (RFC v1 maple-tree lock), ``lookups``
-    (unmap/sync ``is_swiotlb_buffer``/``find_pool`` calls), ``lookup_steps`` (pools
-    walked by the dynamic lookups, or maple-tree levels visited in RFC v1),
-    ``bytes_copied``, ``page_allocs`` and ``page_orders`` (``{order: count}``),
-    ``pools_added``, ``transient_pools``, ``dyn_buffers``."""
-    cmd = cost_cmdline(kernel, nslabs)
-    r = run_scenario("storage", kernel=kernel, cmdline=cmd, seed=seed, requests=requests)
-    c = r.costs
-    orders = dict(c.get("page_alloc_orders", {}))
-    return {"kernel": kernel, "nslabs": nslabs, "pool": nslabs << IO_TLB_SHIFT, "cmdline": cmd,
-            "attempted": r.attempted, "mapped": r.mapped, "failed": r.failed,
-            "slots_examined": c["slots_examined"],
-            "pool_searches": c.get("pools_searched", 0) + c.get("pool_area_searches", 0),
-            "area_locks": c["lock_acquisitions"],
-            "tree_locks": c.get("dyn_lock_acquisitions", 0),
-            "lookups": c["unmap_sync_lookups"],
-            "lookup_steps": c.get("lookup_steps", 0) + c.get("tree_node_visits", 0),
-            "bytes_copied": c["bytes_copied"],
-            "page_allocs": sum(orders.values()), "page_orders": orders,
-            "pools_added": c.get("pools_added", 0), "transient_pools": c.get("transient_pools", 0),
-            "dyn_buffers": c.get("dyn_buffers", 0)}
-
-
-def cost_grid(profiles=COST_PROFILES, nslabs=COST_NSLABS, requests: int = COST_REQUESTS) -> list[dict]:
-    """:func:`cost_run` for every profile and pool size (cached)."""
-    return [cost_run(k, n, requests) for n in nslabs for k in profiles]
-
-
-#: The rows of the cost table: (key, label).
-COST_COLUMNS = (("mapped", "mapped"), ("failed", "failed"), ("slots_examined", "slots examined"),
-                ("pool_searches", "pool searches"), ("area_locks", "area locks"),
-                ("tree_locks", "tree locks"), ("lookups", "lookups"), ("lookup_steps", "lookup steps"),
-                ("bytes_copied", "MiB copied"), ("page_allocs", "page allocs"))
-#: Short column heads for the profiles.
-SHORT = {"v6.3": "v6.3", "rfc-v1": "RFC v1", "v6.6": "v6.6", "v6.6-dynamic": "v6.6 dyn",
-         "v6.11-dynamic": "v6.11 dyn"}
-
-
-def cost_table(nslabs: int, profiles=COST_PROFILES, requests: int = COST_REQUESTS) -> str:
-    """Text table of the counters of one pool size: one row per counter, one column per
-    profile."""
-    runs = [cost_run(k, nslabs, requests) for k in profiles]
-    out = [f"pool {mib(nslabs << IO_TLB_SHIFT)} (swiotlb={nslabs},force), storage scenario, "
-           f"{requests} requests",
-           f"{'':<15}" + "".join(f"{SHORT.get(k, k):>12}" for k in profiles)]
-    for key, label in COST_COLUMNS:
-        if key == "bytes_copied":
-            cells = [f"{r[key] / MiB:>12.1f}" for r in runs]
-        else:
-            cells = [f"{r[key]:>12}" for r in runs]
-        out.append(f"{label:<15}" + "".join(cells))
-    return "\n".join(out)
-
-
-def growth_table(nslabs: int = 512, profiles=COST_PROFILES, requests: int = COST_REQUESTS) -> str:
-    """Text table: how each profile got its memory at one pool size (pools added,
-    transient pools, RFC buffers, and the page orders allocated)."""
-    out = [f"{'kernel':<14}{'pools':>6}{'transient':>10}{'RFC bufs':>9}  page allocations (order: count)"]
-    for k in profiles:
-        r = cost_run(k, nslabs, requests)
-        orders = ", ".join(f"{o}: {n}" for o, n in r["page_orders"].items()) or "-"
-        out.append(f"{k:<14}{r['pools_added']:>6}{r['transient_pools']:>10}{r['dyn_buffers']:>9}  {orders}")
-    return "\n".join(out)
-
-
-def cost_state_html(nslabs: int, profiles=COST_PROFILES, requests: int = COST_REQUESTS) -> str:
-    """One state of :func:`costs_widget`: the figure and the table for one pool size."""
-    rows = [cost_run(k, nslabs, requests) for k in profiles]
-    fig = P.cost_bars(rows, f"pool {mib(nslabs << IO_TLB_SHIFT)}: counters per mapping", width=6, height=3)
-    failed = ", ".join(f"{r['kernel']} {r['failed']}" for r in rows if r["failed"]) or "none"
-    alt = (f"Counters per successful mapping for the storage scenario with a "
-           f"{mib(nslabs << IO_TLB_SHIFT)} pool on five kernels, log scale; failed mappings: {failed}.")
-    return (f"<b>pool {mib(nslabs << IO_TLB_SHIFT)}: failed mappings: {html.escape(failed)}</b>"
-            + img_html(fig, alt) + _pre(cost_table(nslabs, profiles, requests)))
-
-
-def costs_widget(nslabs=COST_NSLABS, profiles=COST_PROFILES, requests: int = COST_REQUESTS,
-                 value: int = 512) -> W.VBox:
-    """Precomputed: pool size -> the cost counters of the five profiles."""
-    labels = {n: f"{mib(n << IO_TLB_SHIFT)} ({n} slots)" for n in nslabs}
-    inv = {v: k for k, v in labels.items()}
-    return precomputed([labels[n] for n in nslabs],
-                       lambda lab: cost_state_html(inv[lab], profiles, requests),
-                       "pool size", value=labels.get(value), kind="dropdown")
-
-
-# ================================================================== (4) concurrency ======
-
-SCALING_THREADS = (1, 2, 4, 8, 16)
-SCALING_AREAS = (1, 4, 8, 16)
-#: Simulated map+unmap pairs per precomputed point, and CPUs of the model machine.
-SCALING_OPS = 2000
-SCALING_CPUS = 16
-
-
-@lru_cache(maxsize=None)
-def scaling_point(threads: int, areas: int, ops: int = SCALING_OPS, seed: int = 1,
-                  transfer_ns: float = 0.0):
-    """:func:`swiotlb_lib.perf.concurrency.simulate` on a 16-CPU machine with
-    ``swiotlb=32768,<areas>,force`` and ``threads`` mappers of 4 KiB (cached)."""
-    costs = DEFAULT_COSTS if not transfer_ns else CostModel(transfer_ns=float(transfer_ns))
-    return simulate(threads, areas, ops=ops, seed=seed, cpus=max(SCALING_CPUS, threads), costs=costs)
-
-
-def scaling_grid(threads=SCALING_THREADS, areas=SCALING_AREAS, ops: int = SCALING_OPS,
-                 seed: int = 1) -> dict:
-    """``{areas: [ConcurrencyResult per thread count]}`` (cached points)."""
-    return {a: [scaling_point(t, a, ops, seed) for t in threads] for a in areas}
-
-
-def scaling_table(grid: dict, what: str = "throughput") -> str:
-    """Text table, areas x threads, of ``throughput`` (million pairs per simulated second),
-    ``wait`` (lock-wait share, percent) or ``speedup`` (throughput over one mapper)."""
-    areas = list(grid)
-    threads = [r.threads for r in grid[areas[0]]]
-    unit = {"throughput": "M pairs/s", "wait": "% waiting", "speedup": "x 1 thread"}[what]
-    out = [f"{unit:>10} | threads " + "".join(f"{t:>7}" for t in threads)]
-    for a in areas:
-        rs = grid[a]
-        if what == "throughput":
-            vals = [f"{r.throughput / 1e6:>7.2f}" for r in rs]
-        elif what == "wait":
-            vals = [f"{100 * r.lock_wait_share:>7.1f}" for r in rs]
-        else:
-            vals = [f"{r.throughput / rs[0].throughput:>7.2f}" for r in rs]
-        out.append(f"{a:>4} area{'s' if a > 1 else ' '} |         " + "".join(vals))
-    return "\n".join(out)
-
-
-def latency_table(grid: dict, areas=(1, 8)) -> str:
-    """Text table of map and unmap latency percentiles (µs) for some area counts."""
-    out = [f"{'areas':>5} {'threads':>7} | {'map p50':>8} {'p90':>6} {'p99':>6} | "
-           f"{'unmap p50':>9} {'p90':>6} {'p99':>6}"]
-    for a in areas:
-        for r in grid[a]:
-            out.append(f"{a:>5} {r.threads:>7} | {r.map.p50 / 1e3:>8.2f} {r.map.p90 / 1e3:>6.2f} "
-                       f"{r.map.p99 / 1e3:>6.2f} | {r.unmap.p50 / 1e3:>9.2f} {r.unmap.p90 / 1e3:>6.2f} "
-                       f"{r.unmap.p99 / 1e3:>6.2f}")
-    return "\n".join(out)
-
-
-def cost_model_lines(costs: CostModel = DEFAULT_COSTS) -> list[str]:
-    """The constants of the concurrency model, one per line (all assumptions)."""
-    from dataclasses import fields
-    return [f"{f.name:<18} = {getattr(costs, f.name):g}" for f in fields(costs)]
-
-
-def scaling_state_html(areas: int, grid: dict | None = None) -> str:
-    """One state of :func:`scaling_widget`: the figure with ``areas`` highlighted and the
-    numbers of that line."""
-    grid = scaling_grid() if grid is None else grid
-    rs = grid[areas]
-    fig = P.scaling(grid, highlight=areas, width=6, height=3)
-    best = max(rs, key=lambda r: r.throughput)
-    alt = (f"Simulated throughput and lock-wait share against 1 to 16 mapping threads for pools "
-           f"with 1, 4, 8 and 16 areas; the {areas}-area line is highlighted and peaks at "
-           f"{best.threads} threads with {best.throughput / rs[0].throughput:.1f} times the "
-           f"one-thread rate.")
-    lines = [f"{'threads':>7} {'M pairs/s':>10} {'x 1 thread':>10} {'waiting':>8} {'map p99 us':>11}"]
-    for r in rs:
-        lines.append(f"{r.threads:>7} {r.throughput / 1e6:>10.2f} {r.throughput / rs[0].throughput:>10.2f} "
-                     f"{100 * r.lock_wait_share:>7.1f}% {r.map.p99 / 1e3:>11.2f}")
-    head = (f"<b>{areas} area{'s' if areas > 1 else ''}: best {best.throughput / rs[0].throughput:.1f}x "
-            f"the one-thread rate, at {best.threads} threads</b>")
-    return head + img_html(fig, alt) + _pre("\n".join(lines))
-
-
-def scaling_widget(areas=SCALING_AREAS, value: int = 8) -> W.VBox:
-    """Precomputed (MAIN): number of areas -> throughput against threads."""
-    grid = scaling_grid(areas=tuple(areas))
-    labels = {a: f"{a} area{'s' if a > 1 else ''}" for a in areas}
-    inv = {v: k for k, v in labels.items()}
-    return precomputed([labels[a] for a in areas], lambda lab: scaling_state_html(inv[lab], grid),
-                       "areas in the pool", value=labels.get(value), kind="toggle")
-
-
-@lru_cache(maxsize=None)
-def small_pool_point(threads: int, kernel: str, dynamic: bool, ops: int = 1200, seed: int = 2,
-                     transfer_ns: float = 0.0):
-    """Petr's "growing" configuration against the default one, on 24 CPUs: with
-    ``dynamic`` a ``<kernel>-dynamic`` machine booted with ``swiotlb=512,4,force``
-    (1 MiB, 4 areas) and grown to 5 MiB before the run; else ``<kernel>`` with the
-    default 64 MiB pool (``swiotlb=32768,force``: one area per CPU, rounded to 32)."""
-    costs = DEFAULT_COSTS if not transfer_ns else CostModel(transfer_ns=float(transfer_ns))
-    if dynamic:
-        return simulate(threads, cmdline="swiotlb=512,4,force", kernel=kernel + "-dynamic", cpus=24,
-                        grow_to=5 * MiB, ops=ops, seed=seed, costs=costs)
-    return simulate(threads, cmdline="swiotlb=32768,force", kernel=kernel, cpus=24, ops=ops,
-                    seed=seed, costs=costs)
-
-
-def small_pool_rows(threads=(1, 4, 16, 24), kernels=("v6.6", "v6.11"), transfer_ns: float = 0.0) -> list[dict]:
-    """Rows comparing the grown 1 -> 5 MiB dynamic pool with the default pool."""
-    rows = []
-    for k in kernels:
-        for t in threads:
-            d = small_pool_point(t, k, True, transfer_ns=transfer_ns)
-            f = small_pool_point(t, k, False, transfer_ns=transfer_ns)
-            rows.append({"kernel": k, "threads": t, "ratio": d.throughput / f.throughput,
-                         "pools": d.pools, "areas_dyn": d.nareas, "areas_def": f.nareas,
-                         "wait_dyn": d.lock_wait_share, "wait_def": f.lock_wait_share,
-                         "lookup_steps": d.costs.get("lookup_steps", 0), "ops": d.ops})
-    return rows
-
-
-def small_pool_text(rows) -> str:
-    out = [f"{'kernel':<6} {'threads':>7} | {'grown/default':>13} | {'pools':>5} {'areas':>9} | "
-           f"{'waiting grown':>13} {'default':>8}"]
-    for r in rows:
-        out.append(f"{r['kernel']:<6} {r['threads']:>7} | {r['ratio']:>13.3f} | {r['pools']:>5} "
-                   f"{r['areas_dyn']:>3} vs {r['areas_def']:>2} | {100 * r['wait_dyn']:>12.1f}% "
-                   f"{100 * r['wait_def']:>7.1f}%")
-    return "\n".join(out)
-
-
-def map_benchmark_lines(granules=(1, 16, 64), dirs=(0, 1, 2), threads: int = 1,
-                        max_loops: int = 500, seed: int = 0) -> list[str]:
-    """The model ``dma_map_benchmark`` (``swiotlb=force``) for each granule and direction:
-    the command and the two latency lines it prints (or its error)."""
-    out = []
-    for g in granules:
-        for d in dirs:
-            r = run_map_benchmark(threads=threads, granule=g, dma_dir=d, max_loops=max_loops, seed=seed)
-            out.append(f"$ dma_map_benchmark -t {threads} -g {g} -d {d}    ({DIRECTIONS[d]})")
-            text = r.stdout().splitlines()[1:] if not r.errno else [r.stderr().strip()]
-            out.extend("    " + ln for ln in text)
-    return out
-
-
-def map_benchmark_grid(granules=(1, 4, 16, 32, 64), dirs=(0, 1, 2), max_loops: int = 300,
-                       seed: int = 0) -> dict:
-    """``{dir: [(granule, avg map µs, avg unmap µs)]}`` from the model benchmark."""
-    out = {}
-    for d in dirs:
-        rows = []
-        for g in granules:
-            r = run_map_benchmark(threads=1, granule=g, dma_dir=d, max_loops=max_loops, seed=seed)
-            rows.append((g, r.avg_map_100ns / 10, r.avg_unmap_100ns / 10))
-        out[d] = rows
-    return out
-
-
-# ================================================================== widgets (b) =========
+__all__ = [
+    "scaling_widget", "runs_widget", "costs_widget", "runs_live", "scaling_live", "runs_html",
+    "scaling_html", "LIVE_CALLBACKS", "RUNS_WIDGET_COVS",
+    # re-exported from perf.studies for the chapter (M.<name>)
+    "COST_PROFILES", "SCALING_AREAS", "DESIGN_ASSUMPTIONS", "PUBLISHED_RUNS_TABLE", "analyse_two",
+    "cost_grid", "cost_model_lines", "cost_table", "design_lines", "design_study", "detectable_effect",
+    "example_runs", "force_vs_direct_lines", "growth_table", "latency_table", "map_benchmark_grid",
+    "map_benchmark_lines", "reanalysis_rows", "reanalysis_text", "rmit_lines", "runs_table",
+    "runs_table_text", "scaling_grid", "scaling_table", "small_pool_rows", "small_pool_text"]
 
 #: CoV values (percent) of :func:`runs_widget`.
 RUNS_WIDGET_COVS = (0.5, 1, 2, 3, 5, 10)
 
 
-def runs_state_html(cov: float) -> str:
-    """One state of :func:`runs_widget`: runs per arm against the difference to detect."""
-    fig = P.runs_curve(cov, width=6, height=3)
-    d5, d2 = detectable_effect(cov, 5), detectable_effect(cov, 2)
-    n3 = S.runs_needed(cov, 3)
-    alt = (f"Runs per kernel needed against the difference to detect, for a CoV of {cov:g} %: "
-           f"{n3} runs for a 3 % difference; 5 runs detect {d5:.1f} %, 2 runs {d2:.1f} %.")
-    head = (f"<b>CoV {cov:g} %: detecting 3 % needs {n3} runs per kernel; Petr's 5 runs detect "
-            f"differences of {d5:.1f} % or more, two runs only {d2:.1f} %</b>")
-    return head + img_html(fig, alt)
+def _choose(options: dict, render, description: str, value, kind: str) -> W.VBox:
+    """:func:`~.common.precomputed` over ``{label: option}``, rendering the option."""
+    start = next((lab for lab, o in options.items() if o == value), None)
+    return precomputed(list(options), lambda lab: render(options[lab]), description, value=start, kind=kind)
+
+
+def scaling_widget(areas=SCALING_AREAS, value: int = 8) -> W.VBox:
+    """Precomputed (MAIN): number of areas -> throughput against threads."""
+    grid = S.scaling_grid(areas=tuple(areas))
+    return _choose({f"{a} area{'s' if a > 1 else ''}": a for a in areas},
+                   lambda a: P.scaling_state_html(a, grid), "areas in the pool", value, "toggle")
 
 
 def runs_widget(covs=RUNS_WIDGET_COVS, value: float = 3) -> W.VBox:
     """Precomputed: per-run CoV -> runs per arm against the difference to detect."""
-    labels = {c: f"{c:g} %" for c in covs}
-    inv = {v: k for k, v in labels.items()}
-    return precomputed([labels[c] for c in covs], lambda lab: runs_state_html(inv[lab]),
-                       "CoV of one run", value=labels.get(value), kind="slider")
+    return _choose({f"{c:g} %": c for c in covs},
+                   lambda c: P.runs_state_html(S.detection_rows((c,), (3,), (5, 2))[0]),
+                   "CoV of one run", value, "slider")
+
+
+def costs_widget(nslabs=COST_NSLABS, profiles=COST_PROFILES, requests: int = COST_REQUESTS,
+                 value: int = 512) -> W.VBox:
+    """Precomputed: pool size -> the cost counters of the five profiles."""
+    def render(n):
+        rows = S.cost_rows(n, profiles, requests)
+        return P.cost_state_html(rows, S.cost_table_of(rows))
+    return _choose({f"{mib(n << IO_TLB_SHIFT)} ({n} slots)": n for n in nslabs}, render,
+                   "pool size", value, "dropdown")
 
 
 def runs_html(cov: float = 3.0, effect: float = 3.0, power: float = 0.8, arms: int = 2) -> str:
     """Live: runs per arm for any CoV, effect and power, with the first RMIT blocks."""
-    n = S.runs_needed(cov, effect, 0.05, power)
-    names = [chr(ord("A") + i) for i in range(arms)]
-    sched = S.rmit_schedule(names, min(n, 4), seed=1)
-    blocks = [" ".join(sched[i:i + arms]) for i in range(0, len(sched), arms)]
-    return (f"<b>CoV {cov:g} %, difference {effect:g} %, power {power:g}: {n} runs per kernel, "
-            f"{n * arms} boots in all</b>" +
-            _pre("RMIT order of the first blocks: " + " | ".join(blocks) +
-                 f"\n{n} runs detect {detectable_effect(cov, n, 0.05, power):.2f} % at this CoV"))
+    return P.runs_html(S.runs_plan(cov, effect, power, arms))
 
 
 def runs_live() -> W.VBox:
@@ -578,36 +85,10 @@ def runs_live() -> W.VBox:
                 "Runs needed (any values)")
 
 
-# ================================================================== live concurrency =====
-
-#: Simulated pairs per live redraw (well under 250 ms).
-LIVE_OPS = 1000
-
-
-@lru_cache(maxsize=None)
-def _one_mapper(areas: int, transfer_ns: float, ops: int):
-    """The one-mapper baseline of :func:`scaling_html` (cached: it depends on neither the
-    thread count nor the CPU count)."""
-    costs = DEFAULT_COSTS if not transfer_ns else CostModel(transfer_ns=float(transfer_ns))
-    return simulate(1, areas, ops=ops, seed=1, cpus=SCALING_CPUS, costs=costs)
-
-
 def scaling_html(threads: int = 8, areas: int = 4, transfer_ns: float = 0.0, ops: int = LIVE_OPS) -> str:
     """Live: one simulated run (``ops`` pairs) as text and a bar of the lock-wait share."""
-    cpus = max(SCALING_CPUS, threads)
-    costs = DEFAULT_COSTS if not transfer_ns else CostModel(transfer_ns=float(transfer_ns))
-    r = simulate(threads, areas, ops=ops, seed=1, cpus=cpus, costs=costs)
-    one = _one_mapper(areas, float(transfer_ns), max(200, ops // 4))
-    w = int(round(100 * r.lock_wait_share))
-    bar = (f"<div style='width:300px;border:1px solid #999;height:10px'>"
-           f"<div style='width:{3 * w}px;height:10px;background:#d62828'></div></div>")
-    return (f"<b>{threads} threads, {areas} areas, transfer {transfer_ns:g} ns: "
-            f"{r.throughput / 1e6:.2f} M pairs/s ({r.throughput / one.throughput:.2f}x one thread), "
-            f"{100 * r.lock_wait_share:.0f} % of the time waiting for a lock</b>" + bar +
-            _pre(f"map   p50 {r.map.p50 / 1e3:.2f} us  p90 {r.map.p90 / 1e3:.2f} us  p99 {r.map.p99 / 1e3:.2f} us\n"
-                 f"unmap p50 {r.unmap.p50 / 1e3:.2f} us  p90 {r.unmap.p90 / 1e3:.2f} us  "
-                 f"p99 {r.unmap.p99 / 1e3:.2f} us\n"
-                 f"{r.ops} pairs measured after warm-up; lock acquisitions {r.costs['lock_acquisitions']}"))
+    r, one = S.live_scaling(threads, areas, transfer_ns, ops)
+    return P.scaling_live_html(r, one, areas, transfer_ns)
 
 
 def scaling_live() -> W.VBox:
