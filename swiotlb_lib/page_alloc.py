@@ -1,14 +1,14 @@
-"""The buddy page allocator over a machine's RAM, with zones, watermarks, direct reclaim,
-CMA and the atomic coherent pools -- what dynamic SWIOTLB allocates its memory from.
+"""The buddy page allocator over a machine's RAM, with zones, watermarks and direct
+reclaim -- what dynamic SWIOTLB allocates its memory from.
 
 The RFC v1 patches allocate every dynamic bounce buffer from the page allocator; Linux
 6.6 (``CONFIG_SWIOTLB_DYNAMIC``) grows SWIOTLB by pools of up to one ``MAX_ORDER`` block
 (4 MiB) and allocates transient pools with ``GFP_NOWAIT``; confidential guests take
-non-blocking memory from the atomic pools.  This module models the parts of Linux 6.6
-those paths depend on:
+non-blocking memory from the atomic pools.  This module models the parts of
+``mm/page_alloc.c`` (Linux 6.6) those paths depend on:
 
-* :class:`Gfp` and the ``GFP_*`` masks -- ``include/linux/gfp_types.h`` (6.6 bit values).
-* zone choice -- ``gfp_zone()`` and the zonelist walk of ``get_page_from_freelist()``
+* the GFP masks (:mod:`swiotlb_lib.gfp`, re-exported here) and what they do:
+  zone choice -- ``gfp_zone()`` and the zonelist walk of ``get_page_from_freelist()``
   (``mm/page_alloc.c``): ``__GFP_DMA`` only ZONE_DMA, ``__GFP_DMA32`` ZONE_DMA32 then
   ZONE_DMA, otherwise ZONE_NORMAL, ZONE_DMA32, ZONE_DMA.
 * the buddy system -- ``__rmqueue_smallest()`` + ``expand()`` for allocation (smallest
@@ -22,11 +22,12 @@ those paths depend on:
 * direct reclaim -- ``__alloc_pages_direct_reclaim()`` / ``try_to_free_pages()``
   (``mm/vmscan.c``), modelled as freeing the least recently allocated ``"pagecache"``
   blocks, ``SWAP_CLUSTER_MAX`` (32) pages per reclaim event.
-* CMA -- ``cma_declare_contiguous_nid()`` (placement), ``dma_alloc_contiguous()``
-  (``kernel/dma/contiguous.c``) and ``cma_alloc()``/``cma_release()`` (``mm/cma.c``).
-* the atomic pools -- ``dma_atomic_pool_init()``, ``atomic_pool_expand()``,
-  ``dma_guess_pool()``, ``dma_alloc_from_pool()`` and ``dma_free_from_pool()``
-  (``kernel/dma/pool.c``), with the pools' ``gen_pool_first_fit_order_align`` policy.
+
+CMA (:mod:`swiotlb_lib.contiguous`, ``kernel/dma/contiguous.c``) and the atomic pools
+(:mod:`swiotlb_lib.atomic_pool`, ``kernel/dma/pool.c``) are separate objects that a
+:class:`PageAllocator` builds and owns (``pages.cma``, ``pages.coherent_pools``); it keeps
+``alloc_contig``, ``free_contig``, ``dma_alloc_from_pool``, ``dma_free_from_pool``,
+``atomic_pools()`` and ``cma_range`` as thin delegating methods.
 
 **Free lists.**  Each zone keeps, for orders 0..9, a ``set`` of free block start PFNs
 (the truth) plus a min-heap of the same PFNs with lazy deletion (to find the lowest
@@ -45,12 +46,10 @@ model makes that the rule: the lowest-addressed block of the smallest sufficient
 watermarks and kswapd (``__GFP_KSWAPD_RECLAIM`` wakes nobody), ``lowmem_reserve``,
 compaction (the reclaim loop stands in for reclaim + compaction: it keeps reclaiming
 while it makes progress, see :meth:`PageAllocator.alloc_pages`), highatomic reserves,
-the OOM killer, atomic pool growth by ``atomic_pool_work_fn``, and page contents
-(``__GFP_ZERO`` is accepted and has no effect here).
+the OOM killer, and page contents (``__GFP_ZERO`` is accepted and has no effect here).
 """
 from __future__ import annotations
 
-import enum
 import heapq
 import math
 import numbers
@@ -59,67 +58,28 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .constants import MAX_ORDER, PAGE_SHIFT, PAGE_SIZE
+from .atomic_pool import AtomicPools
+from .constants import MAX_ORDER, PAGE_SHIFT, PAGE_SIZE, ULONG_MAX
+from .contiguous import Cma
+from .gfp import (GFP_ATOMIC, GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT,  # noqa: F401
+                  GFP_ZONEMASK, POOL_OWNER, RESERVED_OWNER, Gfp, check_gfp, check_int, check_limit,
+                  check_owner, check_paddr, get_order, gfpflags_allow_blocking, is_int)
 from .memory import MemoryLayout
 
-__all__ = ["Gfp", "GFP_KERNEL", "GFP_NOWAIT", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOFS", "GFP_DMA",
-           "GFP_DMA32", "GFP_ZONEMASK", "MAX_ORDER", "MAX_ORDER_NR_PAGES", "SWAP_CLUSTER_MAX",
-           "gfpflags_allow_blocking", "gfp_zone", "get_order", "PageAllocator"]
+# The GFP names of swiotlb_lib.gfp are importable from here too (not listed, so that the
+# API reference documents them once).
+__all__ = ["MAX_ORDER", "MAX_ORDER_NR_PAGES", "SWAP_CLUSTER_MAX", "gfp_zone", "PageAllocator"]
 
 #: Pages in one ``MAX_ORDER`` block (``MAX_ORDER_NR_PAGES``, 1024 = 4 MiB since 6.4).
 MAX_ORDER_NR_PAGES = 1 << MAX_ORDER
 #: Pages one direct-reclaim pass aims to free (``SWAP_CLUSTER_MAX``, ``include/linux/swap.h``).
 SWAP_CLUSTER_MAX = 32
-#: ``CONFIG_CMA_ALIGNMENT`` (default 8): cap on the alignment order of a CMA allocation.
-CMA_ALIGNMENT = 8
-#: ``pageblock_order`` with 4 KiB pages and THP on x86_64/arm64 (``HPAGE_PMD_ORDER``).
-PAGEBLOCK_ORDER = 9
-#: ``CMA_MIN_ALIGNMENT_BYTES`` (``PAGE_SIZE * pageblock_nr_pages``): CMA base and size
-#: granularity, 2 MiB.
-CMA_MIN_ALIGNMENT_PAGES = 1 << PAGEBLOCK_ORDER
-#: Default atomic pool rule of ``dma_atomic_pool_init()``: 128 KiB per GiB of RAM.
-ATOMIC_POOL_MIN_BYTES = 128 << 10
 #: Kernel zone order (``enum zone_type`` on 64-bit without ZONE_MOVABLE/HIGHMEM).
 ZONE_ORDER = ("DMA", "DMA32", "Normal")
-#: Owners the allocator itself uses; callers may not claim them.
-RESERVED_OWNER = "reserved"
-POOL_OWNER = "atomic-pool"
+#: Owners with a meaning to the allocator (and ``"reserved"``, ``"atomic-pool"``, see gfp).
 PAGECACHE_OWNER = "pagecache"
 PINNED_OWNER = "pinned"
 
-_U64 = (1 << 64) - 1
-_GiB = 1 << 30
-
-
-class Gfp(enum.IntFlag):
-    """The ``gfp_t`` bits that matter to the model, with their Linux 6.6 values
-    (``include/linux/gfp_types.h``; 0x200 has been unused since ``__GFP_ATOMIC`` went
-    in 6.3)."""
-
-    DMA = 0x01
-    HIGHMEM = 0x02          # no highmem on 64-bit: behaves like no zone modifier
-    DMA32 = 0x04
-    ATOMIC_HIGH = 0x20      # __GFP_HIGH: may dip into the min reserve
-    IO = 0x40
-    FS = 0x80
-    ZERO = 0x100
-    DIRECT_RECLAIM = 0x400
-    KSWAPD_RECLAIM = 0x800
-    NOWARN = 0x2000
-    NORETRY = 0x10000
-
-
-GFP_DMA = Gfp.DMA
-GFP_DMA32 = Gfp.DMA32
-GFP_ZONEMASK = Gfp.DMA | Gfp.HIGHMEM | Gfp.DMA32
-GFP_KERNEL = Gfp.DIRECT_RECLAIM | Gfp.KSWAPD_RECLAIM | Gfp.IO | Gfp.FS
-GFP_NOWAIT = Gfp.KSWAPD_RECLAIM
-GFP_ATOMIC = Gfp.ATOMIC_HIGH | Gfp.KSWAPD_RECLAIM
-GFP_NOIO = GFP_KERNEL & ~(Gfp.IO | Gfp.FS)
-GFP_NOFS = GFP_KERNEL & ~Gfp.FS
-_GFP_KNOWN = 0
-for _bit in Gfp:
-    _GFP_KNOWN |= int(_bit)
 # plain-int copies for the hot paths
 _DMA, _HIGHMEM, _DMA32 = int(Gfp.DMA), int(Gfp.HIGHMEM), int(Gfp.DMA32)
 _ZONEMASK = int(GFP_ZONEMASK)
@@ -127,23 +87,7 @@ _HIGH, _DIRECT, _NOWARN, _NORETRY = (int(Gfp.ATOMIC_HIGH), int(Gfp.DIRECT_RECLAI
                                      int(Gfp.NORETRY))
 
 
-# ---------------------------------------------------------------- argument checks ----
-
-def _is_int(v) -> bool:
-    if isinstance(v, int):
-        return not isinstance(v, bool)
-    return isinstance(v, numbers.Integral)
-
-
-def _check_int(name: str, v, lo: int, hi: int) -> int:
-    if type(v) is not int:
-        if not _is_int(v):
-            raise ValueError(f"{name}: must be an integer in [{lo:#x}, {hi:#x}], got {v!r}")
-        v = int(v)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name}: must be in [{lo:#x}, {hi:#x}], got {v:#x}")
-    return v
-
+# ---------------------------------------------------------------- checks, gfp_zone ----
 
 def _check_fraction(name: str, v, lo: float, hi: float) -> float:
     if not isinstance(v, numbers.Real) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
@@ -151,66 +95,15 @@ def _check_fraction(name: str, v, lo: float, hi: float) -> float:
     return float(v)
 
 
-def _check_gfp(gfp) -> int:
-    """Validate a gfp mask and return it as a plain int (flag arithmetic on ints is
-    several times faster than on ``IntFlag`` members)."""
-    if type(gfp) is not int:
-        if not _is_int(gfp):
-            raise ValueError(f"gfp: must be a Gfp flag combination (a non-negative integer), got {gfp!r}")
-        gfp = int(gfp)
-    if gfp < 0 or gfp & ~_GFP_KNOWN:
-        raise ValueError(f"gfp: unknown bits {gfp & ~_GFP_KNOWN if gfp >= 0 else gfp:#x}; allowed bits are "
-                         f"{_GFP_KNOWN:#x} ({', '.join(b.name for b in Gfp)})")
-    if (gfp & _ZONEMASK) not in (0, _DMA, _HIGHMEM, _DMA32):
-        raise ValueError(f"gfp: at most one of Gfp.DMA, Gfp.DMA32, Gfp.HIGHMEM may be set "
-                         f"(GFP_ZONE_BAD), got {gfp:#x}")
-    return gfp
-
-
-def _check_limit(limit) -> int | None:
-    """``limit`` -> one past the highest usable PFN (None: no limit)."""
-    if limit is None:
-        return None
-    limit = _check_int("limit", limit, 0, _U64)
-    return (limit + 1) >> PAGE_SHIFT
-
-
-def _check_owner(owner) -> str:
-    if not isinstance(owner, str) or not owner:
-        raise ValueError(f"owner: must be a non-empty string, got {owner!r}")
-    if owner in (RESERVED_OWNER, POOL_OWNER):
-        raise ValueError(f"owner: {owner!r} is used by the allocator itself; choose another name")
-    return owner
-
-
-def _check_paddr(paddr) -> int:
-    paddr = _check_int("paddr", paddr, 0, _U64)
-    if paddr & (PAGE_SIZE - 1):
-        raise ValueError(f"paddr: must be page aligned ({PAGE_SIZE:#x}), got {paddr:#x}")
-    return paddr
-
-
-def gfpflags_allow_blocking(gfp) -> bool:
-    """``gfpflags_allow_blocking()``: the caller may sleep (``__GFP_DIRECT_RECLAIM`` set)."""
-    return bool(_check_gfp(gfp) & _DIRECT)
-
-
 def gfp_zone(gfp) -> str:
     """``gfp_zone()``: the highest zone a request may use (``"DMA"``, ``"DMA32"`` or
     ``"Normal"``; ``__GFP_HIGHMEM`` maps to ZONE_NORMAL on 64-bit)."""
-    g = _check_gfp(gfp)
+    g = check_gfp(gfp)
     if g & _DMA:
         return "DMA"
     if g & _DMA32:
         return "DMA32"
     return "Normal"
-
-
-def get_order(nbytes) -> int:
-    """``get_order()``: the smallest order whose block (``PAGE_SIZE << order``) holds
-    ``nbytes`` (>= 1); may exceed ``MAX_ORDER``."""
-    nbytes = _check_int("nbytes", nbytes, 1, _U64)
-    return ((nbytes - 1) >> PAGE_SHIFT).bit_length()
 
 
 # ---------------------------------------------------------------- PFN range helpers ----
@@ -289,24 +182,6 @@ class _Zone:
         self.wmark_min = 0
 
 
-class _AtomicPool:
-    """One ``gen_pool`` of ``kernel/dma/pool.c`` (page granular, ``min_alloc_order`` =
-    ``PAGE_SHIFT``)."""
-
-    __slots__ = ("name", "gfp", "base_pfn", "npages", "order", "bitmap", "allocs", "used", "from_cma")
-
-    def __init__(self, name: str, gfp: Gfp, base_pfn: int, order: int, from_cma: bool) -> None:
-        self.name = name
-        self.gfp = gfp
-        self.base_pfn = base_pfn
-        self.order = order
-        self.npages = 1 << order
-        self.bitmap = bytearray(self.npages)
-        self.allocs: dict[int, int] = {}     # first page index -> pages
-        self.used = 0
-        self.from_cma = from_cma
-
-
 class PageAllocator:
     """A zoned buddy allocator over ``layout.ram`` (``mm/page_alloc.c``, Linux 6.6).
 
@@ -316,23 +191,13 @@ class PageAllocator:
     memory is the rest of ``layout.ram``, page-trimmed, cut per zone into the largest
     aligned blocks as ``memblock_free_all()`` does.
 
-    ``cma_bytes`` (rounded up to 2 MiB, ``CMA_MIN_ALIGNMENT_BYTES``) carves the default
-    CMA area out of free memory as ``cma_declare_contiguous_nid()`` does: bottom-up from
-    4 GiB if ``cma_limit`` lies above 4 GiB and RAM reaches past 4 GiB + size, else the
-    highest 2 MiB aligned free range below ``cma_limit``, inside one zone.  The default
-    ``cma_limit`` is the top of ZONE_DMA on arm64 presets (``arm64_dma_phys_limit``;
-    the RPi firmware's CMA lives in the first GiB) and the top of ZONE_DMA32 otherwise.
-    Only :meth:`alloc_contig` (and the atomic pools, see below) use the CMA area.
-
-    ``atomic_pool_bytes`` is ``atomic_pool_size`` (``coherent_pool=``); ``None`` means
-    the kernel default: 128 KiB per GiB of ``totalram_pages()``, at least 128 KiB, at
-    most ``MAX_ORDER_NR_PAGES`` (4 MiB); ``0`` creates no pools (a model knob).  As in
-    6.6 ``dma_atomic_pool_init()`` three pools are made, each of
-    ``1 << min(get_order(size), MAX_ORDER)`` pages: ``kernel`` (``GFP_KERNEL``),
-    ``dma`` (``GFP_KERNEL|GFP_DMA``, if ZONE_DMA has managed pages) and ``dma32``
-    (``GFP_KERNEL|GFP_DMA32``, if ZONE_DMA32 exists).  ``atomic_pool_expand()`` takes
-    each from CMA when the CMA area lies in the pool's zone (``cma_in_zone()``), else
-    from the buddy allocator, halving the order on failure.
+    ``cma_bytes``/``cma_limit`` declare the default CMA area before the free lists are
+    filled (:meth:`Cma.declare <swiotlb_lib.contiguous.Cma.declare>`); it is withheld
+    from the buddy allocator and kept in :attr:`cma`.  ``atomic_pool_bytes`` is
+    ``atomic_pool_size`` (``coherent_pool=``; ``None``: the kernel default, ``0``: no
+    pools); the pools are then made from CMA or from this allocator
+    (:class:`~swiotlb_lib.atomic_pool.AtomicPools`, kept in :attr:`coherent_pools`).
+    ``costs`` is shared with both, which add their ``cma_*`` and ``pool_*`` counters.
 
     ``watermark_min_fraction`` sets each zone's min watermark to that fraction of its
     managed pages (the kernel spreads ``min_free_kbytes`` by managed pages).
@@ -353,24 +218,22 @@ class PageAllocator:
         except TypeError:
             raise ValueError(f"reserved: must be a sequence of (start, end) pairs, got {reserved!r}") from None
         for r in items:
-            if (not isinstance(r, (tuple, list)) or len(r) != 2 or not all(_is_int(x) for x in r)
+            if (not isinstance(r, (tuple, list)) or len(r) != 2 or not all(is_int(x) for x in r)
                     or not 0 <= r[0] <= r[1] <= 1 << 64):
                 raise ValueError(f"reserved: each entry must be (start, end) with 0 <= start <= end <= 2**64, "
                                  f"got {r!r}")
             res.append((int(r[0]) >> PAGE_SHIFT, (int(r[1]) + PAGE_SIZE - 1) >> PAGE_SHIFT))
-        cma_bytes = _check_int("cma_bytes", cma_bytes, 0, total)
+        cma_bytes = check_int("cma_bytes", cma_bytes, 0, total)
         if cma_limit is not None:
-            cma_limit = _check_int("cma_limit", cma_limit, PAGE_SIZE, 1 << 64)
+            cma_limit = check_int("cma_limit", cma_limit, PAGE_SIZE, 1 << 64)
         if atomic_pool_bytes is not None:
-            atomic_pool_bytes = _check_int("atomic_pool_bytes", atomic_pool_bytes, 0, total)
+            atomic_pool_bytes = check_int("atomic_pool_bytes", atomic_pool_bytes, 0, total)
         wfrac = _check_fraction("watermark_min_fraction", watermark_min_fraction, 0.0, 0.5)
 
         self.layout = layout
         self.watermark_min_fraction = wfrac
         self.costs = {"allocations": 0, "frees": 0, "splits": 0, "merges": 0, "reclaim_events": 0,
-                      "reclaimed_pages": 0, "failed": 0, "alloc_warnings": 0, "cma_attempts": 0,
-                      "cma_failures": 0, "cma_releases": 0, "pool_allocations": 0, "pool_failures": 0,
-                      "pool_frees": 0}
+                      "reclaimed_pages": 0, "failed": 0, "alloc_warnings": 0}
         self._allocated: dict[int, tuple] = {}          # pfn -> (order, owner, zone index)
         self._used_pages = 0
         self._owner_pages: dict[str, int] = {}
@@ -396,23 +259,12 @@ class PageAllocator:
             self._zl_cache[bits] = [z for z in reversed(self._zones) if z.idx <= high]
         self._zone_starts = [z.start_pfn for z in self._zones]
 
-        # -- CMA (cma_declare_contiguous_nid) --------------------------------------
-        self._cma_base = self._cma_npages = 0
-        self._cma_allocs: dict[int, tuple] = {}        # pfn -> (pages, owner)
-        self._cma_starts: list[int] = []
-        self._cma_used = 0
-        if cma_bytes:
-            gran = CMA_MIN_ALIGNMENT_PAGES << PAGE_SHIFT
-            npages = -(-cma_bytes // gran) * CMA_MIN_ALIGNMENT_PAGES
-            if cma_limit is None:
-                cma_limit = self._default_cma_limit()
-            base = self._place_cma(zone_pieces, npages, cma_limit)
-            if base is None:
-                raise ValueError(f"cma_bytes: {npages * PAGE_SIZE:#x} bytes of 2 MiB aligned free memory in one "
-                                 f"zone are not available below cma_limit {cma_limit:#x}")
-            self._cma_base, self._cma_npages = base, npages
-            zone_pieces = [_subtract(p, [(base, base + npages)]) for p in zone_pieces]
-        self.cma_limit = cma_limit
+        # -- the cma= reservation (dma_contiguous_reserve), before memblock_free_all ----
+        self.cma = Cma.declare(layout, zone_pieces, cma_bytes, cma_limit, costs=self.costs)
+        self.cma_limit = self.cma.limit
+        if self.cma.count:
+            area = [(self.cma.base_pfn, self.cma.base_pfn + self.cma.count)]
+            zone_pieces = [_subtract(p, area) for p in zone_pieces]
 
         for z, pieces in zip(self._zones, zone_pieces):
             for s, e in pieces:
@@ -421,84 +273,15 @@ class PageAllocator:
             z.wmark_min = int(wfrac * z.managed)
         managed = sum(z.managed for z in self._zones)
         self._total_pages = total >> PAGE_SHIFT
-        self._reserved_pages = self._total_pages - managed - self._cma_npages
+        self._reserved_pages = self._total_pages - managed - self.cma.count
         _owner_add(self._owner_pages, RESERVED_OWNER, self._reserved_pages)
 
-        # -- atomic pools (dma_atomic_pool_init) ----------------------------------
-        if atomic_pool_bytes is None:
-            pages = (managed + self._cma_npages) // (_GiB // ATOMIC_POOL_MIN_BYTES)
-            pages = min(pages, MAX_ORDER_NR_PAGES)
-            atomic_pool_bytes = max(pages << PAGE_SHIFT, ATOMIC_POOL_MIN_BYTES)
-        self.atomic_pool_size = atomic_pool_bytes
-        self._pools: dict[str, _AtomicPool] = {}
-        if atomic_pool_bytes:
-            wanted = [("kernel", GFP_KERNEL)]
-            if "DMA" in self._zone_by_name and self._zone_by_name["DMA"].managed:
-                wanted.append(("dma", GFP_KERNEL | Gfp.DMA))
-            if "DMA32" in self._zone_by_name:
-                wanted.append(("dma32", GFP_KERNEL | Gfp.DMA32))
-            for name, gfp in wanted:
-                pool = self._atomic_pool_expand(name, gfp, atomic_pool_bytes)
-                if pool is not None:
-                    self._pools[name] = pool
-
-    # ------------------------------------------------------------ construction helpers
-    def _default_cma_limit(self) -> int:
-        lay = self.layout
-        names = {z.name: z for z in lay.zones}
-        if lay.arch.startswith("arm64") and "DMA" in names:
-            return names["DMA"].end
-        if "DMA32" in names:
-            return names["DMA32"].end
-        return lay.max_phys
-
-    def _place_cma(self, zone_pieces, npages: int, limit: int) -> int | None:
-        """The base PFN of the CMA area, or None (``cma_declare_contiguous_nid``)."""
-        align = CMA_MIN_ALIGNMENT_PAGES
-        limit_pfn = min(limit >> PAGE_SHIFT, 1 << 52)
-        four_g = (4 * _GiB) >> PAGE_SHIFT
-        pieces = sorted(p for ps in zone_pieces for p in ps)
-        top = max((e for _, e in pieces), default=0)
-        if limit_pfn > four_g and top >= four_g + npages:     # bottom-up above 4 GiB first
-            for s, e in pieces:
-                s = max(s, four_g)
-                b = -(-s // align) * align
-                if b + npages <= min(e, limit_pfn):
-                    return b
-        for s, e in sorted(pieces, key=lambda p: -p[1]):       # memblock top-down
-            hi = (min(e, limit_pfn) // align) * align
-            if hi - npages >= s:
-                return hi - npages
-        return None
-
-    def _atomic_pool_expand(self, name: str, gfp: Gfp, size: int) -> _AtomicPool | None:
-        """``atomic_pool_expand()`` at init: CMA first when ``cma_in_zone()``, else the
-        buddy allocator, halving the order until something is found."""
-        order = min(get_order(size), MAX_ORDER)
-        while True:
-            pfn, from_cma = None, False
-            if self._cma_in_zone(gfp):
-                pfn = self._cma_alloc(1 << order, min(order, CMA_ALIGNMENT), POOL_OWNER, None)
-                from_cma = pfn is not None
-            if pfn is None:
-                p = self._alloc(int(gfp) | _NOWARN, order, None, POOL_OWNER)
-                pfn = None if p is None else p >> PAGE_SHIFT
-            if pfn is not None:
-                return _AtomicPool(name, gfp, pfn, order, from_cma)
-            if order == 0:
-                return None
-            order -= 1
-
-    def _cma_in_zone(self, gfp: int) -> bool:
-        """``cma_in_zone()`` (6.6): may this pool come from the default CMA area?"""
-        if not self._cma_npages:
-            return False
-        end = ((self._cma_base + self._cma_npages) << PAGE_SHIFT) - 1
-        if gfp & Gfp.DMA and "DMA" in self._zone_by_name:
-            return end <= (self._zone_by_name["DMA"].end_pfn << PAGE_SHIFT) - 1
-        if gfp & Gfp.DMA32:
-            return end <= 0xFFFFFFFF
-        return True
+        # -- the atomic pools (dma_atomic_pool_init), from CMA or the buddy allocator ----
+        self.coherent_pools = AtomicPools(
+            atomic_pool_bytes, totalram_pages=managed + self.cma.count,
+            zones={z.name: (z.end_pfn, z.managed) for z in self._zones}, cma=self.cma,
+            alloc_pages=lambda gfp, order: self._alloc(gfp, order, None, POOL_OWNER), costs=self.costs)
+        self.atomic_pool_size = self.coherent_pools.size
 
     # ------------------------------------------------------------ free-list primitives
     def _zone_of_pfn(self, pfn: int) -> _Zone | None:
@@ -645,8 +428,8 @@ class PageAllocator:
         ``GFP_NOWAIT`` gets no reserve access.  ``lowmem_reserve`` is not modelled.
         """
         z = self._zone(zone)
-        order = _check_int("order", order, 0, MAX_ORDER)
-        return self._watermark_ok(z, order, _check_gfp(gfp))
+        order = check_int("order", order, 0, MAX_ORDER)
+        return self._watermark_ok(z, order, check_gfp(gfp))
 
     @staticmethod
     def _watermark_ok(z: _Zone, order: int, gfp: int) -> bool:
@@ -664,7 +447,7 @@ class PageAllocator:
 
     def zonelist(self, gfp) -> list[str]:
         """The zones a request may use, in the order they are tried (highest first)."""
-        return [z.name for z in self._zonelist(_check_gfp(gfp), 0, None)]
+        return [z.name for z in self._zonelist(check_gfp(gfp), 0, None)]
 
     def _zonelist(self, gfp: int, order: int, limit_pfn: int | None) -> list[_Zone]:
         out = self._zl_cache[gfp & _ZONEMASK]
@@ -723,11 +506,11 @@ class PageAllocator:
         Non-blocking requests never reclaim.  A failure counts in ``costs["failed"]`` (and
         ``alloc_warnings`` unless ``Gfp.NOWARN``).
         """
-        order = _check_int("order", order, 0, MAX_ORDER)
-        gfp = _check_gfp(gfp)
-        limit_pfn = _check_limit(limit)
+        order = check_int("order", order, 0, MAX_ORDER)
+        gfp = check_gfp(gfp)
+        limit_pfn = check_limit(limit)
         if type(owner) is not str or owner in (RESERVED_OWNER, POOL_OWNER) or not owner:
-            _check_owner(owner)
+            check_owner(owner)
         return self._alloc(gfp, order, limit_pfn, owner)
 
     def _alloc(self, gfp: int, order: int, limit_pfn, owner: str) -> int | None:
@@ -756,15 +539,15 @@ class PageAllocator:
         """``__free_pages(page, order)``: give back a block from :meth:`alloc_pages`,
         merging it with free buddies.  ``ValueError`` on a double free, a wrong order or
         an address that is not the start of an allocated block."""
-        paddr = _check_paddr(paddr)
-        order = _check_int("order", order, 0, MAX_ORDER)
+        paddr = check_paddr(paddr)
+        order = check_int("order", order, 0, MAX_ORDER)
         pfn = paddr >> PAGE_SHIFT
         rec = self._allocated.get(pfn)
         if rec is None:
             z = self._zone_of_pfn(pfn)
             if z is not None and self._find_free_block(z, pfn) is not None:
                 raise ValueError(f"paddr: {paddr:#x} is free already (double free)")
-            if self._cma_npages and self._cma_base <= pfn < self._cma_base + self._cma_npages:
+            if self.cma.contains(pfn):
                 raise ValueError(f"paddr: {paddr:#x} is in the CMA area; use free_contig")
             raise ValueError(f"paddr: {paddr:#x} is not the start of an allocated block")
         if rec[0] != order:
@@ -782,165 +565,31 @@ class PageAllocator:
         self._free_one(self._zone_by_idx[zi], pfn, order)
         self.costs["frees"] += 1
 
-    # ------------------------------------------------------------ CMA
+    # ------------------------------------------------------------ CMA and atomic pools (delegating)
     def alloc_contig(self, nbytes: int, gfp, *, limit: int | None = None, owner: str = "cma") -> int | None:
-        """``dma_alloc_contiguous()`` -> ``cma_alloc()``: a contiguous range from the
-        default CMA area, or None.
-
-        As in 6.6: only if the caller may block (CMA migrates pages and can sleep), and
-        never for ``nbytes <= PAGE_SIZE`` (single pages are left to the buddy allocator).
-        The range is ``PAGE_ALIGN(nbytes)`` bytes aligned to
-        ``min(get_order(nbytes), CONFIG_CMA_ALIGNMENT=8)`` pages, the first fit in the
-        area's bitmap; it may exceed ``MAX_ORDER``.  If that first fit ends above
-        ``limit`` (inclusive, as in :meth:`alloc_pages`) it is not handed out (dma-direct
-        would free it again) and the attempt fails.  ``costs["cma_attempts"]`` counts
-        calls that reach ``cma_alloc``, ``cma_failures`` those that return nothing.
-        Migration is assumed to succeed.
-        """
-        nbytes = _check_int("nbytes", nbytes, 1, _U64)
-        gfp = _check_gfp(gfp)
-        limit_pfn = _check_limit(limit)
-        owner = _check_owner(owner)
-        if not gfp & _DIRECT or nbytes <= PAGE_SIZE or not self._cma_npages:
-            return None
-        count = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
-        pfn = self._cma_alloc(count, min(get_order(nbytes), CMA_ALIGNMENT), owner, limit_pfn)
-        return None if pfn is None else pfn << PAGE_SHIFT
-
-    def _cma_alloc(self, count: int, align_order: int, owner: str, limit_pfn) -> int | None:
-        """``cma_alloc()``: first fit of ``count`` pages at a PFN multiple of
-        ``1 << align_order`` inside the area."""
-        self.costs["cma_attempts"] += 1
-        mask = (1 << align_order) - 1
-        pos, end = self._cma_base, self._cma_base + self._cma_npages
-        found = None
-        for s in self._cma_starts:
-            cand = (pos + mask) & ~mask
-            if cand + count <= s:
-                found = cand
-                break
-            pos = max(pos, s + self._cma_allocs[s][0])
-        else:
-            cand = (pos + mask) & ~mask
-            if cand + count <= end:
-                found = cand
-        if found is None or (limit_pfn is not None and found + count > limit_pfn):
-            self.costs["cma_failures"] += 1
-            return None
-        self._cma_allocs[found] = (count, owner)
-        self._cma_starts.insert(bisect_left(self._cma_starts, found), found)
-        self._cma_used += count
-        _owner_add(self._owner_pages, owner, count)
-        return found
+        """:meth:`~swiotlb_lib.contiguous.Cma.dma_alloc_contiguous` of :attr:`cma`."""
+        return self.cma.dma_alloc_contiguous(nbytes, gfp, limit=limit, owner=owner)
 
     def free_contig(self, paddr: int, nbytes: int) -> None:
-        """``dma_free_contiguous()`` -> ``cma_release()`` of a range from
-        :meth:`alloc_contig` (same address and size)."""
-        paddr = _check_paddr(paddr)
-        nbytes = _check_int("nbytes", nbytes, 1, _U64)
-        pfn = paddr >> PAGE_SHIFT
-        rec = self._cma_allocs.get(pfn)
-        if rec is None:
-            raise ValueError(f"paddr: {paddr:#x} is not the start of a CMA allocation")
-        count = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
-        if rec[0] != count:
-            raise ValueError(f"nbytes: the CMA range at {paddr:#x} has {rec[0]} pages, got {nbytes:#x} bytes "
-                             f"({count} pages)")
-        if rec[1] == POOL_OWNER:
-            raise ValueError(f"paddr: {paddr:#x} backs an atomic pool; it is never freed")
-        del self._cma_allocs[pfn]
-        del self._cma_starts[bisect_left(self._cma_starts, pfn)]
-        self._cma_used -= count
-        _owner_add(self._owner_pages, rec[1], -count)
-        self.costs["cma_releases"] += 1
-
-    # ------------------------------------------------------------ atomic pools
-    def _guess_pools(self, gfp: int):
-        """``dma_guess_pool()`` (6.6): the pools ``dma_alloc_from_pool`` tries, in order."""
-        pools = self._pools
-        if gfp & _DMA32:
-            first = pools.get("dma32")
-        elif gfp & _DMA and "dma" in pools:
-            first = pools["dma"]
-        else:
-            first = pools.get("kernel")
-        out = []
-        cur = first
-        while cur is not None:
-            out.append(cur)
-            if cur.name == "kernel":
-                cur = pools.get("dma32") or pools.get("dma")
-            elif cur.name == "dma32":
-                cur = pools.get("dma")
-            else:
-                cur = None
-        return out
+        """:meth:`~swiotlb_lib.contiguous.Cma.dma_free_contiguous` of :attr:`cma`."""
+        self.cma.dma_free_contiguous(paddr, nbytes)
 
     def dma_alloc_from_pool(self, nbytes: int, *, limit: int | None = None, gfp=0) -> int | None:
-        """``dma_alloc_from_pool()``: ``nbytes`` (rounded up to pages) from the atomic
-        pools, never sleeping.  The pools are tried in ``dma_guess_pool()`` order for
-        ``gfp``'s zone bits (none: kernel, then dma32, then dma); in each the first fit
-        aligned to the request's power-of-two page count is taken
-        (``gen_pool_first_fit_order_align``), and if it ends above ``limit`` (the
-        ``phys_addr_ok`` callback; inclusive as in :meth:`alloc_pages`) the next pool is
-        tried.  Returns the physical address or None."""
-        nbytes = _check_int("nbytes", nbytes, 1, _U64)
-        limit_pfn = _check_limit(limit)
-        gfp = _check_gfp(gfp)
-        nr = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
-        align = 1 << (nr - 1).bit_length()
-        zeros = bytes(nr)
-        for pool in self._guess_pools(gfp):
-            if nr > pool.npages:
-                continue
-            bm = pool.bitmap
-            i = 0
-            idx = None
-            while i + nr <= pool.npages:
-                j = bm.find(zeros, i)
-                if j < 0:
-                    break
-                a = (j + align - 1) & ~(align - 1)
-                if a == j:
-                    idx = j
-                    break
-                i = a
-            if idx is None:
-                continue
-            pfn = pool.base_pfn + idx
-            if limit_pfn is not None and pfn + nr > limit_pfn:
-                continue
-            bm[idx:idx + nr] = b"\x01" * nr
-            pool.allocs[idx] = nr
-            pool.used += nr
-            self.costs["pool_allocations"] += 1
-            return pfn << PAGE_SHIFT
-        self.costs["pool_failures"] += 1
-        return None
+        """:meth:`~swiotlb_lib.atomic_pool.AtomicPools.dma_alloc_from_pool` of :attr:`coherent_pools`."""
+        return self.coherent_pools.dma_alloc_from_pool(nbytes, limit=limit, gfp=gfp)
 
     def dma_free_from_pool(self, paddr: int, nbytes: int) -> bool:
-        """``dma_free_from_pool()``: False if ``paddr`` is in no atomic pool; else free
-        the allocation (which must have been made with the same address and size)."""
-        paddr = _check_paddr(paddr)
-        nbytes = _check_int("nbytes", nbytes, 1, _U64)
-        pfn = paddr >> PAGE_SHIFT
-        nr = (nbytes + PAGE_SIZE - 1) >> PAGE_SHIFT
-        for pool in self._pools.values():
-            if pool.base_pfn <= pfn < pool.base_pfn + pool.npages:
-                idx = pfn - pool.base_pfn
-                have = pool.allocs.get(idx)
-                if have is None:
-                    raise ValueError(f"paddr: {paddr:#x} is in the {pool.name} atomic pool but not the start "
-                                     f"of an allocation")
-                if have != nr:
-                    raise ValueError(f"nbytes: the pool allocation at {paddr:#x} has {have} pages, got "
-                                     f"{nbytes:#x} bytes ({nr} pages)")
-                del pool.allocs[idx]
-                pool.bitmap[idx:idx + nr] = bytes(nr)
-                pool.used -= nr
-                self.costs["pool_frees"] += 1
-                return True
-        return False
+        """:meth:`~swiotlb_lib.atomic_pool.AtomicPools.dma_free_from_pool` of :attr:`coherent_pools`."""
+        return self.coherent_pools.dma_free_from_pool(paddr, nbytes)
+
+    @property
+    def cma_range(self) -> tuple[int, int] | None:
+        """The CMA area as ``(start, end)`` physical addresses, or None."""
+        return self.cma.range
+
+    def atomic_pools(self) -> dict:
+        """``{name: {"base", "size", "used", "from_cma", "gfp"}}`` for the atomic pools."""
+        return self.coherent_pools.info()
 
     # ------------------------------------------------------------ workloads
     def fragment(self, seed: int, pinned_fraction: float = 0.02, zone: str | None = None) -> int:
@@ -958,7 +607,7 @@ class PageAllocator:
         allocation per pinned page and the splits of the carving.  Watermarks are not
         checked.  Returns the number of pinned pages.
         """
-        seed = _check_int("seed", seed, 0, _U64)
+        seed = check_int("seed", seed, 0, ULONG_MAX)
         frac = _check_fraction("pinned_fraction", pinned_fraction, 0.0, 1.0)
         zones = self._zones if zone is None else [self._zone(zone)]
         starts, sizes = [], []
@@ -1044,18 +693,12 @@ class PageAllocator:
         """Live buddy blocks: ``{paddr: (order, owner)}``."""
         return {p << PAGE_SHIFT: (o, w) for p, (o, w, _) in self._allocated.items()}
 
-    @property
-    def cma_range(self) -> tuple[int, int] | None:
-        """The CMA area as ``(start, end)`` physical addresses, or None."""
-        if not self._cma_npages:
-            return None
-        return self._cma_base << PAGE_SHIFT, (self._cma_base + self._cma_npages) << PAGE_SHIFT
-
-    def atomic_pools(self) -> dict:
-        """``{name: {"base", "size", "used", "from_cma", "gfp"}}`` for the atomic pools."""
-        return {p.name: {"base": p.base_pfn << PAGE_SHIFT, "size": p.npages << PAGE_SHIFT,
-                         "used": p.used << PAGE_SHIFT, "from_cma": p.from_cma, "gfp": p.gfp}
-                for p in self._pools.values()}
+    def _owners(self) -> dict:
+        """Pages per owner: buddy blocks, reserved memory and CMA ranges."""
+        out = dict(self._owner_pages)
+        for k, v in self.cma.owners.items():
+            out[k] = out.get(k, 0) + v
+        return out
 
     def stats(self) -> dict:
         """Memory accounting, in bytes unless named otherwise.
@@ -1088,17 +731,17 @@ class PageAllocator:
             "free": free * P,
             "used": used * P,
             "reserved": self._reserved_pages * P,
-            "cma_total": self._cma_npages * P,
-            "cma_used": self._cma_used * P,
-            "atomic_pool_total": sum(p.npages for p in self._pools.values()) * P,
-            "atomic_pool_used": sum(p.used for p in self._pools.values()) * P,
+            "cma_total": self.cma.count * P,
+            "cma_used": self.cma.used * P,
+            "atomic_pool_total": self.coherent_pools.total_pages * P,
+            "atomic_pool_used": self.coherent_pools.used_pages * P,
             "reclaimable": self._owner_pages.get(PAGECACHE_OWNER, 0) * P,
             "free_by_zone": {z.name: z.nr_free * P for z in self._zones},
             "managed_by_zone": {z.name: z.managed * P for z in self._zones},
             "watermark_min_by_zone": {z.name: z.wmark_min * P for z in self._zones},
             "free_blocks_by_order": by_order,
             "largest_free_order": largest,
-            "owners": {k: v * P for k, v in sorted(self._owner_pages.items())},
+            "owners": {k: v * P for k, v in sorted(self._owners().items())},
             "costs": dict(self.costs),
         }
 
@@ -1144,11 +787,8 @@ class PageAllocator:
         """The whole logical state (for tests: a call that raises must not change it)."""
         zones = tuple((z.name, tuple(frozenset(s) for s in z.free), tuple(z.ext_starts), tuple(z.ext_ends),
                        z.ext_blocks, z.nr_free) for z in self._zones)
-        pools = tuple((p.name, bytes(p.bitmap), tuple(sorted(p.allocs.items())), p.used)
-                      for p in self._pools.values())
-        return (zones, tuple(sorted(self._allocated.items())), tuple(self._lru), tuple(sorted(self._owner_pages.items())),
-                tuple(sorted(self._cma_allocs.items())), tuple(self._cma_starts), self._cma_used, pools,
-                tuple(sorted(self.costs.items())))
+        return (zones, tuple(sorted(self._allocated.items())), tuple(self._lru), tuple(sorted(self._owners().items())),
+                *self.cma.snapshot(), self.coherent_pools.snapshot(), tuple(sorted(self.costs.items())))
 
     def __repr__(self) -> str:
         st = self.stats()

@@ -8,8 +8,10 @@ pc / Raspberry Pi 4 maps) and the kernel rules, not read back from the allocator
 * __rmqueue_smallest(): the smallest order with a free block is used; the model's
   documented tie-break is the lowest address;
 * __zone_watermark_ok() (6.6): allocation proceeds iff free - (2**order - 1) > min;
-  __GFP_HIGH halves min, and non-blocking __GFP_HIGH takes a further quarter off;
-* kernel/dma/pool.c, kernel/dma/contiguous.c, mm/cma.c for the pools and CMA.
+  __GFP_HIGH halves min, and non-blocking __GFP_HIGH takes a further quarter off.
+
+CMA and the atomic pools are tested in test_contiguous.py and test_atomic_pool.py; here
+they appear as parts of a busy machine (accounting, bad input).
 
 A page-level reference model (``ref_blocks``) recomputes the maximal-block decomposition
 of any set of free pages with numpy, independently of the allocator's data structures.
@@ -22,26 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swiotlb_lib.constants import MAX_ORDER, PAGE_SIZE
-from swiotlb_lib.memory import layout_for
-from swiotlb_lib.page_alloc import (GFP_ATOMIC, GFP_KERNEL, GFP_NOIO, GFP_NOWAIT, Gfp, PageAllocator,
-                                    get_order, gfpflags_allow_blocking)
-
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
-PAGE = 4096
-
-
-def x86_2g():
-    return layout_for("x86_64", 2 * GiB)
-
-
-def rpi4_4g():
-    return layout_for("arm64-rpi4", 4 * GiB)
-
-
-def x86_1t():
-    return layout_for("x86_64", 1 << 40)
-
+from swiotlb_lib.constants import MAX_ORDER
+from swiotlb_lib.page_alloc import GFP_ATOMIC, GFP_KERNEL, GFP_NOWAIT, Gfp, PageAllocator
+from mm_helpers import GiB, KiB, MiB, PAGE, identities, rpi4_4g, x86_1t, x86_2g
 
 # x86_64 QEMU pc with 2 GiB (memory.layout_for docstring): RAM [0, 0x9fc00) and
 # [1 MiB, 2 GiB - 0x23000); ZONE_DMA [4 KiB, 16 MiB), ZONE_DMA32 [16 MiB, top).
@@ -97,46 +82,6 @@ def ref_free_lists(layout, a, holes=()):
         lo, hi = -(-z.start // PAGE), z.end // PAGE
         out[z.name] = ref_blocks(m, lo, hi)
     return out
-
-
-def identities(a):
-    s = a.stats()
-    assert s["total"] == s["free"] + s["used"] + s["reserved"] + s["cma_total"]
-    assert sum(s["owners"].values()) == s["used"] + s["reserved"] + s["cma_used"]
-    assert s["free"] == sum(s["free_by_zone"].values())
-    assert s["free"] == sum(n << o for o, n in enumerate(s["free_blocks_by_order"])) * PAGE
-    assert s["owners"].get("reserved", 0) == s["reserved"]
-    assert s["reclaimable"] == s["owners"].get("pagecache", 0)
-    live = a.allocations()
-    assert s["used"] == sum(PAGE << o for o, _ in live.values())
-    return s
-
-
-# ------------------------------------------------------------------ gfp, get_order ----
-
-def test_gfp_values_are_linux_6_6():
-    # the masks as page-allocation-failure and OOM reports print them on 6.x kernels
-    assert int(GFP_KERNEL) == 0xCC0
-    assert int(GFP_ATOMIC) == 0x820             # 0xa20 before 6.3 dropped __GFP_ATOMIC (0x200)
-    assert int(GFP_NOWAIT) == 0x800
-    assert int(GFP_NOIO) == 0xC00
-    assert (int(Gfp.DMA), int(Gfp.HIGHMEM), int(Gfp.DMA32)) == (0x1, 0x2, 0x4)
-    assert (int(Gfp.ZERO), int(Gfp.NOWARN), int(Gfp.NORETRY), int(Gfp.ATOMIC_HIGH)) == (0x100, 0x2000, 0x10000, 0x20)
-    assert gfpflags_allow_blocking(GFP_KERNEL) and gfpflags_allow_blocking(GFP_NOIO)
-    assert not gfpflags_allow_blocking(GFP_NOWAIT) and not gfpflags_allow_blocking(GFP_ATOMIC)
-    assert not gfpflags_allow_blocking(0)
-
-
-@pytest.mark.parametrize("nbytes,order", [(1, 0), (4096, 0), (4097, 1), (8192, 1), (8193, 2),
-                                          (4 * MiB, 10), (4 * MiB + 1, 11), (GiB, 18)])
-def test_get_order(nbytes, order):
-    assert get_order(nbytes) == order
-
-
-@pytest.mark.parametrize("bad", [0, -1, 4096.0, True, "4096", None])
-def test_get_order_rejects(bad):
-    with pytest.raises(ValueError, match="nbytes"):
-        get_order(bad)
 
 
 # ------------------------------------------------------------------ boot free lists ----
@@ -444,170 +389,6 @@ def test_only_pagecache_is_reclaimed_and_only_in_eligible_zones():
     assert a.alloc_pages(GFP_KERNEL | Gfp.DMA, 0) is None
     s = a.stats()
     assert s["costs"]["reclaim_events"] == 0 and s["reclaimable"] == 100 * PAGE
-
-
-# ------------------------------------------------------------------ CMA ----
-
-def test_cma_placement_top_down():
-    a = PageAllocator(x86_2g(), cma_bytes=64 * MiB, atomic_pool_bytes=0)
-    # highest 2 MiB aligned end below the top of ZONE_DMA32 (0x7ffdd000) is 0x7fe00000
-    assert a.cma_range == (0x7FE00000 - 64 * MiB, 0x7FE00000)
-    plain = PageAllocator(x86_2g(), atomic_pool_bytes=0)
-    assert plain.stats()["free"] - a.stats()["free"] == 64 * MiB
-    assert a.stats()["cma_total"] == 64 * MiB and a.stats()["cma_used"] == 0
-    identities(a)
-    # rpi4: CMA in the first GiB, below RAM's end at 0x3b400000 (and below a reservation there)
-    r = PageAllocator(rpi4_4g(), cma_bytes=256 * MiB, atomic_pool_bytes=0)
-    assert r.cma_range == (0x3B400000 - 256 * MiB, 0x3B400000)
-    r = PageAllocator(rpi4_4g(), [(0x3A400000, 0x3B400000)], cma_bytes=256 * MiB, atomic_pool_bytes=0)
-    assert r.cma_range == (0x3A400000 - 256 * MiB, 0x3A400000)
-    # rounded up to CMA_MIN_ALIGNMENT_BYTES (2 MiB)
-    r = PageAllocator(rpi4_4g(), cma_bytes=3 * MiB, atomic_pool_bytes=0)
-    assert r.stats()["cma_total"] == 4 * MiB
-
-
-def test_cma_above_4g_goes_bottom_up_from_4g():
-    a = PageAllocator(x86_1t(), cma_bytes=64 * MiB, cma_limit=1 << 40, atomic_pool_bytes=0)
-    assert a.cma_range == (4 * GiB, 4 * GiB + 64 * MiB)
-
-
-def test_cma_only_for_blocking_gfp():
-    a = PageAllocator(x86_2g(), cma_bytes=64 * MiB, atomic_pool_bytes=0)
-    base, end = a.cma_range
-    before = a.stats()
-    assert a.alloc_contig(64 * KiB, GFP_ATOMIC) is None
-    assert a.alloc_contig(64 * KiB, GFP_NOWAIT) is None
-    assert a.alloc_contig(PAGE, GFP_KERNEL) is None          # single pages are left to the buddy allocator
-    assert a.stats() == before                                # cma_alloc was never reached
-    p = a.alloc_contig(64 * KiB, GFP_KERNEL)
-    assert base <= p < end and a.stats()["cma_used"] == 64 * KiB
-    assert a.stats()["costs"]["cma_attempts"] == 1
-    # the buddy allocator never hands out CMA pages
-    while (q := a.alloc_pages(GFP_KERNEL, MAX_ORDER)) is not None:
-        assert q + 4 * MiB <= base or q >= end
-    identities(a)
-
-
-def test_alloc_contig_beyond_max_order_and_first_fit():
-    a = PageAllocator(x86_2g(), cma_bytes=64 * MiB, atomic_pool_bytes=0)
-    base, end = a.cma_range
-    with pytest.raises(ValueError, match="order"):
-        a.alloc_pages(GFP_KERNEL, MAX_ORDER + 2)
-    big = a.alloc_contig(16 * MiB, GFP_KERNEL)                # order 12 > MAX_ORDER
-    assert big == base
-    p1 = a.alloc_contig(8 * KiB, GFP_KERNEL)                  # 2 pages, aligned to 2 pages
-    assert p1 == base + 16 * MiB
-    p2 = a.alloc_contig(12 * KiB, GFP_KERNEL)                 # 3 pages, aligned to 4 pages
-    assert p2 == base + 16 * MiB + 16 * KiB
-    p3 = a.alloc_contig(3 * MiB, GFP_KERNEL)                  # order 10 -> capped at CMA_ALIGNMENT 8 (1 MiB)
-    assert p3 == base + 17 * MiB
-    a.free_contig(p1, 8 * KiB)
-    assert a.alloc_contig(5 * KiB, GFP_KERNEL) == p1          # first fit reuses the hole
-    a.free_contig(big, 16 * MiB)
-    assert a.alloc_contig(16 * MiB, GFP_KERNEL) == base
-    s = a.stats()
-    assert s["cma_used"] == 16 * MiB + 8 * KiB + 12 * KiB + 3 * MiB
-    assert s["owners"]["cma"] == s["cma_used"]
-    assert a.alloc_contig(64 * MiB, GFP_KERNEL) is None       # does not fit any more
-    assert a.alloc_contig(64 * KiB, GFP_KERNEL, limit=base - 1) is None
-    c = a.stats()["costs"]
-    assert c["cma_attempts"] == 8 and c["cma_failures"] == 2 and c["cma_releases"] == 2
-    identities(a)
-
-
-def test_free_contig_errors_change_nothing():
-    a = PageAllocator(x86_2g(), cma_bytes=64 * MiB, atomic_pool_bytes=0)
-    p = a.alloc_contig(64 * KiB, GFP_KERNEL)
-    before = a._snapshot()
-    with pytest.raises(ValueError, match="nbytes"):
-        a.free_contig(p, 128 * KiB)
-    with pytest.raises(ValueError, match="paddr"):
-        a.free_contig(p + PAGE, 60 * KiB)
-    with pytest.raises(ValueError, match="paddr"):
-        a.free_pages(p, 4)                                   # CMA memory is not buddy memory
-    assert a._snapshot() == before
-    a.free_contig(p, 64 * KiB)
-    with pytest.raises(ValueError, match="paddr"):
-        a.free_contig(p, 64 * KiB)                           # double free
-
-
-# ------------------------------------------------------------------ atomic pools ----
-
-def test_atomic_pool_default_sizes():
-    a = PageAllocator(x86_2g())
-    pools = a.atomic_pools()
-    # kernel/dma/pool.c: 128 KiB per GiB of RAM, so 256 KiB each on this 2 GiB machine
-    assert sorted(pools) == ["dma", "dma32", "kernel"]
-    assert all(p["size"] == 256 * KiB and p["used"] == 0 and not p["from_cma"] for p in pools.values())
-    assert pools["dma"]["base"] + 256 * KiB <= 16 * MiB
-    assert 16 * MiB <= pools["dma32"]["base"] < 4 * GiB
-    s = identities(a)
-    assert s["atomic_pool_total"] == 3 * 256 * KiB
-    assert s["owners"]["atomic-pool"] == 3 * 256 * KiB
-    big = PageAllocator(x86_1t())
-    pools = big.atomic_pools()
-    assert all(p["size"] == 4 * MiB for p in pools.values())        # capped at MAX_ORDER_NR_PAGES
-    assert pools["kernel"]["base"] >= 4 * GiB
-    small = PageAllocator(layout_for("x86_64", 512 * MiB))
-    assert all(p["size"] == 128 * KiB for p in small.atomic_pools().values())     # at least 128 KiB
-    assert PageAllocator(x86_2g(), atomic_pool_bytes=0).atomic_pools() == {}
-
-
-def test_atomic_pools_come_from_cma_in_their_zone():
-    r = PageAllocator(rpi4_4g(), cma_bytes=256 * MiB)
-    lo, hi = r.cma_range
-    pools = r.atomic_pools()
-    assert all(p["from_cma"] and lo <= p["base"] < hi for p in pools.values())
-    assert r.stats()["cma_used"] == sum(p["size"] for p in pools.values())
-    identities(r)
-    # x86: CMA below 2 GiB is inside DMA32 but not inside ZONE_DMA (16 MiB)
-    a = PageAllocator(x86_2g(), cma_bytes=64 * MiB)
-    pools = a.atomic_pools()
-    assert pools["kernel"]["from_cma"] and pools["dma32"]["from_cma"] and not pools["dma"]["from_cma"]
-    assert pools["dma"]["base"] < 16 * MiB
-    with pytest.raises(ValueError, match="atomic pool"):
-        a.free_pages(pools["dma"]["base"], 6)
-
-
-def test_dma_alloc_from_pool_order_and_limit():
-    a = PageAllocator(x86_1t())
-    pools = a.atomic_pools()
-    k, d32, d = (pools[n]["base"] for n in ("kernel", "dma32", "dma"))
-    assert a.dma_alloc_from_pool(PAGE) == k
-    assert a.dma_alloc_from_pool(3 * PAGE) == k + 4 * PAGE        # aligned to its power-of-two size
-    assert a.dma_alloc_from_pool(100) == k + PAGE
-    assert a.dma_alloc_from_pool(PAGE, limit=4 * GiB - 1) == d32  # kernel pool above the limit
-    assert a.dma_alloc_from_pool(PAGE, limit=16 * MiB - 1) == d   # then dma32, then dma
-    assert a.dma_alloc_from_pool(PAGE, gfp=Gfp.DMA) == d + PAGE   # dma_guess_pool starts at dma
-    assert a.dma_alloc_from_pool(PAGE, limit=0) is None
-    s = a.stats()
-    assert s["atomic_pool_used"] == (1 + 3 + 1 + 1 + 1 + 1) * PAGE
-    assert s["costs"]["pool_allocations"] == 6 and s["costs"]["pool_failures"] == 1
-    assert a.dma_free_from_pool(k + 4 * PAGE, 3 * PAGE) is True
-    assert a.dma_alloc_from_pool(4 * PAGE) == k + 4 * PAGE
-    assert a.dma_free_from_pool(8 * GiB, PAGE) is False
-
-
-def test_dma_pool_exhaustion_and_errors():
-    a = PageAllocator(x86_2g())
-    pools = a.atomic_pools()
-    got = [a.dma_alloc_from_pool(256 * KiB) for _ in range(4)]
-    assert got[:3] == [pools["kernel"]["base"], pools["dma32"]["base"], pools["dma"]["base"]]
-    assert got[3] is None
-    before = a._snapshot()
-    with pytest.raises(ValueError, match="nbytes"):
-        a.dma_free_from_pool(got[0], 128 * KiB)
-    with pytest.raises(ValueError, match="paddr"):
-        a.dma_free_from_pool(got[0] + PAGE, PAGE)
-    with pytest.raises(ValueError, match="paddr"):
-        a.dma_free_from_pool(got[0] + 1, PAGE)
-    with pytest.raises(ValueError, match="nbytes"):
-        a.dma_alloc_from_pool(0)
-    assert a._snapshot() == before
-    assert a.dma_free_from_pool(got[1], 256 * KiB)
-    with pytest.raises(ValueError, match="paddr"):
-        a.dma_free_from_pool(got[1], 256 * KiB)
-
 
 # ------------------------------------------------------------------ fragmentation ----
 
