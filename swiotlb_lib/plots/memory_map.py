@@ -1,5 +1,6 @@
 """Memory-map figures (chapter 2): RAM ranges, zones, the SWIOTLB pool, device reaches,
-and where a buffer and its bounce slot land.
+and where a buffer and its bounce slot land; the chapter's overview figure and the
+states of its main widget, drawn from :mod:`swiotlb_lib.scenarios.basics`.
 
 Physical addresses run left to right on a linear scale in GiB.  Things far too small
 for that scale (the 16 MiB ``ZONE_DMA`` of x86, a 64 MiB pool on a 6 GiB machine) are
@@ -7,12 +8,14 @@ drawn with a minimum width so they stay visible, and labelled with their real si
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 from matplotlib.patches import FancyArrowPatch
 
-from .common import COLORS, figure, mib
+from .common import COLORS, figure, img_html, mib
 from ..constants import GiB
+from ..scenarios.basics import DEVICE_NAMES, MapResult, explain, overview_maps
 
 
 #: zone name -> colour key in :data:`~swiotlb_lib.plots.common.COLORS`
@@ -149,3 +152,38 @@ def machines_figure(maps, width=7.0, height=None):
                         pool_label=m.get("pool_label", "SWIOTLB"))
         ax.set_title(m.get("title", ""), fontsize=9, loc="left")
     return fig
+
+
+# ------------------------------------------------------------------ chapter 2 ---------
+
+def overview_figure(width=7.0):
+    """The chapter-2 overview: x86_64 with 6 GiB and a Raspberry Pi 4 with 8 GiB: zones,
+    RAM, the SWIOTLB pool, and how far each device reaches
+    (:func:`swiotlb_lib.scenarios.basics.overview_maps`)."""
+    maps = [dict(m, devices=[Reach(*d) for d in m["devices"]]) for m in overview_maps()]
+    return machines_figure(maps, width=width)
+
+
+OVERVIEW_ALT = ("Two memory maps. x86_64 with 6 GiB: RAM up to 3 GiB and from 4 to 7 GiB, a "
+                "64 MiB SWIOTLB pool just below 3 GiB; the NVMe SSD reaches all RAM, the 32-bit "
+                "PCI card only the first 4 GiB. Raspberry Pi 4 with 8 GiB: ZONE_DMA is the first "
+                "GiB, the 64 MiB pool sits inside it; vc4 reaches only the first GiB, v3d all RAM.")
+
+
+def map_case_html(r: MapResult) -> str:
+    """HTML of one state of the main chapter-2 widget: the decision in words, the kernel
+    lines, and the memory map with the buffer (and its bounce slot)."""
+    color = {"direct": "#2a9d8f", "bounce": "#e76f51", "fail": "#d62828"}[r.outcome]
+    title = f"{r.machine}: buffer {r.paddr:#x} → {r.outcome}"
+    pool_label = "shared (decrypted) SWIOTLB" if "confidential" in r.machine else "SWIOTLB"
+    name = DEVICE_NAMES[r.device]
+    fig = memory_map_figure(r.layout, r.pool, [Reach(name, r.dev.reach)],
+                            buffer=(r.paddr, r.size), bounce=r.dma if r.outcome == "bounce" else None,
+                            failed=r.outcome == "fail", title=title, width=6.4, height=2.6,
+                            pool_label=pool_label)
+    alt = (f"Memory map of {r.machine} with the {name}'s reach up to {r.dev.reach:#x}; "
+           f"a buffer at {r.paddr:#x} is mapped {r.outcome}"
+           + (f" through the SWIOTLB slot at {r.dma:#x}" if r.outcome == "bounce" else "") + ".")
+    log = "".join(f"<br><code>{html.escape(line)}</code>" for line in r.log)
+    return (f"<div><b style='color:{color}'>{r.outcome}</b>: {html.escape(explain(r))}{log}</div>"
+            + img_html(fig, alt))

@@ -1,12 +1,15 @@
-"""Figures for chapters 5 (patch 1/4, ``DMA_ATTR_MAY_SLEEP``) and 6 (patch 2/4, moving
-code).  Data come from :mod:`swiotlb_lib.widgets.patches12` and
-:mod:`swiotlb_lib.replay_diff`; these functions only draw."""
+"""Figures and widget states for chapters 5 (patch 1/4, ``DMA_ATTR_MAY_SLEEP``) and 6
+(patch 2/4, moving code).  Data come from :mod:`swiotlb_lib.scenarios.patches12` and
+:mod:`swiotlb_lib.scenarios.replay_diff`; these functions only draw and lay out."""
 from __future__ import annotations
+
+import html
 
 import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
-from .common import COLORS, PROFILE_COLORS, figure, mib
+from ..scenarios.patches12 import SIZES, grid_text
+from .common import COLORS, PROFILE_COLORS, figure, img_html, mib
 
 #: Colour of each answer in the allocator grid.
 SERVED_COLORS = {"buddy": COLORS["ok"], "buddy + reclaim": COLORS["normal"], "CMA": COLORS["cma"],
@@ -80,3 +83,37 @@ def replay_panels(v_same, v_ctl, width: float = 7.0, height: float = 3.6):
                         textcoords="offset points", xytext=(4, -12), fontsize=8, color=COLORS["fail"])
     a2.set_xlabel("operation")
     return fig
+
+
+# ------------------------------------------------------------------ widget states -----
+
+def allocator_state_html(grid, cma: str, state: str) -> str:
+    """One state of the allocator widget: the grid of
+    :func:`~swiotlb_lib.scenarios.patches12.allocator_grid` for ``cma`` and ``state``,
+    drawn and as text."""
+    fig = allocator_grid(grid, SIZES, f"RFC v1 dynamic bounce buffer: cma={cma}, {state}", width=6.5,
+                         height=2.6)
+    served = {ctx: sum(c["kind"] != "none" for c in cells) for ctx, cells in grid}
+    alt = (f"Allocator grid for cma={cma}, {state}: " +
+           "; ".join(f"{ctx} served {n} of {len(SIZES)} sizes" for ctx, n in served.items()))
+    return img_html(fig, alt) + "<pre style='font-size:80%'>" + html.escape(grid_text(grid)) + "</pre>"
+
+
+def serve_html(r: dict, nbytes: int, context: str, cma: str, state: str) -> str:
+    """One answer of :func:`~swiotlb_lib.scenarios.patches12.serve`, in a line."""
+    where = f" at {r['paddr']:#x}" if r["paddr"] is not None else ""
+    extra = f", after reclaiming {r['reclaimed']} pages" if r["reclaimed"] else ""
+    return (f"<b>{mib(nbytes)}, {html.escape(context)}, cma={cma}, {state}: "
+            f"{html.escape(r['kind'])}{where}{extra}</b>")
+
+
+def replay_state_html(same, ctl) -> str:
+    """One state of the replay widget: the two verdicts of
+    :func:`~swiotlb_lib.scenarios.patches12.replay_verdicts` and their panels."""
+    fig = replay_panels(same, ctl, width=6.5, height=3.4)
+    alt = (f"Slots in use over {same.length} operations of seed {same.seed}: {same.kernel_a} and "
+           f"{same.kernel_b} coincide ({'identical' if same.identical else 'different'}); {ctl.kernel_a} and "
+           f"{ctl.kernel_b} split at operation {ctl.first.index if ctl.first else 'none'}.")
+    pre = "<pre style='font-size:78%;line-height:1.2'>{}</pre>"
+    return (pre.format(html.escape(str(same))) + img_html(fig, alt)
+            + "<b>control</b>" + pre.format(html.escape(str(ctl))))

@@ -8,19 +8,23 @@ Two views of one :class:`SlotSnapshot`:
   a triangle marks each area's ``index`` (where its next search starts).
 * :func:`draw_slot_strip` -- a few slots large, with their ``list[]`` values written in.
 
-A snapshot is a copy of the model's state (:func:`snapshot`); nothing here computes
-allocator behaviour.
+A snapshot is a copy of the model's state
+(:func:`swiotlb_lib.scenarios.basics.snapshot`); nothing here computes allocator
+behaviour.  The chapter-3 states (:func:`step_html`, :func:`slot_choice_html`) and the
+figure of the hand-worked requests (:func:`spec_figure`) draw results of
+:mod:`swiotlb_lib.scenarios.basics`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import html
 
 import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Rectangle
 
 from ..constants import IO_TLB_SEGSIZE, IO_TLB_SHIFT
-from .common import COLORS, figure
+from ..scenarios.basics import SlotChoice, SlotSnapshot, Step, spec_strips, step_table_html
+from .common import COLORS, figure, img_html
 
 #: colours for mappings, in the order they are numbered (cycled)
 MAPPING_COLORS = ["#e76f51", "#2a9d8f", "#e9c46a", "#6a4c93", "#f4a261", "#264653",
@@ -32,48 +36,6 @@ HIGHLIGHT = "#e0007a"
 
 def mapping_color(k: int) -> str:
     return MAPPING_COLORS[k % len(MAPPING_COLORS)]
-
-
-@dataclass
-class SlotSnapshot:
-    """The state of one pool at one moment, copied out of the model.
-
-    ``owners[i]`` is the number of the mapping holding slot ``i`` (-1 when free);
-    ``pad[i]`` is True for a padding slot (v6.9+ pre-padding, held but unused);
-    ``labels`` maps a mapping number to a short text.
-    """
-
-    start: int
-    nslabs: int
-    nareas: int
-    area_nslabs: int
-    list: np.ndarray
-    owners: np.ndarray
-    pad: np.ndarray
-    area_index: list
-    area_used: list
-    labels: dict = field(default_factory=dict)
-
-    @property
-    def used(self) -> int:
-        return int(sum(self.area_used))
-
-
-def snapshot(pool, buffers, labels=None) -> SlotSnapshot:
-    """Copy ``pool``'s state.  ``buffers`` is an iterable of ``(number, BounceBuffer)``
-    (the model's live bounce buffers, :attr:`IoTlbMem.live`) of this pool."""
-    n = pool.nslabs
-    owners = np.full(n, -1, dtype=np.int32)
-    pad = np.zeros(n, dtype=bool)
-    for k, b in buffers:
-        if b.pool is not pool:
-            continue
-        owners[b.first_slot:b.first_slot + b.nslots] = k
-        real_first = (b.tlb_addr - pool.start) >> IO_TLB_SHIFT
-        pad[b.first_slot:real_first] = True
-    return SlotSnapshot(pool.start, n, pool.nareas, pool.area_nslabs,
-                        np.array(pool.list[:n], dtype=np.int64), owners, pad,
-                        list(pool.area_index), list(pool.area_used), dict(labels or {}))
 
 
 def _cell_rgb(snap: SlotSnapshot) -> np.ndarray:
@@ -226,3 +188,47 @@ def slot_strip_html(snap: SlotSnapshot, first: int, count: int, highlight=None) 
             f"<tr>{''.join(top)}</tr><tr>{''.join(mid)}</tr><tr>{''.join(bot)}</tr></table>"
             f"<small>slot numbers below, list[i] inside (0 = in use); slot {first} is at "
             f"{snap.start + (first << IO_TLB_SHIFT):#x}</small>")
+
+
+# ------------------------------------------------------------------ chapter 3 ---------
+
+def step_html(step: Step) -> str:
+    """HTML of one state of the chapter-3 main widget: the step, its result and kernel
+    lines, the slot map with a zoomed strip, and the areas' counters."""
+    fig = slot_step_figure(step.snap, f"step {step.number}: {step.result}", step.highlight,
+                           zoom=(step.zoom, 16), width=6.6, height=3.4)
+    alt = (f"Slot map after step {step.number}: {step.result}. Used slots are coloured per "
+           f"mapping; a black line per segment shows the free-run counters; triangles mark "
+           f"each area's search index ({', '.join(map(str, step.snap.area_index))}).")
+    log = "".join(f"<br><code>{html.escape(line)}</code>" for line in step.log)
+    return (f"<div><b>Step {step.number}.</b> {html.escape(step.caption)}.<br>"
+            f"Result: {html.escape(step.result)}{log}</div>" + img_html(fig, alt) + step_table_html(step))
+
+
+def spec_figure(kernels=("v6.3", "v6.11"), through: int = 4):
+    """Slots 0–11 after the first ``through`` hand-worked requests, one strip per profile
+    (:func:`swiotlb_lib.scenarios.basics.spec_strips`)."""
+    snaps, titles, hls = zip(*spec_strips(kernels, through))
+    return strip_figure(list(snaps), 0, 12, list(titles), list(hls), width=6.4)
+
+
+SPEC_ALT = ("Two strips of slots 0 to 11. v6.3: request 3 takes slots 3 and 4 (bit 11 matches "
+            "the original's offset 0x800); v6.11: it takes slots 4 and 5 (page-aligned) and slot "
+            "3 stays free with list value 1.")
+
+
+def slot_choice_html(c: SlotChoice) -> str:
+    """HTML of a :class:`~swiotlb_lib.scenarios.basics.SlotChoice`: the slot chosen, the
+    rule, a strip of slots 0–15."""
+    if c.tlb is None:
+        hl, msg, tail = None, f"mapping failed ({c.cause})", ""
+    else:
+        hl = range(c.first_slot, c.first_slot + c.nslots)
+        msg = (f"slot {c.slot} → bounce address <code>{c.tlb:#x}</code> "
+               f"({c.nslots} slot(s) held, from slot {c.first_slot})")
+        tail = (f"tlb &amp; 0xfff = <code>{c.tlb & 0xFFF:#05x}</code>, "
+                f"orig &amp; 0xfff = <code>{c.orig & 0xFFF:#05x}</code>")
+    return (f"<div><b>{c.kernel}</b>: orig <code>{c.orig:#x}</code>, {c.nbytes} bytes, min_align "
+            f"<code>{c.mask:#x}</code> → {msg}<br>{tail}<br><small>rule ({c.rule} family): {c.why}; "
+            f"an occupied candidate steps by {c.stride} slot(s).</small></div>"
+            + slot_strip_html(c.snap, 0, 16, hl))

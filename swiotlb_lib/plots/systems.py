@@ -1,16 +1,23 @@
-"""Figures for chapter 4, "Three systems the fixed pool fails".
+"""Figures and widget states for chapter 4, "Three systems the fixed pool fails".
 
-Every function takes data computed by :mod:`swiotlb_lib.widgets.systems` and returns a
-matplotlib figure (it draws nothing by itself).
+Every function takes data computed by :mod:`swiotlb_lib.scenarios.three_systems` and
+returns a matplotlib figure or, for the ``*_html`` functions, the HTML of one widget state
+(it computes nothing by itself).
 """
 from __future__ import annotations
+
+import html
 
 import numpy as np
 from matplotlib.patches import Patch
 
 from ..constants import IO_TLB_SEGMENT_BYTES, GiB, MiB
-from .common import COLORS, figure, mib
+from .common import COLORS, figure, img_html, mib
 
+
+def pre_html(lines) -> str:
+    """Lines of text as a small preformatted HTML block."""
+    return "<pre style='font-size:85%;line-height:1.25'>" + html.escape("\n".join(lines)) + "</pre>"
 
 
 # ------------------------------------------------------------------ (a) CoCo sizing ----
@@ -18,7 +25,7 @@ from .common import COLORS, figure, mib
 def coco_curve(rows, highlight=None, width: float = 7.0, height: float = 3.4):
     """Pool size against RAM for a confidential guest: the 6 % line, the clamp to
     [64 MiB, 1 GiB], the final pool after the power-of-two rounding, and the fixed
-    64 MiB default.  ``rows`` come from :func:`~swiotlb_lib.widgets.systems.coco_sizing`;
+    64 MiB default.  ``rows`` come from :func:`~swiotlb_lib.scenarios.three_systems.coco_sizing`;
     ``highlight`` is a RAM size (bytes) to mark."""
     fig, ax = figure(width, height)
     ram = np.array([r["ram"] for r in rows], dtype=float) / GiB
@@ -134,7 +141,7 @@ _BAR_PARTS = (("apps", "app", "applications"), ("other", "kernel", "kernel, page
 def board_bars(rows, title: str = "", width: float = 7.0, height: float = 3.2):
     """The board's 512 MiB at the end of each run, one bar per row: applications,
     everything else the kernel holds, the SWIOTLB pool, free; OOM events on the right.
-    ``rows`` come from :func:`~swiotlb_lib.widgets.systems.board_run`."""
+    ``rows`` come from :func:`~swiotlb_lib.scenarios.three_systems.board_run`."""
     fig, ax = figure(width, height)
     y = np.arange(len(rows))[::-1]
     for key, color, label in _BAR_PARTS:
@@ -156,3 +163,47 @@ def board_bars(rows, title: str = "", width: float = 7.0, height: float = 3.2):
     ax.set_title(title or "A 512 MiB board: who holds the memory")
     ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.08), frameon=False)
     return fig
+
+
+# ------------------------------------------------------------------ widget states -----
+
+def coco_state_html(r: dict, rows, cpus: int = 8) -> str:
+    """One state of the sizing widget: the boot lines and the arithmetic of one
+    :func:`~swiotlb_lib.scenarios.three_systems.coco_boot`, and the curve of ``rows``."""
+    text = [f"RAM {r['label']} ({cpus} CPUs): memblock sees {r['memblock'] / MiB:.0f} MiB; "
+            f"6 % = {r['six_percent'] / MiB:.1f} MiB; clamped = {r['clamped'] / MiB:.1f} MiB; "
+            f"pool = {mib(r['pool'])} in {r['nareas']} areas "
+            f"({100 * r['pool'] / r['ram']:.1f} % of RAM, decrypted and shared with the host)"]
+    fig = coco_curve(rows, highlight=r["ram"], width=6, height=3)
+    alt = (f"Pool size against RAM for a confidential guest; at {r['label']} the pool is "
+           f"{mib(r['pool'])}, against the fixed 64 MiB default.")
+    return ("<b>" + html.escape(text[0]) + "</b>" + pre_html(r["lines"]) + img_html(fig, alt))
+
+
+def coco_pool_html(p: dict) -> str:
+    """A :func:`~swiotlb_lib.scenarios.three_systems.coco_pool` result: size, areas, kernel lines."""
+    return (f"<b>{p['ram_gib']:g} GiB, {p['cpus']} CPUs: pool {mib(p['pool'])} "
+            f"({100 * p['pool'] / p['ram']:.1f} % of RAM), {p['nareas']} areas</b>" + pre_html(p["lines"]))
+
+
+def rpi_state_html(fr: dict, summary) -> str:
+    """One state of the display widget: the facts (``summary`` lines), the buffer's
+    segments, the kernel lines of the import of one
+    :func:`~swiotlb_lib.scenarios.three_systems.rpi_frame`."""
+    res, fmt = f"{fr['width']}x{fr['height']}", fr["fmt"]
+    fig = segment_strip(fr["segments"], f"{res} {fmt}: the buffer's segments in order", width=6, height=1.7)
+    alt = (f"The {res} {fmt} buffer as a strip of {len(fr['segments'])} segments coloured by fate; "
+           f"{sum(1 for *_, f in fr['segments'] if f == 'too big')} are too big to bounce.")
+    log = list(fr["log"]) or ["(no kernel lines: nothing failed)"]
+    return pre_html(summary) + img_html(fig, alt) + "<b>kernel log of the import</b>" + pre_html(log)
+
+
+def board_state_html(label: str, rows) -> str:
+    """One state of the board widget: configuration ``label`` at each demand (``rows``
+    from :func:`~swiotlb_lib.scenarios.three_systems.board_config_rows`)."""
+    fig = board_bars(rows, f"{label}: memory at the end of each run", width=6, height=2.8)
+    alt = (f"Memory bars of the 512 MiB board with {label}: "
+           + "; ".join(f"{r['label']}: {r['oom']} OOM events" for r in rows))
+    text = [f"{r['label']}: OOM events {r['oom']}, failed mappings {r['failed']}, apps resident "
+            f"{r['apps'] // MiB} MiB, pool {mib(r['pool'])}, free {r['free'] // MiB} MiB" for r in rows]
+    return pre_html(list(rows[0]["lines"]) + [""] + text) + img_html(fig, alt)

@@ -21,6 +21,8 @@ everything that can be observed.
   count the lines whose ``expect`` the model reproduces.
 
 Everything is deterministic: the same arguments give the same verdict on every run.
+Chapter 6 runs it through :mod:`swiotlb_lib.scenarios.patches12`, which registers its
+experiments.
 """
 from __future__ import annotations
 
@@ -32,13 +34,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .boot import Machine
-from .constants import (DMA_ATTR_NO_WARN, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
+from ..boot import Machine
+from ..constants import (DMA_ATTR_NO_WARN, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE,
                         DIRECTION_NAMES, IO_TLB_SHIFT, PAGE_SIZE)
-from .device import Device
-from .evidence import data_path
-from .swiotlb import DmaMappingError
-from .versions import get_profile
+from ..device import Device
+from ..evidence import data_path
+from ..swiotlb import DmaMappingError
+from ..versions import get_profile
 
 #: The machine every replay boots: 2 GiB, 4 CPUs (so 4 areas), a small forced pool of
 #: 1024 slots (2 MiB) so that "buffer is full" and wrap-around happen often.
@@ -72,7 +74,7 @@ def _device(kind: str) -> Device:
     if kind == "seg64k":
         return Device("0000:03:00.0", seg_boundary_mask=0xFFFF, driver="seg64k",
                       max_seg_size=0xFFFFFFFF)
-    from .device import preset
+    from ..device import preset
     return preset(kind)
 
 
@@ -356,7 +358,7 @@ def slot_rule(profile, op: dict, dev: Device) -> str:
     (``kernel/dma/swiotlb.c@7c3940bf81e5: swiotlb_do_find_slots()`` for v6.3-rc and
     ``@0459ff487373`` for v6.3; ``data/oracle/README.md``, "How the versions differ").  Empty for rule families
     other than v6.3-rc and v6.3."""
-    from .versions import ALIGN_V63, ALIGN_V63RC
+    from ..versions import ALIGN_V63, ALIGN_V63RC
     prof = get_profile(profile)
     size, mam, orig_off = op["size"], dev.min_align_mask, op["offset"]
     big = size >= PAGE_SIZE
@@ -468,7 +470,7 @@ def golden_check(name: str = "vectors-v6.3rc-handmade.jsonl", kernel: str = "rfc
                  directory: str | os.PathLike | None = None) -> GoldenResult:
     """Replay the file ``name`` of ``data/oracle/`` (or of ``directory``) on profile ``kernel``
     and compare with its ``expect`` objects.  A missing file raises ``FileNotFoundError``."""
-    from .oracle import replay
+    from ..oracle import replay
     if directory is None:
         path = data_path("oracle", name)
     else:
