@@ -10,6 +10,15 @@ import html
 from .debug import CAUSES
 
 
+def mib(x: float) -> str:
+    """Bytes as a short human label (KiB/MiB/GiB)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if x >= 1 << shift:
+            v = x / (1 << shift)
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{int(x)} B"
+
+
 def esc(x) -> str:
     """``x`` as text safe inside HTML (quotes escaped too)."""
     return html.escape(str(x), quote=True)

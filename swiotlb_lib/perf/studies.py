@@ -35,21 +35,12 @@ from scipy import stats as _st
 from ..boot import Machine
 from ..checks import check_int_at_least, check_positive
 from ..constants import DMA_BIDIRECTIONAL, IO_TLB_SHIFT, MiB
+from ..report import mib
 from ..scenarios import Experiment, register
 from ..workloads import run_scenario
 from . import stats as S
 from .concurrency import DEFAULT_COSTS, CostModel, simulate
 from .map_benchmark import DIRECTIONS, run_map_benchmark
-
-
-def _size(nbytes: int) -> str:
-    # A pool size for the tables, as plots.common.mib writes it (perf may not import plots;
-    # one shared size formatter in report.py would serve both).
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if nbytes >= 1 << shift:
-            v = nbytes / (1 << shift)
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{int(nbytes)} B"
 
 
 # ================================================================== (1) how many runs ======
@@ -377,7 +368,7 @@ def cost_table_of(runs: list[dict]) -> str:
     """Text table of the counters of one pool size (rows of :func:`cost_rows`): one row
     per counter, one column per profile."""
     nslabs, requests = runs[0]["nslabs"], runs[0]["requests"]
-    out = [f"pool {_size(nslabs << IO_TLB_SHIFT)} (swiotlb={nslabs},force), storage scenario, "
+    out = [f"pool {mib(nslabs << IO_TLB_SHIFT)} (swiotlb={nslabs},force), storage scenario, "
            f"{requests} requests",
            f"{'':<15}" + "".join(f"{SHORT.get(r['kernel'], r['kernel']):>12}" for r in runs)]
     for key, label in COST_COLUMNS:

@@ -7,6 +7,8 @@ import io
 
 import matplotlib.pyplot as plt
 
+from ..report import mib  # noqa: F401  (the plots' size labels)
+
 #: One colour per thing the book draws, so a reader learns them once.
 COLORS = {
     "ram": "#d9d9d9", "dma": "#f4a261", "dma32": "#e9c46a", "normal": "#a8dadc",
@@ -23,15 +25,6 @@ def figure(width: float = 7.0, height: float = 3.2, **kw):
     """A new figure and axes with the book's defaults."""
     fig, ax = plt.subplots(figsize=(width, height), dpi=100, constrained_layout=True, **kw)
     return fig, ax
-
-
-def mib(x: float) -> str:
-    """Bytes as a short human label (KiB/MiB/GiB)."""
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if x >= 1 << shift:
-            v = x / (1 << shift)
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{int(x)} B"
 
 
 def png_bytes(fig, close: bool = True) -> bytes:

@@ -134,9 +134,13 @@ def _load_all() -> None:
 
 
 def experiments() -> dict[str, Experiment]:
-    """Every registered experiment, by name."""
+    """Every registered experiment, by name, in the order of :data:`MODULES` (then of
+    registration), whatever order the modules happened to be imported in."""
     _load_all()
-    return dict(_REGISTRY)
+    order = {m: i for i, m in enumerate(MODULES)}
+    pos = {n: i for i, n in enumerate(_REGISTRY)}
+    names = sorted(pos, key=lambda n: (order.get(_REGISTRY[n].func.__module__, len(MODULES)), pos[n]))
+    return {n: _REGISTRY[n] for n in names}
 
 
 def get_experiment(name: str) -> Experiment:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from ..boot import Machine
 from ..constants import PAGE_SIZE, KiB, MiB
 from ..page_alloc import GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, Gfp
-from ..plots.common import mib
+from ..report import mib
 from ..report import compare_table
 from ..workloads import run_scenario
 from . import Experiment, register

@@ -29,7 +29,7 @@ from ..constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SEGME
                          IO_TLB_SHIFT, GiB, MiB)
 from ..debug import KernelLog
 from ..memory import layout_for
-from ..plots.common import mib
+from ..report import mib
 from ..report import compare_table
 from ..swiotlb import DmaMappingError
 from ..workloads import run_scenario, scattered_buffer

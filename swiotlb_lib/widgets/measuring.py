@@ -22,7 +22,7 @@ from ..perf.studies import (DESIGN_ASSUMPTIONS, PUBLISHED_RUNS_TABLE, analyse_tw
                             rmit_lines, runs_table, runs_table_text, scaling_grid, scaling_table,
                             small_pool_rows, small_pool_text)
 from ..plots import measuring as P
-from ..plots.common import mib
+from ..report import mib
 from .common import live, precomputed
 
 __all__ = [
