@@ -2,27 +2,46 @@
 
 An entry point checks its arguments first and says which one is wrong, by name, with
 the range it accepts: ``ValueError("threads: must be an integer in 1..1024, got 0")``.
-The model's own checks (``swiotlb.check_dir`` and the like) stay with the kernel code
-they follow; these serve :mod:`swiotlb_lib.perf` and whatever else takes numbers from a
-user.  A leaf module: it imports only :mod:`swiotlb_lib.constants` and numpy.
+The mapping API's checks (direction, attributes, sizes, addresses) live here too, so
+every entry point (``swiotlb``, ``direct``, the experiments, the benchmarks) says the same
+thing about the same argument.  A leaf module: it imports only
+:mod:`swiotlb_lib.constants` and numpy.
 """
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from .constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE
+from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE,
+                        DMA_TO_DEVICE, KNOWN_ATTRS, U64)
 
-__all__ = ["check_int", "check_int_at_least", "check_positive", "check_dir_value"]
+__all__ = ["is_int", "check_int", "check_int_at_least", "check_positive", "check_dir", "check_attrs",
+           "check_size", "check_addr", "MAX_SIZE"]
 
 
-def check_int(name: str, v, lo: int, hi: int) -> int:
+def is_int(v) -> bool:
+    """An integer and not a bool (numpy integers count)."""
+    if isinstance(v, int):
+        return not isinstance(v, bool)
+    return isinstance(v, (np.integer, numbers.Integral))
+
+
+def check_int(name: str, v, lo: int, hi: int, *, hexadecimal: bool = False) -> int:
     """``v`` as a Python ``int`` if it is an integer (Python or numpy, not ``bool``) in
-    ``lo..hi``; ``ValueError`` naming ``name`` otherwise."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
+    ``lo..hi``; ``ValueError`` naming ``name`` otherwise.  ``hexadecimal`` writes the range
+    (and a wrong value) in hex, as the page allocator's addresses and limits read best."""
+    if type(v) is not int:
+        if not is_int(v):
+            rng = f"[{lo:#x}, {hi:#x}]" if hexadecimal else f"{lo}..{hi}"
+            raise ValueError(f"{name}: must be an integer in {rng}, got {v!r}")
+        v = int(v)
+    if not lo <= v <= hi:
+        if hexadecimal:
+            raise ValueError(f"{name}: must be in [{lo:#x}, {hi:#x}], got {v:#x}")
         raise ValueError(f"{name}: must be an integer in {lo}..{hi}, got {v!r}")
-    return int(v)
+    return v
 
 
 def check_int_at_least(name: str, v, lo: int) -> int:
@@ -44,10 +63,41 @@ def check_positive(name: str, v, *, allow_zero: bool = False) -> float:
     return float(v)
 
 
-def check_dir_value(dir) -> int:
-    """A ``dma_data_direction`` given as 0, 1 or 2 (``DMA_NONE`` and ``bool`` rejected),
-    returned as ``int``."""
-    if isinstance(dir, bool) or dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE):
-        raise ValueError(f"dir: must be 0 (DMA_BIDIRECTIONAL), 1 (DMA_TO_DEVICE) or "
-                         f"2 (DMA_FROM_DEVICE), got {dir!r}")
-    return int(dir)
+_DIRS = (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE)
+
+
+def check_dir(dir) -> int:
+    """Validate a ``dma_data_direction`` (``DMA_NONE`` and others are rejected)."""
+    if type(dir) is not int or dir not in _DIRS:
+        raise ValueError(f"dir: must be DMA_BIDIRECTIONAL (0), DMA_TO_DEVICE (1) or "
+                         f"DMA_FROM_DEVICE (2), got {dir!r}")
+    return dir
+
+
+def check_attrs(attrs) -> int:
+    if type(attrs) is not int or attrs < 0 or attrs & ~KNOWN_ATTRS:
+        raise ValueError(f"attrs: only DMA_ATTR_SKIP_CPU_SYNC ({DMA_ATTR_SKIP_CPU_SYNC:#x}), "
+                         f"DMA_ATTR_NO_WARN ({DMA_ATTR_NO_WARN:#x}) and DMA_ATTR_MAY_SLEEP "
+                         f"are modelled, got {attrs!r}")
+    return attrs
+
+
+#: The largest size the model accepts for one mapping or buffer (256 TiB)
+MAX_SIZE = 1 << 48
+
+
+def check_size(name: str, size, lo: int = 1, hi: int = MAX_SIZE) -> int:
+    if type(size) is not int:
+        raise TypeError(f"{name}: must be an integer, got {type(size).__name__}")
+    if not lo <= size <= hi:
+        raise ValueError(f"{name}: must be in {lo}..{hi}, got {size}")
+    return size
+
+
+def check_addr(name: str, addr) -> int:
+    if type(addr) is not int:
+        raise TypeError(f"{name}: must be an integer address, got {type(addr).__name__}")
+    if not 0 <= addr < U64:
+        raise ValueError(f"{name}: must be in 0..{U64 - 1:#x}, got {addr:#x}" if addr >= 0
+                         else f"{name}: must be in 0..{U64 - 1:#x}, got {addr}")
+    return addr

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .constants import U64, ULONG_MAX
+from .constants import U32, U64, ULONG_MAX
 
-U32 = (1 << 32) - 1
 
 #: Default ``dma_get_max_seg_size()`` when a driver sets no ``dma_parms`` (64 KiB).
 DEFAULT_MAX_SEG_SIZE = 0x10000

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
                         KNOWN_ATTRS, U64)
-from .swiotlb import (_MAX_SIZE, DmaMappingError, check_addr, check_attrs, check_dir, check_map_args,
-                      check_size)
+from .checks import MAX_SIZE, check_addr, check_attrs, check_dir, check_size
+from .swiotlb import DmaMappingError, check_map_args
 
 SIZE_MAX = U64
 
@@ -109,7 +109,7 @@ class DmaApi:
         ``swiotlb_tbl_unmap_single`` with ``SKIP_CPU_SYNC`` added, so the copy back
         happens exactly once."""
         if not (type(dma_addr) is int and type(size) is int and type(dir) is int
-                and type(attrs) is int and 0 <= dma_addr < U64 and 0 < size <= _MAX_SIZE
+                and type(attrs) is int and 0 <= dma_addr < U64 and 0 < size <= MAX_SIZE
                 and 0 <= dir <= 2 and not attrs & ~KNOWN_ATTRS):
             check_addr("dma_addr", dma_addr)
             check_size("size", size)

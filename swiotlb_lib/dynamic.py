@@ -39,7 +39,6 @@ from .debug import PR_FMT
 from .page_alloc import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfpflags_allow_blocking
 from .pool import IoTlbPool, limit_nareas, nr_slots, pool_find_slots, search_pool_area
 
-U64 = (1 << 64) - 1
 
 
 def zone_gfp(pages, phys_limit: int) -> Gfp:

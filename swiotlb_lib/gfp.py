@@ -14,9 +14,11 @@ reclaim) is modelled there.
 """
 from __future__ import annotations
 
-import enum
-import numbers
+from functools import partial
 
+import enum
+
+from .checks import check_int as check_int_any, is_int
 from .constants import PAGE_SHIFT, PAGE_SIZE, ULONG_MAX
 
 __all__ = ["Gfp", "GFP_KERNEL", "GFP_NOWAIT", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOFS", "GFP_DMA",
@@ -65,22 +67,8 @@ _ZONEMASK = int(GFP_ZONEMASK)
 _DIRECT = int(Gfp.DIRECT_RECLAIM)
 
 
-def is_int(v) -> bool:
-    """An integer and not a bool (numpy integers count)."""
-    if isinstance(v, int):
-        return not isinstance(v, bool)
-    return isinstance(v, numbers.Integral)
-
-
-def check_int(name: str, v, lo: int, hi: int) -> int:
-    """``v`` as an int in ``[lo, hi]``, else ``ValueError`` naming ``name``."""
-    if type(v) is not int:
-        if not is_int(v):
-            raise ValueError(f"{name}: must be an integer in [{lo:#x}, {hi:#x}], got {v!r}")
-        v = int(v)
-    if not lo <= v <= hi:
-        raise ValueError(f"{name}: must be in [{lo:#x}, {hi:#x}], got {v:#x}")
-    return v
+#: The page allocator's integer check: ranges and wrong values in hex.
+check_int = partial(check_int_any, hexadecimal=True)
 
 
 def check_gfp(gfp) -> int:

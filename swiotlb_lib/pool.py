@@ -27,11 +27,10 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import (INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
-                        PAGE_SIZE, ULONG_MAX)
+                        PAGE_SIZE, U64)
 from .debug import SEARCH_AREA
 from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile
 
-U64 = (1 << 64) - 1
 #: Spare zeroed slot descriptors past ``nslabs``.  In v6.3/v6.6 a 128-slot request can be
 #: granted in the last, partial segment of a pool whose size is not a multiple of 128 and
 #: then writes past the slot array (a real kernel corrupts memory there).  The oracle's

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                         DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
-                        IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE)
+                        IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE, U32, U64)
+from .checks import MAX_SIZE, check_addr, check_attrs, check_dir, check_size
 from .debug import POOL_ADDED, PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from .pool import IoTlbPool, U64, nr_slots, pool_find_slots, release_slots
+from .pool import IoTlbPool, nr_slots, pool_find_slots, release_slots
 from .versions import KernelProfile, get_profile
 
-U32 = (1 << 32) - 1
 
 
 
@@ -61,50 +61,10 @@ class BounceBuffer:
     dir: int
 
 
-_DIRS = (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE)
-
-
-def check_dir(dir) -> int:
-    """Validate a ``dma_data_direction`` (``DMA_NONE`` and others are rejected)."""
-    if type(dir) is not int or dir not in _DIRS:
-        raise ValueError(f"dir: must be DMA_BIDIRECTIONAL (0), DMA_TO_DEVICE (1) or "
-                         f"DMA_FROM_DEVICE (2), got {dir!r}")
-    return dir
-
-
-def check_attrs(attrs) -> int:
-    if type(attrs) is not int or attrs < 0 or attrs & ~KNOWN_ATTRS:
-        raise ValueError(f"attrs: only DMA_ATTR_SKIP_CPU_SYNC ({DMA_ATTR_SKIP_CPU_SYNC:#x}), "
-                         f"DMA_ATTR_NO_WARN ({DMA_ATTR_NO_WARN:#x}) and DMA_ATTR_MAY_SLEEP "
-                         f"are modelled, got {attrs!r}")
-    return attrs
-
-
-#: the largest size the model accepts for one mapping or buffer (256 TiB)
-_MAX_SIZE = 1 << 48
-
-
-def check_size(name: str, size, lo: int = 1, hi: int = _MAX_SIZE) -> int:
-    if type(size) is not int:
-        raise TypeError(f"{name}: must be an integer, got {type(size).__name__}")
-    if not lo <= size <= hi:
-        raise ValueError(f"{name}: must be in {lo}..{hi}, got {size}")
-    return size
-
-
-def check_addr(name: str, addr) -> int:
-    if type(addr) is not int:
-        raise TypeError(f"{name}: must be an integer address, got {type(addr).__name__}")
-    if not 0 <= addr < U64:
-        raise ValueError(f"{name}: must be in 0..{U64 - 1:#x}, got {addr:#x}" if addr >= 0
-                         else f"{name}: must be in 0..{U64 - 1:#x}, got {addr}")
-    return addr
-
-
 def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
     """The checks every map entry point makes before touching any state."""
     if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
-            and type(cpu) is int and 0 <= addr < U64 and 0 < size <= _MAX_SIZE and 0 <= dir <= 2
+            and type(cpu) is int and 0 <= addr < U64 and 0 < size <= MAX_SIZE and 0 <= dir <= 2
             and not attrs & ~KNOWN_ATTRS and mem is not None and 0 <= cpu < mem.nr_cpus):
         if mem.memory.in_ram(addr, addr + size):     # fast path: all plain and in range
             return

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from swiotlb_lib.checks import check_dir_value, check_int, check_int_at_least, check_positive
+from swiotlb_lib.checks import check_dir, check_int, check_int_at_least, check_positive
 
 
 def test_check_int_accepts_python_and_numpy_integers_and_returns_int():
@@ -32,9 +32,9 @@ def test_check_positive():
         check_positive("cov", float("inf"))
 
 
-def test_check_dir_value_keeps_its_message():
-    assert [check_dir_value(d) for d in (0, 1, 2)] == [0, 1, 2]
-    for bad in (3, -1, True):
-        with pytest.raises(ValueError, match=r"^dir: must be 0 \(DMA_BIDIRECTIONAL\), 1 \(DMA_TO_DEVICE\) or "
-                                             r"2 \(DMA_FROM_DEVICE\), got "):
-            check_dir_value(bad)
+def test_check_dir_names_the_three_directions():
+    assert [check_dir(d) for d in (0, 1, 2)] == [0, 1, 2]
+    for bad in (3, -1, True, 1.0):
+        with pytest.raises(ValueError, match=r"^dir: must be DMA_BIDIRECTIONAL \(0\), DMA_TO_DEVICE \(1\) or "
+                                             r"DMA_FROM_DEVICE \(2\), got "):
+            check_dir(bad)

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..boot import Machine
-from ..checks import check_dir_value, check_int
+from ..checks import check_dir, check_int
 from ..constants import (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, IO_TLB_SEGMENT_BYTES,
                          IO_TLB_SHIFT, PAGE_SIZE)
 from ..swiotlb import DmaMappingError
@@ -592,7 +592,7 @@ def simulate(threads: int = 1, nareas: int = 1, *, ops: int = 2000, size: int = 
     nareas = check_int("nareas", nareas, 1, 1024)
     size = check_int("size", size, 1, IO_TLB_SEGMENT_BYTES)
     nslabs = check_int("nslabs", nslabs, 128, 1 << 22)
-    dir = check_dir_value(dir)
+    dir = check_dir(int(dir) if isinstance(dir, np.integer) else dir)
     seed = check_int("seed", seed, 0, 2 ** 63 - 1)
     if not isinstance(costs, CostModel):
         raise ValueError(f"costs: must be a CostModel, got {type(costs).__name__}")
