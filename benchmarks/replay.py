@@ -21,7 +21,9 @@ import tempfile
 import time
 
 
-from swiotlb_lib.trace import read_trace, replay, synthesize_trace   # noqa: E402
+from swiotlb_lib.trace.read import read_trace              # noqa: E402
+from swiotlb_lib.trace.replay import replay                # noqa: E402
+from swiotlb_lib.trace.synthesize import synthesize_trace  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -22,6 +22,10 @@ _PMASK = PAGE_SIZE - 1
 _ZERO_PAGE = bytearray(PAGE_SIZE)
 
 
+def _no_copy(dst: int, src: int, size: int) -> None:
+    """Stands in for :meth:`PhysMemory.copy_unchecked` while bytes are not moved."""
+
+
 class PhysMemory:
     """Sparse physical memory: a dict from page frame number to a 4 KiB ``bytearray``.
 
@@ -131,6 +135,15 @@ class PhysMemory:
         self._check(src, size, "src")
         self._check(dst, size, "dst")
         self.copy_unchecked(dst, src, size)
+
+    def move_bytes(self, on: bool) -> None:
+        """Switch the bounce copies on (the default) or off.  Off, :meth:`copy_unchecked`
+        moves nothing and :meth:`copy` only checks its ranges: for the replay of a trace,
+        which carries no data and measures only the slot bookkeeping."""
+        if on:
+            self.__dict__.pop("copy_unchecked", None)
+        else:
+            self.copy_unchecked = _no_copy          # an instance attribute: the class is untouched
 
     def copy_unchecked(self, dst: int, src: int, size: int) -> None:
         """:meth:`copy` for callers that validated both ranges already (the bounce path)."""

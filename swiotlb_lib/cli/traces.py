@@ -68,12 +68,13 @@ def _bar(a) -> Progress | None:
 
 
 def _read(a, bar):
-    from ..trace import read_trace
+    from ..trace.read import read_trace
     return read_trace(a.trace, progress=bar.phase("reading") if bar else None)
 
 
 def _cmd_replay(a) -> int:
-    from ..trace import read_debugfs, replay
+    from ..trace.read import read_debugfs
+    from ..trace.replay import replay
     bar = _bar(a)
     tr = _read(a, bar)
     r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
@@ -107,7 +108,7 @@ def _cmd_replay(a) -> int:
 
 
 def _cmd_advise(a) -> int:
-    from ..trace import ADVISE_PROFILES, advise
+    from ..trace.advise import ADVISE_PROFILES, advise
     bar = _bar(a)
     tr = _read(a, bar)
     out = advise(tr, kernels=a.kernel or ADVISE_PROFILES, lifetime=a.lifetime,

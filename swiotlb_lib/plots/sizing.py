@@ -1,14 +1,17 @@
-"""Figures for the chapter "Sizing SWIOTLB from a trace".
+"""Figures for the chapter "Sizing SWIOTLB from a trace" (chapter 9b).
 
-Every function takes arrays computed by :mod:`swiotlb_lib.widgets.sizing` (which runs
-:mod:`swiotlb_lib.trace`) and returns a matplotlib figure; none replays anything itself.
-Times are in milliseconds from the first workload step marker of the trace.
+Every ``plot_*`` function takes arrays computed by :mod:`swiotlb_lib.trace.sizing` and
+returns a matplotlib figure; :func:`pool_state_html` and :func:`kernel_build_html` render
+the states of the chapter's two widgets as HTML.  None replays anything itself.  Times are
+in milliseconds from the first workload step marker of the trace.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .common import COLORS, PROFILE_COLORS, figure
+from ..constants import IO_TLB_SHIFT, MiB
+from ..report import esc
+from .common import COLORS, PROFILE_COLORS, figure, img_html
 
 
 #: Colours of the candidate pool lines, smallest first.
@@ -155,3 +158,49 @@ def plot_advice(rows, default_mib=64.0, title=""):
     ax.legend(fontsize=7, loc="upper left", frameon=False, ncol=3)
     ax.grid(alpha=0.3, axis="y", which="both")
     return fig
+
+
+def lifetime_label(spec: str) -> str:
+    """How the widgets name a lifetime model."""
+    return "real (kprobe unmaps)" if spec == "real" else spec
+
+
+def _page_img(fig, alt: str) -> str:
+    """:func:`swiotlb_lib.plots.common.img_html`, scaled to the page width if needed."""
+    return img_html(fig, alt).replace("<img ", '<img style="max-width:100%;height:auto" ', 1)
+
+
+def pool_state_html(s: dict, nslabs: int, pools) -> str:
+    """One state of the main widget (:func:`swiotlb_lib.trace.sizing.pool_state` ``s`` of the
+    replay with ``swiotlb=<nslabs>,force``): a verdict, the smallest clean size of ``pools``,
+    and the figure of :func:`plot_pool_run`."""
+    lt = lifetime_label(s["lifetime"])
+    title = f"6.12-T2 on v6.11, swiotlb={nslabs},force, lifetimes: {lt}"
+    alt = (f"Slots in use over the 6.12-T2 workload replayed with a {nslabs}-slot pool and lifetimes {lt}: "
+           f"peak {s['peak']} slots, {s['failed_attempts']} failed mapping attempts, "
+           f"{s['n_livelocks']} livelocked requests; the pool is a dashed line.")
+    fig = plot_pool_run(s["t"], s["used"], s["nslabs"], s["fails"], s["livelocks"], s["steps"])
+    verdict = ("<b style='color:#2a9d8f'>no failures</b>" if not s["failed_requests"] and not s["n_livelocks"]
+               else f"<b style='color:#d62828'>{s['failed_requests']} of {s['requests']} requests failed at "
+                    f"least once</b> ({s['failed_attempts']} failed mapping attempts"
+                    + (f", {s['n_livelocks']} livelocked" if s["n_livelocks"] else "") + ")")
+    best = (f"smallest of {', '.join(map(str, pools))} slots with no failures under this lifetime: "
+            f"<b>{s['smallest_clean']}</b>" if s["smallest_clean"] else "none of the sizes is free of failures")
+    return (f"<div style='font-size:90%'><b>{esc(title)}</b><br>peak {s['peak']} of {s['nslabs']} slots; "
+            f"{verdict}.<br>{best}.</div>{_page_img(fig, alt)}")
+
+
+def kernel_build_html(d: dict) -> str:
+    """What the kernel builds from ``swiotlb=<slots>,force``
+    (:func:`swiotlb_lib.trace.sizing.kernel_build` ``d``) and whether one request fits."""
+    if not d["nslabs"]:
+        return f"<div>swiotlb={d['slots']},force: no pool</div>"
+    n, need, cpus, nareas = d["nslabs"], d["need"], d["cpus"], d["nareas"]
+    verdict = (f"<span style='color:#2a9d8f'>fits in the pool ({n} slots)</span>" if d["fits"] else
+               f"<b style='color:#d62828'>never completes: {need} &gt; {n} slots "
+               f"(livelock, finding 12)</b>")
+    return (f"<div><b>swiotlb={d['slots']},force</b> on {cpus} CPU{'s' if cpus > 1 else ''}, {esc(d['ram'])} "
+            f"RAM: the kernel builds <b>{n} slots</b> ({(n << IO_TLB_SHIFT) / MiB:g} MiB) in "
+            f"{nareas} area{'s' if nareas > 1 else ''} of {d['area_nslabs']} slots.<br>"
+            f"A request of max_sectors_kb={d['max_sectors_kb']} KiB holds at least {need} slots at once: "
+            f"{verdict}.<br><small>model boot log: {esc(' | '.join(d['log']))}</small></div>")

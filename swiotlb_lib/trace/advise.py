@@ -1,0 +1,299 @@
+"""The pool advisor: the smallest ``swiotlb=`` per profile that replays a trace cleanly.
+
+:func:`advise` bisects over the pool sizes the kernel can actually build
+(:func:`pool_candidates`: ``swiotlb=`` rounding in ``setup_io_tlb_npages``, then
+``round_up_default_nslabs`` with the CPU count, ``kernel/dma/swiotlb.c@af133562d5af``), with
+:func:`swiotlb_lib.trace.replay.replay` as the oracle, and warns about requests no pool of a
+size can complete (``data/realkernel/README.md``, finding 12).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..cmdline import SwiotlbSetup
+from ..constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, KiB, MiB
+from ..versions import PROFILES, get_profile
+from .engine import livelock_warning
+from .lifetime import DEFAULT_LIFETIME, parse_lifetime
+from .read import Trace, read_trace
+from .replay import Timeline, replay
+from .requests import MAX_MAPPING_BYTES, group_requests, min_request_slots, request_slots
+
+#: The profiles :func:`advise` sizes by default (all of them).
+ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic")
+
+
+def effective_nslabs(value: int, cpus: int, kernel=None) -> int:
+    """The boot pool the kernel builds for ``swiotlb=<value>`` on ``cpus`` CPUs when memory
+    suffices: ``setup_io_tlb_npages`` rounds to a multiple of 128, then the area count (the
+    CPU count, a power of two) makes ``round_up_default_nslabs`` raise it to at least 128 per
+    area and to a power of two (``kernel/dma/swiotlb.c@af133562d5af: setup_io_tlb_npages(),
+    round_up_default_nslabs()``; :class:`~swiotlb_lib.cmdline.SwiotlbSetup`)."""
+    if type(value) is not int or not 1 <= value <= 1 << 32:
+        raise ValueError(f"value: swiotlb= slots must be an integer in 1..{1 << 32}, got {value!r}")
+    if type(cpus) is not int or not 1 <= cpus <= 8192:
+        raise ValueError(f"cpus: must be an integer in 1..8192, got {cpus!r}")
+    st = SwiotlbSetup(option_list=get_profile(kernel).option_list)
+    st.setup_io_tlb_npages(str(value))
+    if not st.default_nareas:
+        st.adjust_nareas(cpus)
+    return st.default_nslabs
+
+
+def pool_candidates(cpus: int, kernel=None, hi: int = 1 << 21) -> list:
+    """Every distinct boot-pool size (slots) the kernel can build from ``swiotlb=<n>`` with
+    ``cpus`` CPUs, up to ``hi``, ascending."""
+    out = []
+    c = effective_nslabs(IO_TLB_SEGSIZE, cpus, kernel)
+    while c <= hi:
+        out.append(c)
+        c = effective_nslabs(c + IO_TLB_SEGSIZE, cpus, kernel)
+    return out
+
+
+def pool_cmdline(nslabs: int, force: bool, kernel=None) -> str:
+    """The ``swiotlb=`` text for a pool of ``nslabs`` slots (``,force`` kept when the trace
+    was forced; ``,dynamic`` for the RFC v1 profile)."""
+    s = f"swiotlb={nslabs}" + (",force" if force else "")
+    if get_profile(kernel).dynamic == "rfc-v1":
+        s += ",dynamic"
+    return s
+
+
+@dataclass
+class Advice:
+    """The advisor's answer for one profile (see :func:`advise`)."""
+
+    profile: str
+    recommended_nslabs: int | None
+    recommended_cmdline: str | None
+    peak_used_slots: int
+    peak_bounce_bytes: int
+    lifetime: str
+    target_failure_rate: float | None = None
+    lifetime_note: str = ""
+    target_nslabs: int | None = None
+    target_cmdline: str | None = None
+    target_replayed_failure_rate: float | None = None
+    tried: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    timeline: Timeline | None = None
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "recommended_nslabs": self.recommended_nslabs,
+                "recommended_cmdline": self.recommended_cmdline,
+                "recommended_bytes": (self.recommended_nslabs or 0) << IO_TLB_SHIFT,
+                "peak_used_slots": self.peak_used_slots, "peak_bounce_bytes": self.peak_bounce_bytes,
+                "lifetime": self.lifetime, "lifetime_note": self.lifetime_note,
+                "target_failure_rate": self.target_failure_rate,
+                "target_nslabs": self.target_nslabs, "target_cmdline": self.target_cmdline,
+                "target_replayed_failure_rate": self.target_replayed_failure_rate,
+                "tried": self.tried, "warnings": self.warnings, "notes": self.notes}
+
+    def plot_data(self, points: int = 1000) -> dict:
+        """Arrays for a plot of slots in use over time in the replay with the recommended pool,
+        with the pool sizes to draw as lines (plotting itself lives outside the library):
+        ``{"t", "used", "recommended_nslabs", "target_nslabs", "peak_used_slots"}``."""
+        if self.timeline is None:
+            raise ValueError(f"profile {self.profile}: no replay without failures, nothing to plot")
+        t, used = self.timeline.decimate(points)
+        return {"t": t, "used": used, "recommended_nslabs": self.recommended_nslabs,
+                "target_nslabs": self.target_nslabs, "peak_used_slots": self.peak_used_slots}
+
+    def summary_lines(self) -> list:
+        rec = (f"{self.recommended_cmdline} ({self.recommended_nslabs} slots, "
+               f"{(self.recommended_nslabs << IO_TLB_SHIFT) / MiB:g} MiB)"
+               if self.recommended_nslabs else "none found")
+        out = [f"{self.profile}: smallest pool with no failures: {rec}; peak used "
+               f"{self.peak_used_slots} slots, memory held at peak "
+               f"{self.peak_bounce_bytes / MiB:.2f} MiB"]
+        if self.target_failure_rate is not None:
+            tgt = (f"{self.target_cmdline} ({self.target_nslabs} slots, replayed failure rate "
+                   f"{self.target_replayed_failure_rate:.4%})" if self.target_nslabs else "none found")
+            out.append(f"  for a failure rate <= {self.target_failure_rate:g}: {tgt}")
+        out.append("  tried: " + ", ".join(f"{x['nslabs']}:{'ok' if x['ok'] else 'fail'}" for x in self.tried))
+        out += [f"  warning: {w}" for w in self.warnings]
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+def first_true(ok, lo: int, hi: int, *, gallop: bool = False) -> int | None:
+    """Smallest index in ``lo+1..hi`` with ``ok(index)`` true, for a monotone ``ok`` (false,
+    then true); ``ok(lo)`` is taken as false.  Without ``gallop``, ``ok(hi)`` is known to be
+    true and the range is bisected; with it, ``lo+1, lo+2, lo+4, ...`` (capped at ``hi``)
+    are tried first until one is true, then the last gap is bisected; None if none is."""
+    if gallop:
+        k, step = lo + 1, 1
+        if k > hi:
+            return None
+        while not ok(k):                                # gallop: lo+1, lo+2, lo+4, ...
+            lo = k
+            if k == hi:
+                return None
+            k = min(k + step, hi)
+            step *= 2
+        hi = k
+    while hi - lo > 1:                                  # ok(hi), not ok(lo)
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate: float | None = None,
+           cpus: int | None = None, ram=None, requests: str = "auto", seed: int = 1,
+           max_sectors_kb: int | None = None, max_nslabs: int = 1 << 21, progress=None) -> list:
+    """Size the boot pool for each profile in ``kernels`` from a trace.
+
+    For each profile, bisect (:func:`first_true`) over :func:`pool_candidates` (sizes the
+    kernel can build) with :func:`replay` as the oracle: the smallest pool in whose replay no
+    request met a full pool (requests mapping more than 256 KiB at once, which fail at any
+    size, aside) and none livelocked; with ``target_failure_rate`` also the smallest whose
+    share of failed requests (:attr:`ReplayResult.failure_rate`) is at most that.  The
+    bisection assumes that a larger pool never has more failed requests; the tests check that
+    on the recorded traces (failed mapping *attempts* need not be monotone: retries feed
+    back).  ``peak_used_slots`` is only a lower bound on the pool needed: slots come in
+    128-slot segments and per-CPU areas, and alignment leaves holes.  ``max_sectors_kb`` (the production queue limit) adds the floor one
+    request of that size needs, with a warning when the trace's requests were smaller.
+    Returns a list of :class:`Advice`.
+    """
+    if not isinstance(trace, Trace):
+        trace = read_trace(trace)
+    if isinstance(kernels, str):
+        kernels = [kernels]
+    kernels = [get_profile(k).name for k in kernels]
+    if not kernels:
+        raise ValueError(f"kernels: give at least one profile ({', '.join(PROFILES)})")
+    if target_failure_rate is not None and (not isinstance(target_failure_rate, (int, float))
+                                            or not 0 <= target_failure_rate < 1):
+        raise ValueError(f"target_failure_rate: must be a number in [0, 1), got {target_failure_rate!r}")
+    if lifetime is None:
+        lifetime = "real" if trace.has_unmaps else DEFAULT_LIFETIME
+    lt = parse_lifetime(lifetime, seed) if isinstance(lifetime, str) else lifetime
+    ncpus = trace.cpus if cpus is None else cpus
+    force = trace.force_seen
+    floor_slots = min_request_slots(max_sectors_kb) if max_sectors_kb is not None else 0
+    out = []
+    steps = [0]
+
+    if not trace.mappings:
+        return [Advice(get_profile(k).name, None, None, 0, 0, lt.spec, target_failure_rate,
+                       warnings=["the trace has no bounce mappings: nothing to size"]) for k in kernels]
+    reqs, _ = group_requests(trace.mappings, requests)
+    whole = [q for q in reqs if not q.aborted]
+    biggest = max(whole, key=lambda q: request_slots(q, trace.mappings), default=None)
+    for prof_name in kernels:
+        cands = pool_candidates(ncpus, prof_name, max_nslabs)
+        dynamic = get_profile(prof_name).is_dynamic
+        cache: dict = {}
+
+        def run(k, prof_name=prof_name, cands=cands, cache=cache):
+            if k not in cache:
+                r = replay(trace, prof_name, pool_cmdline(cands[k], force, prof_name), lt, cpus=ncpus,
+                           ram=ram, requests=requests, seed=seed)
+                cache[k] = r
+                steps[0] += 1
+                if progress is not None:
+                    progress(steps[0], None)
+            return cache[k]
+
+        def valid(r, k, cands=cands):
+            return r.nslabs == cands[k]
+
+        def ok(k):
+            r = run(k)
+            return valid(r, k) and r.ok
+
+        # 1. a clean reference replay: the kernel's default 64 MiB, or larger if need be
+        ref = next((k for k, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), len(cands) - 1)
+        step = 1
+        while ref is not None and not ok(ref):
+            if not valid(run(ref), ref) or ref == len(cands) - 1:
+                ref = None
+                break
+            ref = min(ref + step, len(cands) - 1)
+            step *= 2
+        first = None
+        if ref is not None:
+            # 2. a fixed pool smaller than the clean replay's peak must fail by the time of that
+            # peak (the replays agree until the first failure), so bisect from there
+            peak = run(ref).result.peak_used_slots
+            lo = -1 if dynamic else next(k for k, c in enumerate(cands) if c >= min(peak, cands[ref])) - 1
+            first = first_true(ok, lo, ref)
+        adv = Advice(prof_name, None, None, 0, 0, lt.spec, target_failure_rate)
+        if first is not None and floor_slots and cands[first] < floor_slots:
+            first = next((k for k in range(first, len(cands)) if cands[k] >= floor_slots), None)
+            if first is not None:
+                run(first)
+        if first is not None:
+            r = run(first)
+            adv.recommended_nslabs = cands[first]
+            adv.recommended_cmdline = pool_cmdline(cands[first], force, prof_name)
+            adv.peak_used_slots = r.result.peak_used_slots
+            adv.peak_bounce_bytes = r.result.peak_bounce_bytes
+            adv.timeline = r.timeline
+            if r.result.transient_pools or r.result.pools_added:
+                adv.notes.append(f"the pool grew at run time in this replay ({r.result.pools_added} pools "
+                                 f"added, {r.result.transient_pools} transient pools): memory held "
+                                 f"peaked at {r.result.peak_bounce_bytes / MiB:.2f} MiB")
+        else:
+            adv.warnings.append(f"no pool up to {cands[-1] if cands else max_nslabs} slots replays this "
+                                "trace without failures")
+        if target_failure_rate is not None:
+            hi = first if first is not None else len(cands) - 1
+
+            def ok_rate(k):
+                r = run(k)
+                return valid(r, k) and not r.livelocks and r.failure_rate <= target_failure_rate
+
+            k = first_true(ok_rate, -1, hi, gallop=True)
+            if k is not None:
+                adv.target_nslabs = cands[k]
+                adv.target_cmdline = pool_cmdline(cands[k], force, prof_name)
+                adv.target_replayed_failure_rate = run(k).failure_rate
+        for k in sorted(cache):
+            r = cache[k]
+            adv.tried.append({"nslabs": cands[k], "ok": valid(r, k) and r.ok,
+                              "failed_requests": r.failed_requests, "failed": r.result.failed,
+                              "attempted": r.result.attempted, "failure_rate": r.failure_rate,
+                              "livelocks": len(r.livelocks), "peak_used_slots": r.result.peak_used_slots,
+                              "booted_nslabs": r.nslabs})
+            if not valid(r, k):
+                adv.warnings.append(f"swiotlb={cands[k]} does not fit this machine's low memory: the "
+                                    f"kernel would build only {r.nslabs} slots")
+        # requests that no pool of a given size can ever complete (data/realkernel/README.md,
+        # finding 12): by count of slots, and as the replays found them (fragmentation can
+        # make larger pools fail too)
+        if biggest is not None and not dynamic and len(biggest.members) > 1:
+            need = request_slots(biggest, trace.mappings)
+            below = [c for c in cands if c < need]
+            if below:
+                adv.warnings.append(livelock_warning(biggest.data_bytes, need, below[-1]))
+            locked = [k for k in sorted(cache) if cache[k].livelocks and cands[k] >= need]
+            if locked:
+                adv.warnings.append(cache[locked[-1]].livelocks[0].message())
+        if max_sectors_kb is not None:
+            largest = max((q.data_bytes for q in whole if q.kind == "virtio-blk"), default=0)
+            if max_sectors_kb * KiB > largest:
+                below = [c for c in cands if c < floor_slots]
+                adv.warnings.append(
+                    f"the trace's largest request is {-(-largest // KiB)} KiB but max_sectors_kb is "
+                    f"{max_sectors_kb}: " + livelock_warning(max_sectors_kb * KiB, floor_slots,
+                                                             below[-1] if below else floor_slots - 1))
+        too_big = max((cache[k].result.extra["too_big_requests"] for k in cache), default=0)
+        if too_big:
+            adv.warnings.append(f"{too_big} requests map more than {MAX_MAPPING_BYTES // KiB} KiB at "
+                                "once and fail at any pool size; they were left out of the sizing")
+        if get_profile(prof_name).is_dynamic:
+            adv.notes.append("dynamic profile: the recommended size is the boot pool; the kernel adds "
+                             "pools (and transient pools) when it runs short")
+        adv.notes.append("peak_used_slots is a lower bound on the pool needed: mappings cannot "
+                         "cross 128-slot segments or areas, and alignment leaves holes")
+        adv.lifetime_note = lt.describe("request" if cache and next(iter(cache.values())).grouping ==
+                                        "virtio-blk" else "mapping")
+        out.append(adv)
+    return out
+

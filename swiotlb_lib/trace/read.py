@@ -1,0 +1,532 @@
+"""Trace readers: what a running kernel gives, turned into :class:`Trace` records.
+
+Reads the text of ``/sys/kernel/tracing/trace`` and of ``trace-cmd report``
+(:func:`parse_trace`, :func:`read_trace`) and the files of ``/sys/kernel/debug/swiotlb/``
+(:func:`read_debugfs`):
+
+* ``swiotlb:swiotlb_bounced`` in the format used since the 2022 initialisation cleanup
+  (``"dev_name: %s dma_mask=%llx dev_addr=%llx size=%zu %s"``, last field ``FORCE`` or
+  ``NORMAL``; ``include/trace/events/swiotlb.h@65e575744264: TRACE_EVENT(swiotlb_bounced)``;
+  the same text in Linux 6.1 and 6.12, ``data/realkernel/trace-force-2G-linux6.1.txt`` and
+  ``data/realkernel/trace-force-2G.txt``);
+* the older enum form (Linux 4.10 to 5.18).  Its ``TP_printk`` in
+  ``include/trace/events/swiotlb.h`` has the same four fields and ends with
+  ``__print_symbolic(swiotlb_force, {SWIOTLB_NORMAL, "NORMAL"}, {SWIOTLB_FORCE,
+  "FORCE"}, {SWIOTLB_NO_FORCE, "NO_FORCE"})`` (read in the search index's copies of that
+  header and in the patch that replaced it).  The kernel therefore prints
+  ``NORMAL``/``FORCE``/``NO_FORCE``; tools that show the raw field print
+  ``swiotlb_force=SWIOTLB_NORMAL`` (or the enum value 0, 1, 2, the order of
+  ``enum swiotlb_force`` in ``include/linux/swiotlb.h`` of those releases).  All of these
+  are accepted.  The form before 4.10 (an ``int`` flag) is not supported;
+* the kprobe events of the ``data/realkernel/*-kprobes.txt`` traces (``map`` on
+  ``swiotlb_tbl_map_single`` with its arguments, ``map_ret`` with the returned bounce
+  address ``tlb``, ``unmap`` on ``__swiotlb_tbl_unmap_single`` or, on 6.1,
+  ``swiotlb_tbl_unmap_single``), recognised by their event name or by the probed function
+  in the line;
+* ``tracing_mark_write`` markers (``trace_marker`` writes);
+* the debugfs files as a directory, or as ``name=value`` / ``name: value`` lines.
+
+Malformed lines are never dropped silently: each is kept with its line number and a reason
+(:attr:`Trace.errors`), well-formed lines the replay does not use are kept the same way
+(:attr:`Trace.ignored`), and :meth:`Trace.skipped_summary` counts both by reason.  Lines
+starting with ``#`` (the ftrace header) and ``trace-cmd``'s own header lines are not errors.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..constants import U64
+
+#: ``map_ret`` value of a failed ``swiotlb_tbl_map_single`` (``DMA_MAPPING_ERROR`` as phys_addr_t).
+TLB_FAILED = U64
+#: Debugfs files of ``/sys/kernel/debug/swiotlb``
+#: (``kernel/dma/swiotlb.c@af133562d5af: swiotlb_create_debugfs_files()``).
+DEBUGFS_FILES = ("io_tlb_nslabs", "io_tlb_used", "io_tlb_used_hiwater", "io_tlb_transient_nslabs")
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector while a long pass builds millions of acyclic
+    records (it would only rescan them); its previous state is restored."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+# =============================================================================== records ====
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A trace line the reader did not turn into data: its number, why, and its text."""
+
+    line: int
+    reason: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}: {self.text.strip()[:160]}"
+
+
+@dataclass(slots=True)
+class Mapping:
+    """One bounce mapping seen in a trace.
+
+    From ``swiotlb_bounced``: ``dev_name``, ``dma_mask``, ``orig`` (the *original* buffer's
+    DMA address, ``dev_addr``), ``size`` and ``force`` (``"FORCE"``, ``"NORMAL"`` or
+    ``"NO_FORCE"``).  From the kprobes, when present: ``dir``, ``align_mask``, ``attrs``,
+    ``tlb`` (the bounce address ``map_ret`` returned; :data:`TLB_FAILED` when the kernel
+    failed) and ``unmap_time``/``unmap_line`` (the matching ``unmap``).
+    """
+
+    line: int
+    time: float
+    cpu: int
+    task: str
+    dev_name: str
+    dma_mask: int
+    orig: int
+    size: int
+    force: str | None
+    dir: int | None = None
+    align_mask: int = 0
+    attrs: int = 0
+    alloc_size: int | None = None
+    tlb: int | None = None
+    unmap_time: float | None = None
+    unmap_line: int | None = None
+    map_line: int | None = None
+
+
+@dataclass
+class Trace:
+    """What :func:`parse_trace` read: mappings in trace order, markers, counts, skipped lines.
+
+    ``counts`` uses the names of the ``trace_counts`` field of ``data/realkernel/boots.jsonl``
+    (``swiotlb_bounced``, ``map``, ``map_ret``, ``map_ret_fail``, ``unmap``, ``markers``,
+    ``total_lines``).
+    """
+
+    source: str
+    format: str = "unknown"
+    mappings: list = field(default_factory=list)
+    markers: list = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    errors: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+    header: dict = field(default_factory=dict)
+    lost_events: int = 0
+    warnings: list = field(default_factory=list)
+
+    @property
+    def has_unmaps(self) -> bool:
+        """Whether the trace recorded unmaps (the kprobe ``unmap`` event)."""
+        return self.counts["unmap"] > 0
+
+    @property
+    def force_seen(self) -> bool:
+        """Whether any ``swiotlb_bounced`` line carried ``FORCE`` (``swiotlb=force``)."""
+        return any(m.force == "FORCE" for m in self.mappings)
+
+    @property
+    def cpus(self) -> int:
+        """CPUs of the traced machine: the header's ``#P:`` / ``cpus=``, else the highest CPU seen + 1."""
+        seen = max((m.cpu for m in self.mappings), default=0) + 1
+        return max(self.header.get("cpus", 0), seen)
+
+    @property
+    def devices(self) -> list:
+        return sorted({m.dev_name for m in self.mappings})
+
+    def skipped_summary(self) -> dict:
+        """Counts of skipped lines by reason: ``{"errors": {...}, "ignored": {...}}``."""
+        return {"errors": dict(Counter(s.reason for s in self.errors)),
+                "ignored": dict(Counter(s.reason for s in self.ignored))}
+
+    def summary_lines(self, show: int = 10) -> list:
+        """A human summary: format, event counts, what was skipped (the first ``show`` errors)."""
+        c = self.counts
+        out = [f"trace {self.source} ({self.format} format): {c['total_lines']} lines, "
+               f"{len(self.mappings)} mappings from {c['swiotlb_bounced']} swiotlb_bounced, "
+               f"{c['map']} map, {c['map_ret']} map_ret ({c['map_ret_fail']} failed), "
+               f"{c['unmap']} unmap, {c['markers']} markers; CPUs {self.cpus}; "
+               f"devices {', '.join(self.devices) or '-'}"]
+        summ = self.skipped_summary()
+        if self.errors:
+            out.append(f"  malformed lines: {len(self.errors)} ("
+                       + ", ".join(f"{r}: {n}" for r, n in summ["errors"].items()) + ")")
+            out += [f"    {s}" for s in self.errors[:show]]
+            if len(self.errors) > show:
+                out.append(f"    ... {len(self.errors) - show} more")
+        if self.ignored:
+            out.append(f"  lines not used: {len(self.ignored)} ("
+                       + ", ".join(f"{r}: {n}" for r, n in summ["ignored"].items()) + ")")
+        out += [f"  warning: {w}" for w in self.warnings]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "format": self.format, "mappings": len(self.mappings),
+                "counts": dict(self.counts), "cpus": self.cpus, "devices": self.devices,
+                "force_seen": self.force_seen, "has_unmaps": self.has_unmaps,
+                "skipped": self.skipped_summary(), "lost_events": self.lost_events,
+                "first_errors": [str(s) for s in self.errors[:20]], "warnings": list(self.warnings)}
+
+
+# =============================================================================== readers ====
+
+#: One event line of ``/sys/kernel/tracing/trace`` or ``trace-cmd report``:
+#: ``TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: BODY``.  The optional ``(TGID)`` column
+#: (``options/record-tgid``), the optional irq-flags column (``trace-cmd report`` prints it
+#: only in some versions) and ``trace-cmd report -l``'s ``CPU#FLAGS`` column are accepted.
+_EVENT_LINE = re.compile(
+    r"\s*(\S.*?)-(\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?"
+    r"(?:\[(\d+)\](?:\s+[^\s\[\]:]{4,6})?|(\d+)[^\s\d:][^\s:]{3,4})"
+    r"\s+(\d+(?:\.\d+)?):\s+([A-Za-z_][\w/]*):\s*(.*)")
+_BOUNCED = re.compile(
+    r"dev_name:\s+(\S+)\s+dma_mask=(?:0x)?([0-9a-fA-F]+)\s+dev_addr=(?:0x)?([0-9a-fA-F]+)\s+"
+    r"size=(\d+)\s+(swiotlb_force=)?([A-Z_0-9]+)\s*$")
+#: The common case in one match: a ``swiotlb_bounced`` line of ``/sys/kernel/tracing/trace``.
+_FAST_BOUNCED = re.compile(
+    r"\s*(\S.*?)-\d+\s+\[(\d+)\]\s+\S{4,6}\s+(\d+\.\d+): swiotlb_bounced: dev_name: (\S+) "
+    r"dma_mask=([0-9a-f]{1,16}) dev_addr=([0-9a-f]{1,16}) size=([1-9]\d{0,15}) (FORCE|NORMAL)$")
+_FORCE_NAMES = {"FORCE": "FORCE", "NORMAL": "NORMAL", "NO_FORCE": "NO_FORCE",
+                "SWIOTLB_FORCE": "FORCE", "SWIOTLB_NORMAL": "NORMAL", "SWIOTLB_NO_FORCE": "NO_FORCE"}
+#: ``enum swiotlb_force`` values (4.10-5.18): SWIOTLB_NORMAL, SWIOTLB_FORCE, SWIOTLB_NO_FORCE.
+_FORCE_VALUES = {"0": "NORMAL", "1": "FORCE", "2": "NO_FORCE"}
+_KPROBE_BODY = re.compile(r"^\((?P<site>[^)]*)\)\s*(?P<args>.*)$")
+_LOST = re.compile(r"^\s*CPU:\s*(\d+)\s+\[LOST\s+(\d+)\s+EVENTS\]\s*$")
+_TRACE_CMD_HEADER = re.compile(r"^(?:version\s*=\s*\d+|cpus=(?P<cpus>\d+)|CPU\s*\d+ is empty|"
+                               r"CPU\s*\d+ data recorded at offset=\S+|\s+\d+ bytes in size.*|"
+                               r"trace-cmd: .*)\s*$")
+_FTRACE_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\s+#P:(\d+)")
+_KPROBE_NAMES = {"map": "map", "map_ret": "map_ret", "unmap": "unmap"}
+
+
+def _kprobe_kind(event: str, body: str) -> str | None:
+    """``map``, ``map_ret`` or ``unmap`` for a kprobe line (by event name, else by the
+    probed function shown in parentheses), or None."""
+    name = event.rsplit("/", 1)[-1]
+    if name in _KPROBE_NAMES and body.startswith("("):
+        return name
+    if not body.startswith("("):
+        return None
+    site = body[1:body.find(")")] if ")" in body else ""
+    if "<- swiotlb_tbl_map_single" in site:
+        return "map_ret"
+    if site.startswith("swiotlb_tbl_map_single+"):
+        return "map"
+    if site.startswith(("__swiotlb_tbl_unmap_single+", "swiotlb_tbl_unmap_single+")):
+        return "unmap"
+    return None
+
+
+def _kprobe_args(args: str) -> dict:
+    """``k=v`` pairs of a kprobe line; values are ``0x`` hex or (signed) decimal."""
+    out = {}
+    for word in args.split():
+        k, eq, v = word.partition("=")
+        if not eq or not k:
+            raise ValueError(f"argument {word!r} is not name=value")
+        try:
+            out[k] = int(v, 16) if v[:2].lower() == "0x" else int(v, 10)
+        except ValueError:
+            raise ValueError(f"argument {k}={v!r} is not a number") from None
+    return out
+
+
+class _Reader:
+    """The state of one pass over a trace (kept per call; nothing global)."""
+
+    def __init__(self, source: str) -> None:
+        self.t = Trace(source)
+        self.pending_bounce: dict[int, Mapping] = {}   # CPU -> swiotlb_bounced awaiting its map
+        self.awaiting_ret: dict[int, Mapping] = {}     # CPU -> map awaiting its map_ret
+        self.live: dict[int, Mapping] = {}             # bounce address -> mapping
+        self.last_dev: dict[int, tuple] = {}           # CPU -> (dev_name, dma_mask) last seen
+        self.event_lines = 0
+        self.saw_ftrace_header = False
+        self.saw_tracecmd_header = False
+
+    def error(self, n: int, reason: str, text: str) -> None:
+        self.t.errors.append(Skipped(n, reason, text.rstrip("\n")))
+
+    def ignore(self, n: int, reason: str, text: str) -> None:
+        self.t.ignored.append(Skipped(n, reason, text.rstrip("\n")))
+
+    def header_line(self, text: str) -> None:
+        self.saw_ftrace_header = True
+        m = _FTRACE_ENTRIES.search(text)
+        if m:
+            self.t.header.update(entries_in_buffer=int(m.group(1)), entries_written=int(m.group(2)),
+                                 cpus=int(m.group(3)))
+        elif text.startswith("# tracer:"):
+            self.t.header["tracer"] = text.split(":", 1)[1].strip()
+
+    def line(self, n: int, text: str) -> None:
+        fm = _FAST_BOUNCED.match(text)
+        if fm is not None:
+            task, cpu, ts, dev, mask, addr, size, force = fm.groups()
+            orig, size, cpu = int(addr, 16), int(size), int(cpu)
+            if orig + size <= U64 + 1:
+                mask = int(mask, 16)
+                t = self.t
+                self.event_lines += 1
+                t.counts["swiotlb_bounced"] += 1
+                mp = Mapping(n, float(ts), cpu, task, dev, mask, orig, size, force)
+                t.mappings.append(mp)
+                self.pending_bounce[cpu] = mp
+                self.last_dev[cpu] = (dev, mask)
+                return
+        m = _EVENT_LINE.match(text) if text[:1] != "#" else None
+        if m is None:
+            self.other_line(n, text)
+            return
+        task, _pid, cpu, lcpu, ts, event, body = m.groups()
+        if "." not in ts:
+            self.error(n, "timestamp without a fraction (use a trace clock in seconds: local, global, "
+                          "mono)", text)
+            return
+        self.event_lines += 1
+        cpu = int(cpu if cpu is not None else lcpu)
+        time = float(ts)
+        name = event.rsplit("/", 1)[-1]
+        if name == "swiotlb_bounced":
+            self.bounced(n, text, time, cpu, task, body)
+        elif name in ("tracing_mark_write", "print"):
+            t = self.t
+            t.counts["markers"] += 1
+            body = body.rstrip()
+            msg = body[len("tracing_mark_write:"):].strip() if body.startswith("tracing_mark_write:") else body
+            t.markers.append((n, time, msg))
+        else:
+            body = body.rstrip()
+            kind = _kprobe_kind(event, body)
+            if kind is None:
+                self.ignore(n, f"event {name!r} is not used", text)
+            else:
+                self.kprobe(n, text, time, cpu, task, kind, body)
+
+    def other_line(self, n: int, text: str) -> None:
+        """Lines that are not events: blank, ``#`` header, trace-cmd header, lost events."""
+        t = self.t
+        stripped = text.strip()
+        if not stripped:
+            return
+        if stripped.startswith("#"):
+            self.header_line(stripped)
+            return
+        hm = _TRACE_CMD_HEADER.match(text.rstrip("\n"))
+        if hm:
+            self.saw_tracecmd_header = True
+            if hm.group("cpus"):
+                t.header["cpus"] = int(hm.group("cpus"))
+            return
+        lm = _LOST.match(text)
+        if lm:
+            t.lost_events += int(lm.group(2))
+            t.warnings.append(f"line {n}: ring buffer lost {lm.group(2)} events on CPU {lm.group(1)}; "
+                              "the trace is incomplete there")
+            return
+        self.error(n, "not a trace event line", text)
+
+    def bounced(self, n, text, time, cpu, task, body) -> None:
+        b = _BOUNCED.match(body)
+        if b is None:
+            self.error(n, "swiotlb_bounced: fields are not 'dev_name: D dma_mask=M dev_addr=A size=S "
+                          "FORCE|NORMAL' (truncated line?)", text)
+            return
+        dev, mask, addr, size, raw, tok = b.groups()
+        force = _FORCE_NAMES.get(tok) or (_FORCE_VALUES.get(tok) if raw else None)
+        if force is None:
+            self.error(n, "swiotlb_bounced: last field must be FORCE, NORMAL, NO_FORCE or "
+                          "swiotlb_force=SWIOTLB_*", text)
+            return
+        size = int(size)
+        orig = int(addr, 16)
+        mask = int(mask, 16)
+        if size < 1 or orig + size > U64 + 1 or mask > U64:
+            self.error(n, "swiotlb_bounced: size 0 or address beyond 64 bits", text)
+            return
+        t = self.t
+        t.counts["swiotlb_bounced"] += 1
+        mp = Mapping(n, time, cpu, task, dev, mask, orig, size, force)
+        t.mappings.append(mp)
+        self.pending_bounce[cpu] = mp
+        self.last_dev[cpu] = (dev, mask)
+
+    def kprobe(self, n, text, time, cpu, task, kind, body) -> None:
+        t = self.t
+        km = _KPROBE_BODY.match(body)
+        try:
+            args = _kprobe_args(km.group("args")) if km else None
+        except ValueError as e:
+            self.error(n, f"{kind}: {e}", text)
+            return
+        if args is None:
+            self.error(n, f"{kind}: no '(probe site)' before the arguments", text)
+            return
+        if kind == "map":
+            if "orig" not in args or "size" not in args:
+                self.error(n, "map: needs orig= and size=", text)
+                return
+            orig, size = args["orig"], args["size"]
+            if not 1 <= size or not 0 <= orig or orig + size > U64 + 1:
+                self.error(n, "map: size 0 or address beyond 64 bits", text)
+                return
+            t.counts["map"] += 1
+            mp = self.pending_bounce.pop(cpu, None)
+            if mp is None or mp.orig != orig or mp.size != size or mp.map_line is not None:
+                dev, mask = self.last_dev.get(cpu, ("kprobe-device", U64))
+                mp = Mapping(n, time, cpu, task, dev, mask, orig, size, None)
+                t.mappings.append(mp)
+            mp.map_line = n
+            mp.dir = args.get("dir")
+            mp.align_mask = args.get("align_mask", 0) & 0xFFFFFFFF
+            mp.attrs = args.get("attrs", 0)
+            mp.alloc_size = args.get("alloc_size")
+            self.awaiting_ret[cpu] = mp
+        elif kind == "map_ret":
+            if "tlb" not in args:
+                self.error(n, "map_ret: needs tlb=", text)
+                return
+            mp = self.awaiting_ret.pop(cpu, None)
+            if mp is None:
+                self.error(n, "map_ret: no map before it on this CPU", text)
+                return
+            t.counts["map_ret"] += 1
+            mp.tlb = args["tlb"] & U64
+            if mp.tlb == TLB_FAILED:
+                t.counts["map_ret_fail"] += 1
+            else:
+                self.live[mp.tlb] = mp
+        else:
+            if "tlb" not in args:
+                self.error(n, "unmap: needs tlb=", text)
+                return
+            t.counts["unmap"] += 1
+            mp = self.live.pop(args["tlb"] & U64, None)
+            if mp is None:
+                self.ignore(n, "unmap of a bounce address this trace never mapped (mapped before "
+                               "tracing started?)", text)
+                return
+            mp.unmap_time = time
+            mp.unmap_line = n
+
+    def finish(self) -> Trace:
+        t = self.t
+        t.format = ("trace-cmd" if self.saw_tracecmd_header else
+                    "ftrace" if self.saw_ftrace_header else "unknown")
+        hdr = t.header.get("entries_in_buffer")
+        if hdr is not None and hdr != self.event_lines:
+            t.warnings.append(f"the header says {hdr} entries in the buffer but {self.event_lines} "
+                              "event lines were read: lines were lost or damaged on the way")
+        if t.counts["map"] and t.counts["map"] != t.counts["map_ret"]:
+            t.warnings.append(f"{t.counts['map']} map but {t.counts['map_ret']} map_ret events")
+        return t
+
+
+def parse_trace(lines, source: str = "<text>") -> Trace:
+    """Read trace text: ``lines`` is a string or an iterable of lines (a file works).
+
+    Pure: the result depends only on the text.  Line numbers count from 1.
+    """
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    r = _Reader(source)
+    n = 0
+    with gc_paused():
+        for n, text in enumerate(lines, 1):
+            r.line(n, text)
+    r.t.counts["total_lines"] = n
+    return r.finish()
+
+
+def read_trace(path, progress=None) -> Trace:
+    """Read a trace file (``cat /sys/kernel/tracing/trace > f`` or ``trace-cmd report > f``).
+
+    Bytes that are not UTF-8 (serial-line noise) become U+FFFD and such lines are reported
+    as malformed.  ``progress(done_bytes, total_bytes)`` is called now and then if given.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"trace: no such file {path!r}")
+    with open(path, encoding="utf-8", errors="replace", newline=None) as f:
+        if progress is None:
+            return parse_trace(f, source=path)
+        total = os.path.getsize(path) or 1
+
+        def counted():
+            done = 0
+            for k, text in enumerate(f):
+                done += len(text)
+                if not k & 0x3FFF:
+                    progress(min(done, total), total)
+                yield text
+            progress(total, total)
+        return parse_trace(counted(), source=path)
+
+
+@dataclass
+class Debugfs:
+    """Values of ``/sys/kernel/debug/swiotlb/*`` and the lines that did not parse."""
+
+    values: dict
+    errors: list
+    source: str = "<text>"
+
+
+_DEBUGFS_PAIR = re.compile(r"(?P<name>[A-Za-z_][\w]*)\s*(?:=|:)\s*(?P<value>\S+)")
+
+
+def parse_debugfs(lines, source: str = "<text>") -> Debugfs:
+    """Read debugfs values given as ``name=value`` or ``name: value`` lines (several pairs on
+    a line are fine, as in ``io_tlb_used=0 io_tlb_used_hiwater=1549``).  Unknown names and
+    non-integer values are reported with their line number."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    values, errors = {}, []
+    for n, text in enumerate(lines, 1):
+        s = text.strip()
+        if not s or s.startswith("#"):
+            continue
+        pairs = list(_DEBUGFS_PAIR.finditer(s))
+        if not pairs:
+            errors.append(Skipped(n, "not name=value", s))
+            continue
+        for p in pairs:
+            name, val = p.group("name"), p.group("value")
+            if name not in DEBUGFS_FILES:
+                errors.append(Skipped(n, f"unknown swiotlb debugfs file {name!r} (known: "
+                                         f"{', '.join(DEBUGFS_FILES)})", s))
+                continue
+            if not val.isdigit():
+                errors.append(Skipped(n, f"{name}: value {val!r} is not a non-negative integer", s))
+                continue
+            values[name] = int(val)
+    return Debugfs(values, errors, source)
+
+
+def read_debugfs(path) -> Debugfs:
+    """Read ``/sys/kernel/debug/swiotlb`` (or a copy): a directory of files, or a text file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        lines = []
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            if os.path.isfile(full):
+                with open(full, encoding="utf-8", errors="replace") as f:
+                    lines.append(f"{name}={f.read().strip()}")
+        return parse_debugfs(lines, source=path)
+    if not os.path.isfile(path):
+        raise ValueError(f"debugfs: no such file or directory {path!r}")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return parse_debugfs(f, source=path)
+

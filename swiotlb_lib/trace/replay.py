@@ -1,0 +1,302 @@
+"""Replay: a trace's mappings through any kernel profile and ``swiotlb=`` setting.
+
+:func:`replay` boots a :class:`~swiotlb_lib.boot.Machine` of the chosen profile, runs the
+trace through the :class:`~swiotlb_lib.trace.engine.Engine` and returns a
+:class:`ReplayResult`: the tallies of the ``scenario`` command
+(:class:`~swiotlb_lib.workloads.ScenarioResult`), the livelocks and the used-slots
+:class:`Timeline`; every failed mapping attempt fires the
+:data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` hook point.  Mappings are grouped into block
+requests when the trace has the shape of virtio-blk (:mod:`swiotlb_lib.trace.requests`).
+:func:`calibrate` sets modelled lifetimes against the real ones of a kprobe trace.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..boot import Machine
+from ..cmdline import split_cmdline
+from ..constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, GiB, KiB
+from ..memory import layout_for, parse_size
+from ..versions import get_profile
+from ..workloads import ScenarioResult
+from .engine import Engine, livelock_groups
+from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
+from .read import TLB_FAILED, Trace, gc_paused, read_trace
+from .requests import MAX_MAPPING_BYTES, group_requests
+
+#: ``BLK_MQ_RESOURCE_DELAY`` (block/blk-mq.h): blk-mq reruns a queue whose driver answered
+#: ``BLK_STS_RESOURCE`` after 3 ms, or sooner when one of the device's requests completes.
+BLK_MQ_RESOURCE_DELAY = 0.003
+#: Retries of one request before the replay gives up on it, and how many identical
+#: failures with nothing else in flight (same mapping, same slots in use) make a livelock.
+DEFAULT_MAX_RETRIES = 100
+DEFAULT_LIVELOCK_REPEATS = 3
+
+
+@dataclass
+class Timeline:
+    """Slots in use over time (``t`` seconds of trace time, ``used`` slots), for plotting;
+    ``nslabs`` is the boot pool."""
+
+    t: np.ndarray
+    used: np.ndarray
+    nslabs: int
+
+    def decimate(self, points: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``points`` samples keeping each bucket's maximum (peaks survive)."""
+        if points < 1:
+            raise ValueError(f"points: must be >= 1, got {points}")
+        n = len(self.t)
+        if n <= points:
+            return self.t.copy(), self.used.copy()
+        edges = np.linspace(0, n, points + 1).astype(np.int64)
+        idx = np.array([a + int(np.argmax(self.used[a:b])) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+        return self.t[idx], self.used[idx]
+
+
+@dataclass
+class ReplayResult:
+    """A replay: the scenario tallies (``result``), the lifetime model, livelocks, timeline."""
+
+    result: ScenarioResult
+    lifetime: Lifetime
+    grouping: str
+    nslabs: int
+    livelocks: list
+    timeline: Timeline | None
+    trace: Trace
+    warnings: list
+
+    @property
+    def failed_requests(self) -> int:
+        """Requests (lone mappings when not grouped) that met a full pool at least once;
+        those failing on a mapping over 256 KiB, which fails at any pool size, aside."""
+        return self.result.extra["failed_requests"]
+
+    @property
+    def failure_rate(self) -> float:
+        """``failed_requests`` / requests: the share of I/O that saw "swiotlb buffer is full"."""
+        n = self.result.extra["requests"]
+        return self.failed_requests / n if n else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No request failed and none livelocked (the advisor's criterion)."""
+        return self.failed_requests == 0 and not self.livelocks
+
+    def to_dict(self) -> dict:
+        d = self.result.to_dict()
+        d.update(lifetime=self.lifetime.spec, lifetime_note=self.lifetime.describe(self._unit()),
+                 lifetime_is_model=self.lifetime.is_model, grouping=self.grouping, nslabs=self.nslabs,
+                 failure_rate=self.failure_rate,
+                 livelocks=[x.to_dict() for x in self.livelocks], warnings=list(self.warnings),
+                 trace=self.trace.to_dict())
+        return d
+
+    def _unit(self) -> str:
+        return "request" if self.grouping == "virtio-blk" else "mapping"
+
+    def summary_lines(self) -> list:
+        out = self.trace.summary_lines()
+        out.append(self.lifetime.describe(self._unit()))
+        out.append(f"grouping: {self.grouping}"
+                   + (" (virtio-blk requests: header, data, status, indirect table; a request that "
+                      "cannot get all its slots gives them back and is retried)"
+                      if self.grouping == "virtio-blk" else " (every mapping on its own)"))
+        out += self.result.summary_lines()
+        r = self.result
+        out.append(f"  failure rate {self.failure_rate:.4%} of {self._unit()}s "
+                   f"({self.failed_requests} of {r.extra['requests']}); "
+                   f"{r.failed / r.attempted if r.attempted else 0:.4%} of mapping attempts")
+        for first, n in livelock_groups(self.livelocks):
+            out.append(f"  LIVELOCK ({n} request{'s' if n > 1 else ''}): {first.message()}")
+        out += [f"  warning: {w}" for w in self.warnings]
+        return out
+
+
+def _ram_for(trace: Trace, ram, calibration: str) -> int:
+    """RAM for the replay machine: ``ram`` if it holds every traced buffer (else an error
+    naming the first line that does not fit), or the smallest of 2G, 4G, 8G, ... that does."""
+    maps = trace.mappings
+    if not maps:
+        return parse_size(ram, "ram") if ram is not None else 2 * GiB
+    starts = np.fromiter((m.orig for m in maps), dtype=np.float64, count=len(maps))
+    ends = starts + np.fromiter((m.size for m in maps), dtype=np.float64, count=len(maps))
+
+    def outside(nbytes):
+        ok = np.zeros(len(maps), dtype=bool)
+        for lo, hi in layout_for("x86_64", nbytes, calibration).ram:
+            ok |= (starts >= lo) & (ends <= hi)
+        bad = np.flatnonzero(~ok)
+        return int(bad[0]) if bad.size else None
+
+    if ram is not None:
+        nbytes = parse_size(ram, "ram")
+        k = outside(nbytes)
+        if k is not None:
+            mp = maps[k]
+            raise ValueError(f"ram: line {mp.line} maps [{mp.orig:#x}, {mp.orig + mp.size:#x}), which "
+                             f"is not RAM of a {ram} x86_64 machine; give a larger --ram")
+        return nbytes
+    nbytes = 2 * GiB
+    while nbytes <= 1 << 40:
+        if outside(nbytes) is None:
+            return nbytes
+        nbytes *= 2
+    mp = maps[outside(1 << 40)]
+    raise ValueError(f"ram: line {mp.line} maps [{mp.orig:#x}, {mp.orig + mp.size:#x}), outside the "
+                     "RAM of any modelled x86_64 machine up to 1T")
+
+
+def default_cmdline(trace: Trace) -> str:
+    """``swiotlb=force`` if the trace shows FORCE, else nothing (bounce only when needed)."""
+    return "swiotlb=force" if trace.force_seen else ""
+
+
+def _with_rfc_dynamic(prof, cmdline: str) -> str:
+    """RFC v1 only grows with ``swiotlb=...,dynamic`` (its point): add it, as the scenarios do."""
+    if prof.dynamic != "rfc-v1":
+        return cmdline
+    for key, val in split_cmdline(cmdline):
+        if key == "swiotlb" and val and "dynamic" in val.split(","):
+            return cmdline
+    words = cmdline.split()
+    for i, w in enumerate(words):
+        if w.startswith("swiotlb="):
+            words[i] = w + ",dynamic"
+            return " ".join(words)
+    return (cmdline + " swiotlb=dynamic").strip()
+
+
+def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpus: int | None = None,
+           ram=None, requests: str = "auto", seed: int = 1, max_retries: int = DEFAULT_MAX_RETRIES,
+           livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
+           timeline: bool = True, progress=None, align_areas: bool = True) -> ReplayResult:
+    """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
+
+    ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
+    when the trace shows FORCE (see :func:`default_cmdline`), CPUs from the trace, RAM the
+    smallest that holds every traced buffer, lifetime ``real`` when the trace recorded
+    unmaps else :data:`DEFAULT_LIFETIME`.  ``lifetime`` is a spec string or a
+    :class:`Lifetime`.  Deterministic: the same arguments give the same result.
+
+    With ``real`` lifetimes and ``align_areas``, each area's search index starts where the
+    traced kernel's first allocation in that area shows it was (boot-time I/O had moved it;
+    :func:`areas_from_trace`), and ``extra["slot_agreement"]`` counts the first attempts
+    that got the very bounce address the kernel returned.
+    """
+    if not isinstance(trace, Trace):
+        trace = read_trace(trace)
+    prof = get_profile(kernel)
+    if cmdline is None:
+        cmdline = default_cmdline(trace)
+    if not isinstance(cmdline, str):
+        raise TypeError("cmdline: must be a string")
+    cmdline = _with_rfc_dynamic(prof, cmdline)
+    if lifetime is None:
+        lifetime = "real" if trace.has_unmaps else DEFAULT_LIFETIME
+    if isinstance(lifetime, str):
+        lifetime = parse_lifetime(lifetime, seed)
+    elif not isinstance(lifetime, Lifetime):
+        raise TypeError(f"lifetime: must be a spec string or a Lifetime, got {type(lifetime).__name__}")
+    if lifetime.kind == "real" and not trace.has_unmaps:
+        raise ValueError("lifetime: 'real' needs the kprobe unmap events; this trace has none "
+                         "(use fixed:, qd:, exp: or lognormal:)")
+    for name, v, lo, hi in (("max_retries", max_retries, 0, 1 << 20),
+                            ("livelock_repeats", livelock_repeats, 2, 1 << 20)):
+        if type(v) is not int or not lo <= v <= hi:
+            raise ValueError(f"{name}: must be an integer in {lo}..{hi}, got {v!r}")
+    if not isinstance(retry_delay, (int, float)) or not 0 < retry_delay <= 60:
+        raise ValueError(f"retry_delay: must be in (0, 60] seconds, got {retry_delay!r}")
+    tcpus = trace.cpus
+    if cpus is None:
+        cpus = tcpus
+    if type(cpus) is not int or not 1 <= cpus <= 8192:
+        raise ValueError(f"cpus: must be an integer in 1..8192, got {cpus!r}")
+    if cpus < max((mp.cpu for mp in trace.mappings), default=0) + 1:
+        raise ValueError(f"cpus: the trace has events on CPU {max(mp.cpu for mp in trace.mappings)}; "
+                         f"give at least {max(mp.cpu for mp in trace.mappings) + 1}")
+    _check_mappings(trace)
+    ram_bytes = _ram_for(trace, ram, "6.12" if prof.pad_slots else "6.1")
+    m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
+    reqs, mode = group_requests(trace.mappings, requests)
+    eng = Engine(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress)
+    pool = m.swiotlb.defpool
+    traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
+    if (lifetime.kind == "real" and align_areas and pool is not None and traced
+            and pool.start <= min(traced) and max(traced) < pool.end):
+        eng.agreement = Counter()                       # same pool as the traced kernel's
+        areas_from_trace(pool, trace)
+    with gc_paused():
+        eng.run()
+    res = eng.finish()
+    if eng.agreement is not None:
+        res.extra["slot_agreement"] = f"{eng.agreement['same']}/{eng.agreement['compared']}"
+    res.extra["grouping"] = mode
+    warnings = list(m.setup.warnings)
+    if not trace.mappings:
+        warnings.append("the trace has no mappings")
+    if trace.errors:
+        warnings.append(f"{len(trace.errors)} malformed trace lines were skipped (see the trace summary)")
+    if res.failures.get("too_big"):
+        warnings.append(f"{res.failures['too_big']} mapping attempts were larger than "
+                        f"{MAX_MAPPING_BYTES // KiB} KiB and fail at any pool size")
+    nslabs = m.swiotlb.defpool.nslabs if m.swiotlb.defpool is not None else 0
+    tl = None
+    if timeline:
+        tl = Timeline(np.frombuffer(eng.tl_t, dtype=np.float64).copy(),
+                      np.frombuffer(eng.tl_u, dtype=f"i{eng.tl_u.itemsize}").astype(np.int64), nslabs)
+    return ReplayResult(res, lifetime, mode, nslabs, eng.livelocks, tl, trace, warnings)
+
+
+def areas_from_trace(pool, trace: Trace) -> int:
+    """Start each area's search index at the slot of the traced kernel's first allocation
+    in that area (the trace begins with an empty pool, so that allocation landed at the
+    index; ``data/realkernel/README.md``, finding 14, slot addresses in the kprobe traces,
+    and tests/test_realkernel.py).  Only
+    traced bounce addresses inside ``pool`` count.  Returns how many areas were set."""
+    if pool is None:
+        return 0
+    done = set()
+    for mp in trace.mappings:
+        tlb = mp.tlb
+        if tlb is None or tlb == TLB_FAILED or not pool.start <= tlb < pool.end:
+            continue
+        slot = (tlb - pool.start) >> IO_TLB_SHIFT
+        area = slot // pool.area_nslabs
+        if area < pool.nareas and area not in done:
+            pool.area_index[area] = slot - area * pool.area_nslabs
+            done.add(area)
+            if len(done) == pool.nareas:
+                break
+    return len(done)
+
+
+def _check_mappings(trace: Trace) -> None:
+    """Arguments the allocator would refuse, named by trace line."""
+    for mp in trace.mappings:
+        if mp.dir is not None and mp.dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE):
+            raise ValueError(f"trace: line {mp.map_line or mp.line}: dir={mp.dir} is not 0, 1 or 2")
+        if mp.align_mask & (mp.align_mask + 1):
+            raise ValueError(f"trace: line {mp.map_line or mp.line}: align_mask={mp.align_mask:#x} is "
+                             "not 2**n - 1")
+        if mp.dma_mask and mp.dma_mask & (mp.dma_mask + 1):
+            raise ValueError(f"trace: line {mp.line}: dma_mask={mp.dma_mask:x} is not 2**n - 1")
+
+
+def calibrate(trace: Trace, models=("fixed:1500us", "exp:1500us", "lognormal:1500us,0.5", "qd:4"),
+              kernel=None, cmdline: str | None = None, seed: int = 1) -> dict:
+    """Replay a kprobe trace with its real lifetimes, then its tracepoint-only view with each
+    modelled lifetime; return the peaks side by side (``{"real": {...}, "fixed:...": {...}}``)."""
+    out = {}
+    real = replay(trace, kernel, cmdline, "real", seed=seed, timeline=False)
+    out["real"] = {"peak_used_slots": real.result.peak_used_slots, "failed": real.result.failed}
+    tp = tracepoint_only(trace)
+    for spec in models:
+        r = replay(tp, kernel, cmdline, spec, seed=seed, timeline=False)
+        out[spec] = {"peak_used_slots": r.result.peak_used_slots, "failed": r.result.failed}
+    return out
+

@@ -1,0 +1,75 @@
+"""Commands replay and advise (swiotlb_lib.cli.traces) on the recorded traces."""
+import argparse
+import json
+
+import pytest
+
+from swiotlb_lib.cli import main
+from swiotlb_lib.cli.traces import register
+from tracedata import T1, T2
+
+
+def test_cli_replay_json(capsys):
+    assert main(["replay", str(T1), "--json", "--timeline", "20"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    scenario_keys = {"scenario", "kernel", "cmdline", "seed", "attempted", "mapped", "bounced", "failed",
+                     "failures", "peak_used_slots", "peak_bounce_bytes", "end_bounce_bytes", "costs", "log"}
+    assert scenario_keys <= set(d)
+    assert d["lifetime"] == "fixed:1500us" and d["lifetime_is_model"] and "not a measurement" in d["lifetime_note"]
+    assert d["trace"]["counts"]["swiotlb_bounced"] == 5855 and len(d["timeline"]["used"]) <= 20
+
+
+def test_cli_replay_text_with_debugfs(tmp_path, capsys):
+    dbg = tmp_path / "dbg.txt"
+    dbg.write_text("io_tlb_nslabs=32768\nio_tlb_used=0 io_tlb_used_hiwater=1549\n")
+    assert main(["replay", str(T2), "--debugfs", str(dbg)]) == 0
+    out = capsys.readouterr().out
+    assert "lifetimes: real" in out and "io_tlb_used_hiwater was 1549; the replay peaked at 1549" in out
+    assert "mappings attempted 7142" in out and "kernel log:" in out
+
+
+def test_cli_advise_json(capsys):
+    assert main(["advise", str(T1), "--kernel", "v6.11", "--kernel", "v6.6-dynamic",
+                 "--target-failure-rate", "0.05", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [x["profile"] for x in out] == ["v6.11", "v6.6-dynamic"]
+    for x in out:
+        for key in ("profile", "recommended_nslabs", "recommended_cmdline", "peak_used_slots",
+                    "target_failure_rate", "target_nslabs", "target_cmdline", "warnings", "tried"):
+            assert key in x
+        assert x["recommended_cmdline"].endswith(",force")
+
+
+def test_cli_progress_bar(capsys):
+    assert main(["replay", str(T1), "--progress", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "replaying" in err and "100%" in err
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["replay", "/nonexistent/trace.txt"], "trace: no such file"),
+    (["replay", str(T1), "--lifetime", "forever"], "lifetime"),
+    (["replay", str(T1), "--kernel", "v9.9"], "kernel: unknown profile"),
+    (["replay", str(T1), "--cpus", "0"], "cpus"),
+    (["replay", str(T1), "--cpus", "1"], "cpus: the trace has events on CPU 1"),
+    (["replay", str(T1), "--ram", "256M"], "ram: line"),
+    (["replay", str(T1), "--ram", "lots"], "ram"),
+    (["replay", str(T1), "--lifetime", "real"], "lifetime: 'real' needs"),
+    (["advise", str(T1), "--target-failure-rate", "1.5"], "target_failure_rate"),
+    (["advise", str(T1), "--kernel", "v6.11", "--max-sectors-kb", "1"], "max_sectors_kb"),
+])
+def test_cli_bad_inputs(argv, msg, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and msg in err
+
+
+def test_register_adds_both_commands():
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers(dest="command", required=True))
+    a = p.parse_args(["replay", "x.txt", "--kernel", "v6.6", "--cmdline", "swiotlb=1024,force",
+                      "--lifetime", "qd:32", "--cpus", "2", "--ram", "2G", "--json"])
+    assert a.command == "replay" and a.func.__name__ == "_cmd_replay" and a.cpus == 2
+    a = p.parse_args(["advise", "x.txt", "--kernel", "v6.6", "--kernel", "v6.11", "--target-failure-rate",
+                      "0.01", "--json"])
+    assert a.kernel == ["v6.6", "v6.11"] and a.target_failure_rate == 0.01

@@ -1,0 +1,141 @@
+"""Replay (swiotlb_lib.trace.replay and .engine): lifetimes applied, the recordings
+reproduced, small pools failing like the kernel, livelock detection (finding 12)."""
+import numpy as np
+import pytest
+
+from swiotlb_lib import trace as T
+from tracedata import T1, T2, T3, boot, line, lone_trace, trace_fixture
+
+t1 = trace_fixture("t1", T1)
+t2 = trace_fixture("t2", T2)
+t3 = trace_fixture("t3", T3)
+
+
+def test_fixed_lifetime_completes_exactly_after_latency():
+    tr = lone_trace([0.0, 0.001, 0.002])
+    r = T.replay(tr, lifetime="fixed:1500us", requests="none", cpus=1)
+    assert r.result.peak_used_slots == 4                  # two 4 KiB mappings overlap, never three
+    t, u = r.timeline.t, r.timeline.used
+    assert list(u) == [2, 4, 2, 4, 2, 0] and t[2] == pytest.approx(0.0015)
+    assert T.replay(tr, lifetime="fixed:500us", requests="none", cpus=1).result.peak_used_slots == 2
+
+
+def test_qd_bounds_units_in_flight():
+    tr = lone_trace([k * 1e-4 for k in range(10)])
+    for n in (1, 3, 10):
+        r = T.replay(tr, lifetime=f"qd:{n}", requests="none", cpus=1)
+        assert r.result.peak_used_slots == 2 * n          # oldest completes before the next maps
+        assert r.result.extra["requests_completed"] == 10
+
+
+def test_real_lifetimes_reproduce_the_kernel(t2):
+    r = T.replay(t2)                                      # real is the default with unmaps
+    assert r.lifetime.kind == "real" and not r.lifetime.is_model
+    assert r.result.extra["slot_agreement"] == "7142/7142"   # same bounce address as Linux 6.12
+    hw = boot("6.12-T2")["debugfs_swiotlb_after_workload"]["io_tlb_used_hiwater"]
+    assert r.result.peak_used_slots == hw == 1549
+    assert r.result.failed == 0 and r.result.extra["requests_completed"] == 79
+
+
+def test_real_needs_unmaps(t1):
+    with pytest.raises(ValueError, match="lifetime: 'real' needs"):
+        T.replay(t1, lifetime="real")
+
+
+def test_replay_is_deterministic_and_says_what_it_assumed(t1):
+    a = T.replay(t1, lifetime="exp:1ms", seed=3)
+    b = T.replay(t1, lifetime="exp:1ms", seed=3)
+    assert a.to_dict() == b.to_dict()
+    assert np.array_equal(a.timeline.t, b.timeline.t) and np.array_equal(a.timeline.used, b.timeline.used)
+    assert a.timeline.used.max() == a.result.peak_used_slots
+    t, u = a.timeline.decimate(50)
+    assert len(t) <= 50 and u.max() == a.result.peak_used_slots
+    text = "\n".join(a.summary_lines())
+    assert "MODEL exp:1ms" in text and "not a measurement" in text
+    assert a.result.cmdline == "swiotlb=force" and a.nslabs == 32768
+
+
+def test_replay_small_pool_fails_like_the_kernel(t3):
+    r = T.replay(t3, cmdline="swiotlb=512,force")
+    assert r.nslabs == 512 and r.result.peak_used_slots <= 512
+    assert r.result.failures["pool_full"] > 0 and r.failed_requests > 0
+    assert any("swiotlb buffer is full" in ln and "total 512 (slots)" in ln for ln in r.result.log)
+
+
+@pytest.mark.parametrize("kernel", ["v6.3", "v6.11"])
+def test_bigger_pool_never_fails_more(t1, t2, kernel):
+    for tr, lt in ((t1, "fixed:1500us"), (t2, "real")):
+        failed = [T.replay(tr, kernel, f"swiotlb={n},force", lt, timeline=False).failed_requests
+                  for n in (256, 512, 1024, 2048, 4096, 8192)]
+        assert failed == sorted(failed, reverse=True), failed
+        assert failed[0] > 0 and failed[-1] == 0
+
+
+def test_normal_bounces_of_a_32_bit_device():
+    # a device with a 32-bit mask and buffers above 4 GiB: bounced without swiotlb=force
+    tr = T.parse_trace([line(1.0 + k * 1e-3, 0, 4096, addr=(5 << 30) + k * 4096, flag="NORMAL",
+                             mask="ffffffff") for k in range(8)])
+    assert not tr.force_seen and T.default_cmdline(tr) == ""
+    r = T.replay(tr, requests="none", lifetime="fixed:100us", cpus=1)
+    assert r.result.bounced == 8 and r.result.failed == 0 and r.nslabs == 32768   # RAM above 4 GiB
+    r = T.replay(tr, requests="none", lifetime="fixed:100us", cpus=1, cmdline="swiotlb=noforce")
+    assert r.result.bounced == 0 and r.result.failures["out_of_reach"] == 8
+
+
+def test_empty_trace():
+    tr = T.parse_trace(["# tracer: nop"])
+    r = T.replay(tr)
+    assert r.result.attempted == 0 and "the trace has no mappings" in r.warnings
+    adv, = T.advise(tr, ["v6.11"])
+    assert adv.recommended_nslabs is None and "nothing to size" in adv.warnings[0]
+
+
+def test_livelock_finding_12():
+    # dd bs=1M with the default max_sectors_kb=1280: requests of 1280 KiB in <= 256 KiB
+    # segments on a 1 MiB pool (swiotlb=512,force: 512 slots, 2 areas)
+    tr = T.parse_trace(list(T.synthesize_trace(700, seed=2, cpus=1, request_kib=(1280,), contiguity=1.0)))
+    r = T.replay(tr, cmdline="swiotlb=512,force", lifetime="fixed:1500us")
+    assert r.nslabs == 512 and r.livelocks
+    first = r.livelocks[0]
+    assert first.repeats >= T.DEFAULT_LIVELOCK_REPEATS and first.attempts <= T.DEFAULT_MAX_RETRIES
+    assert first.message().startswith("requests of up to 1280 KiB need at least 643 slots at once; a pool "
+                                      "of 512 slots can never complete them; raise swiotlb= or lower "
+                                      "max_sectors_kb")
+    assert "LIVELOCK" in "\n".join(r.summary_lines())
+    assert T.min_request_slots(1280) == 643 and T.min_request_slots(1024) == 515
+    big = T.replay(tr, cmdline="swiotlb=2048,force", lifetime="fixed:1500us")
+    assert not big.livelocks and big.result.extra["requests_completed"] == r.result.extra["requests"]
+
+
+def test_bad_api_inputs(t1):
+    with pytest.raises(ValueError, match="max_retries"):
+        T.replay(t1, max_retries=-1)
+    with pytest.raises(ValueError, match="livelock_repeats"):
+        T.replay(t1, livelock_repeats=1)
+    with pytest.raises(TypeError, match="lifetime"):
+        T.replay(t1, lifetime=3)
+    with pytest.raises(ValueError, match="n_events"):
+        list(T.synthesize_trace(-1))
+    with pytest.raises(ValueError, match="kernels"):
+        T.advise(t1, [])
+    bad = T.parse_trace(["  dd-1 [000] d..1. 1.0: map: (swiotlb_tbl_map_single+0x4/0x770) orig=0x1000 "
+                         "size=16 align_mask=0x5 dir=1 attrs=0x0"])
+    with pytest.raises(ValueError, match="line 1: align_mask"):
+        T.replay(bad, cmdline="swiotlb=force")
+
+
+def test_replay_machine_moves_no_bytes():
+    # the replay switches its machine's bounce copies off (PhysMemory.move_bytes), nothing else
+    from swiotlb_lib.memory import PhysMemory
+    mem = PhysMemory()
+    mem.write(0x1000, b"abc")
+    mem.move_bytes(False)
+    mem.copy(0x2000, 0x1000, 3)
+    assert mem.read(0x2000, 3) == bytes(3)
+    other = PhysMemory()                                 # the switch is per object
+    other.write(0x1000, b"xyz")
+    other.copy(0x2000, 0x1000, 3)
+    assert other.read(0x2000, 3) == b"xyz"
+    mem.move_bytes(True)
+    mem.copy(0x2000, 0x1000, 3)
+    assert mem.read(0x2000, 3) == b"abc"
