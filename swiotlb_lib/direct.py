@@ -81,11 +81,11 @@ class DmaApi:
         mem = dev.dma_io_tlb_mem
         check_map_args(mem, "paddr", paddr, size, dir, attrs, cpu)
         if mem.force_bounce:
-            dma = mem._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+            dma = mem.swiotlb_map_checked_args(dev, paddr, size, dir, attrs, cpu)
             self.bounced += 1
         elif paddr + size - 1 > dev.reach:                  # !dma_capable()
             if mem.nslabs:
-                dma = mem._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+                dma = mem.swiotlb_map_checked_args(dev, paddr, size, dir, attrs, cpu)
                 self.bounced += 1
             else:
                 self.log.once(("DMA addr", dev.name),
@@ -128,7 +128,7 @@ class DmaApi:
                     mem.bytes_copied += size
                 else:
                     mem.bounce(dev, dma_addr, size, DMA_FROM_DEVICE, buf.pool)
-            mem._unmap(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+            mem.unmap_checked_args(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             return
         key = (id(dev), dma_addr)
         n = self.direct.get(key, 0)

@@ -185,11 +185,12 @@ class IoTlbMem:
         if type(alloc_align_mask) is not int or not 0 <= alloc_align_mask <= U32 \
                 or alloc_align_mask & (alloc_align_mask + 1):
             raise ValueError(f"alloc_align_mask: must be 2**n - 1 in 0..0xffffffff, got {alloc_align_mask!r}")
-        return self._map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask, dir, attrs, cpu)
+        return self.map_checked_args(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask, dir, attrs, cpu)
 
-    def _map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int, alloc_align_mask: int,
+    def map_checked_args(self, dev, orig_addr: int, mapping_size: int, alloc_size: int, alloc_align_mask: int,
              dir: int, attrs: int, cpu: int) -> int:
-        """``swiotlb_tbl_map_single`` after the argument checks: the sizes and the sub-slot
+        """``swiotlb_tbl_map_single`` for callers that have checked the arguments already
+        (:meth:`tbl_map_single`, dma-direct, the trace replay): the sizes and the sub-slot
         offset for the profile, the slot search, and on success the bookkeeping: used
         counters, ``pad_slots`` in the first real slot (6.9+), ``orig_addr + i * 2048``
         in slot ``i`` of the buffer, the live-buffer record, and the map-time copy."""
@@ -298,10 +299,11 @@ class IoTlbMem:
         check_size("mapping_size", mapping_size)
         check_dir(dir)
         check_attrs(attrs)
-        return self._unmap(dev, buf, mapping_size, dir, attrs)
+        return self.unmap_checked_args(dev, buf, mapping_size, dir, attrs)
 
-    def _unmap(self, dev, buf: BounceBuffer, mapping_size: int, dir: int, attrs: int) -> int:
-        """``swiotlb_tbl_unmap_single`` after the checks."""
+    def unmap_checked_args(self, dev, buf: BounceBuffer, mapping_size: int, dir: int, attrs: int) -> int:
+        """``swiotlb_tbl_unmap_single`` of a live ``buf`` for callers that have checked the
+        arguments already (:meth:`tbl_unmap_single`, dma-direct, the trace replay)."""
         pool = buf.pool
         tlb_addr = buf.tlb_addr
         if not attrs & DMA_ATTR_SKIP_CPU_SYNC and dir != DMA_TO_DEVICE:
@@ -391,17 +393,17 @@ class IoTlbMem:
         ``DMA_ATTR_SKIP_CPU_SYNC``, warn "swiotlb addr ... overflow" and fail
         (cause ``out_of_reach``).  Returns the DMA address (identity mapping)."""
         check_map_args(self, "paddr", paddr, size, dir, attrs, cpu)
-        return self._swiotlb_map(dev, paddr, size, dir, attrs, cpu)
+        return self.swiotlb_map_checked_args(dev, paddr, size, dir, attrs, cpu)
 
-    def _swiotlb_map(self, dev, paddr: int, size: int, dir: int, attrs: int, cpu: int) -> int:
-        """``swiotlb_map`` after the argument checks."""
+    def swiotlb_map_checked_args(self, dev, paddr: int, size: int, dir: int, attrs: int, cpu: int) -> int:
+        """``swiotlb_map`` for callers that have checked the arguments already."""
         if self.trace_enabled:
             self.trace.append(TraceEvent(dev.name, dev.dma_mask, paddr, size, self.force_bounce,
                                          timestamp=self.log.now, cpu=cpu))
-        tlb = self._map(dev, paddr, size, size, 0, dir, attrs, cpu)
+        tlb = self.map_checked_args(dev, paddr, size, size, 0, dir, attrs, cpu)
         if tlb + size - 1 > dev.reach:                  # dma_capable() of the bounce address
             buf = self.live[tlb]
-            self._unmap(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
+            self.unmap_checked_args(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             self.log.tag("dma_mask_overflow")
             self.log.once(("swiotlb addr", dev.name),
                           f"{dev.dev_name}: swiotlb addr {tlb:#018x}+{size} overflow (mask "

@@ -176,9 +176,9 @@ class Engine:
                 # out of reach and no pool: dma-direct's overflow error (raises)
                 self.m.dma.map_single(dev, orig, size, d, attrs, mp.cpu)
             if mp.align_mask or dev.reach == U64:       # swiotlb_map's dma_capable() cannot fail
-                tlb = mem._map(dev, orig, size, size, mp.align_mask, d, attrs, mp.cpu)
+                tlb = mem.map_checked_args(dev, orig, size, size, mp.align_mask, d, attrs, mp.cpu)
             else:
-                tlb = mem._swiotlb_map(dev, orig, size, d, attrs, mp.cpu)
+                tlb = mem.swiotlb_map_checked_args(dev, orig, size, d, attrs, mp.cpu)
         except DmaMappingError as e:
             res.failed += 1
             cause = e.cause if e.cause in res.failures else "pool_full"
@@ -203,7 +203,7 @@ class Engine:
             return
         mp = self.maps[i]
         mem = self.mem
-        mem._unmap(self.devs[mp.dev_name], mem.live[tlb], mp.size,
+        mem.unmap_checked_args(self.devs[mp.dev_name], mem.live[tlb], mp.size,
                    DMA_TO_DEVICE if mp.dir is None else mp.dir, DMA_ATTR_SKIP_CPU_SYNC)
 
     # -- scheduling ------------------------------------------------------------------------
