@@ -78,7 +78,7 @@ from .memory import GiB, layout_for, parse_size
 from .pool import nr_slots
 from .swiotlb import DmaMappingError
 from .versions import PROFILES, get_profile
-from .workloads import Recorder, ScenarioResult
+from .scenarios.systems import Recorder, ScenarioResult
 
 U64 = (1 << 64) - 1
 #: ``map_ret`` value of a failed ``swiotlb_tbl_map_single`` (``DMA_MAPPING_ERROR`` as phys_addr_t).

@@ -44,7 +44,7 @@ from ..perf.concurrency import DEFAULT_COSTS, CostModel, simulate
 from ..perf.map_benchmark import DIRECTIONS, run_map_benchmark
 from ..plots import measuring as P
 from ..plots.common import img_html, mib
-from ..workloads import run_scenario
+from ..scenarios.systems import run_scenario
 from .common import live, precomputed
 
 

@@ -26,7 +26,7 @@ from ..page_alloc import GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT,
 from ..plots import patches12 as P
 from ..plots.common import img_html, mib
 from ..replay_diff import compare, generate_ops, run_ops
-from ..workloads import run_scenario
+from ..scenarios.systems import run_scenario
 from .common import live, precomputed
 
 

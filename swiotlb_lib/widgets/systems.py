@@ -33,7 +33,7 @@ from ..memory import layout_for
 from ..plots import systems as P
 from ..plots.common import img_html, mib
 from ..swiotlb import DmaMappingError
-from ..workloads import run_scenario, scattered_buffer
+from ..scenarios.systems import run_scenario, scattered_buffer
 from .common import live, precomputed
 
 
