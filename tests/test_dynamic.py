@@ -12,7 +12,7 @@ from swiotlb_lib.constants import (DMA_ATTR_MAY_SLEEP, DMA_BIDIRECTIONAL, DMA_TO
 from swiotlb_lib.device import Device
 from swiotlb_lib.oracle import replay
 from swiotlb_lib.swiotlb import DmaMappingError
-from swiotlb_lib.workloads import run_scenario
+from swiotlb_lib.scenarios.systems import run_scenario
 from swiotlb_lib.evidence import data_path
 
 MiB = 1 << 20

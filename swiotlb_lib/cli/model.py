@@ -32,7 +32,7 @@ def _cmd_oracle(a) -> int:
 
 
 def _cmd_scenario(a) -> int:
-    from ..workloads import run_scenario
+    from ..scenarios.systems import run_scenario
     r = run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed)
     if a.json:
         print(r.to_json())
@@ -45,7 +45,7 @@ def _cmd_scenario(a) -> int:
 
 
 def _cmd_compare(a) -> int:
-    from ..workloads import run_scenario
+    from ..scenarios.systems import run_scenario
     kernels = a.kernel or ["v6.3rc", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic"]
     results = [run_scenario(a.name, kernel=k, cmdline=a.cmdline, seed=a.seed) for k in kernels]
     if a.json:
@@ -58,7 +58,7 @@ def _cmd_compare(a) -> int:
 
 
 def _cmd_scenarios(a) -> int:
-    from ..workloads import SCENARIOS
+    from ..scenarios.systems import SCENARIOS
     for name, (_, desc) in SCENARIOS.items():
         print(f"{name:<14} {desc}")
     return 0

@@ -37,7 +37,7 @@ from ..checks import check_int_at_least, check_positive
 from ..constants import DMA_BIDIRECTIONAL, IO_TLB_SHIFT, MiB
 from ..report import mib
 from ..scenarios import Experiment, register
-from ..workloads import run_scenario
+from ..scenarios.systems import run_scenario
 from . import stats as S
 from .concurrency import DEFAULT_COSTS, CostModel, simulate
 from .map_benchmark import DIRECTIONS, run_map_benchmark

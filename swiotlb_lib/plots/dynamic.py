@@ -1,16 +1,21 @@
 """Figures for the dynamic-bounce-buffer chapters (7: RFC patch 3/4, 8: patch 4/4,
 9: what was merged, 11: review).
 
-Every function takes data computed by :mod:`swiotlb_lib.widgets.dynamic` (or the
-library) and returns a matplotlib figure; none runs the model itself.
+Every function takes data computed by the experiments of :mod:`swiotlb_lib.scenarios.dynamic`
+and :mod:`swiotlb_lib.scenarios.review` and returns a matplotlib figure, or (the ``*_html``
+functions) the HTML of one state of a widget of :mod:`swiotlb_lib.widgets.dynamic`; none
+runs the model itself.
 """
 from __future__ import annotations
 
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .common import COLORS, PROFILE_COLORS, figure
+from .common import COLORS, PROFILE_COLORS, figure, mib
+from .common import img_html as _img_html
 from ..constants import MiB
+from ..report import esc, html_table
+from ..scenarios.dynamic import FOOTPRINT_HEADER, KERNEL_LABELS, compare_lines, footprint_rows, yes_no
 
 
 LABELS = {"v6.3rc": "v6.3-rc", "v6.3": "v6.3", "rfc-v1": "RFC v1", "v6.6": "v6.6",
@@ -100,7 +105,7 @@ def plot_tree_levels(levels):
 def plot_parse_grid(rows):
     """Chapter 8: what each parser made of each command line.
 
-    ``rows`` are :func:`~swiotlb_lib.widgets.dynamic.parse_rows` rows (mainline, then
+    ``rows`` are :func:`~swiotlb_lib.scenarios.dynamic.parse_rows` rows (mainline, then
     RFC, per command line).  A cell is green when the option took effect, grey when
     not, red where the mainline parser dropped something without a word, and outlined
     where the two parsers disagree."""
@@ -338,5 +343,74 @@ def plot_scorecard(cells, rows, cols):
     return fig
 
 
+# ------------------------------------------------------------ widget states (HTML) -----
+
+def img_html(fig, alt: str) -> str:
+    """:func:`swiotlb_lib.plots.common.img_html`, scaled down to the page width if needed."""
+    return _img_html(fig, alt).replace("<img ", '<img style="max-width:100%;height:auto" ', 1)
+
+
+def footprint_html(runs, spec: dict, intensity: str) -> str:
+    """One state of the footprint widget: the timeline of :func:`plot_footprint`, what the
+    mix ``spec`` (one of ``scenarios.dynamic.MIXES``) runs, and the summary table."""
+    fig = plot_footprint(runs, f"{spec['title']}, {intensity} ({spec[intensity]})")
+    alt = (f"Bytes held for bouncing over time for the {spec['title']} workload, {intensity}: "
+           + "; ".join(f"{r['label']} peaks at {r['peak'] / MiB:.1f} MiB with {r['failed']} failed maps"
+                       for r in runs))
+    return (img_html(fig, alt) + f"<p><small>{esc(spec['what'])} {esc(intensity)}: {esc(spec[intensity])}."
+            "</small></p>" + html_table(FOOTPRINT_HEADER, footprint_rows(runs)))
+
+
+def where_html(r: dict, size: int, may_sleep: bool, kernel: str) -> str:
+    """The live "where does it go" answer ``r`` (``scenarios.dynamic.where_does_it_go``)."""
+    color = "#d62828" if r["outcome"] == "failed" else "#2a9d8f"
+    log = "<br>".join(esc(l) for l in r["log"]) or "(nothing logged)"
+    return (f"<p>{esc(KERNEL_LABELS[kernel])}, {mib(size)} buffer, "
+            f"{'with' if may_sleep else 'without'} DMA_ATTR_MAY_SLEEP:<br>"
+            f"<b style='color:{color}'>{esc(r['outcome'])}</b>: {esc(r['detail'])}<br>"
+            f"bytes held for bouncing now: {r['held_mib']:.2f} MiB<br>"
+            f"<small>kernel log: <code>{log}</code></small></p>")
+
+
+def _parse_one_html(r: dict) -> str:
+    name = KERNEL_LABELS[r["kernel"]] + (" (option-list parser)" if r["kernel"] == "rfc-v1" else " (mainline parser)")
+    if r["error"]:
+        return f"<div><b>{esc(name)}</b><p style='color:#d62828'>model refuses: {esc(r['error'])}</p></div>"
+    rows = [["slots", r["slots"]], ["areas", r["areas"]], ["force", yes_no(r["force"])],
+            ["noforce", yes_no(r["noforce"])],
+            ["dynamic", "no such option" if r["dynamic"] is None else yes_no(r["dynamic"])],
+            ["boot pool", f"{r['pool_slots']} slots, {r['pool_areas']} areas" if r["pool_slots"] else "none"],
+            ["dynamic buffers allowed", yes_no(r["dynamic_on"])]]
+    warn = "".join(f"<li style='color:#d62828'>ignored without a word: {esc(w)}</li>" for w in r["warnings"])
+    log = "\n".join(esc(l) for l in r["boot_log"])
+    return (f"<div style='flex:1;min-width:280px'><b>{esc(name)}</b>" + html_table(["", "value"], rows)
+            + (f"<ul>{warn}</ul>" if warn else "<p><small>nothing ignored</small></p>")
+            + "<small>boot log (SWIOTLB lines):</small>"
+            + f"<pre style='font-size:75%;white-space:pre-wrap;margin:2px 0'>{log}</pre></div>")
+
+
+def parse_pair_html(pair: dict) -> str:
+    """Side by side, the parses of ``scenarios.dynamic.parse_pair`` (mainline, then RFC)."""
+    return ("<div style='display:flex;gap:24px;flex-wrap:wrap'>"
+            + "".join(_parse_one_html(r) for r in pair.values()) + "</div>")
+
+
+def compare_html(results, scenario: str) -> str:
+    """One state of the comparison widget: :func:`plot_scenario_bars` and the compare table."""
+    fig = plot_scenario_bars(results, scenario)
+    alt = f"{scenario}: " + "; ".join(f"{KERNEL_LABELS[r.kernel]} {r.failed} failed of {r.attempted}, "
+                                      f"peak {r.peak_bounce_bytes / MiB:.1f} MiB held" for r in results)
+    return img_html(fig, alt) + "<pre style='font-size:80%'>" + esc(compare_lines(results)) + "</pre>"
+
+
+def claim_html(key: str, said: str, ev: dict) -> str:
+    """One state of the claim explorer: the claim, :func:`plot_claim` and the evidence table."""
+    fig, alt = plot_claim(key, ev)
+    note = f"<p>{esc(ev['note'])}</p>" if ev.get("note") else ""
+    return (f"<p><b>Claim:</b> {esc(said)}</p>" + img_html(fig, alt) + note
+            + html_table(ev["header"], ev["rows"], "model evidence"))
+
+
 __all__ = ["plot_footprint", "plot_lookup_costs", "plot_tree_levels", "plot_parse_grid", "plot_scenario_bars",
-           "plot_three_systems", "plot_oversize", "plot_search_order", "plot_claim", "plot_scorecard"]
+           "plot_three_systems", "plot_oversize", "plot_search_order", "plot_claim", "plot_scorecard",
+           "img_html", "footprint_html", "where_html", "parse_pair_html", "compare_html", "claim_html"]

@@ -26,6 +26,7 @@ MODULES = (
     "swiotlb_lib.scenarios.three_systems",
     "swiotlb_lib.scenarios.patches12",
     "swiotlb_lib.scenarios.dynamic",
+    "swiotlb_lib.scenarios.review",
     "swiotlb_lib.trace.sizing",
     "swiotlb_lib.perf.studies",
 )
@@ -126,11 +127,7 @@ def register(exp: Experiment) -> Experiment:
 
 def _load_all() -> None:
     for mod in MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:       # a module listed before it is written
-            if e.name != mod:
-                raise
+        importlib.import_module(mod)
 
 
 def experiments() -> dict[str, Experiment]:

@@ -27,7 +27,7 @@ from ..constants import PAGE_SIZE, KiB, MiB
 from ..page_alloc import GFP_ATOMIC, GFP_KERNEL, GFP_NOFS, GFP_NOIO, GFP_NOWAIT, Gfp
 from ..report import mib
 from ..report import compare_table
-from ..workloads import run_scenario
+from .systems import run_scenario
 from . import Experiment, register
 from .replay_diff import compare, compare_boot, generate_ops, golden_check, run_ops
 from .three_systems import brief

@@ -14,7 +14,7 @@ runs the model on one of them:
     pool against the applications' memory on 512 MiB.
 
 The functions are small wrappers over :class:`~swiotlb_lib.boot.Machine` and
-:func:`~swiotlb_lib.workloads.run_scenario`; results are cached, so the chapter's
+:func:`~swiotlb_lib.scenarios.systems.run_scenario`; results are cached, so the chapter's
 figures and widgets share runs.  Each result has a text form here (``*_lines``,
 ``*_table``); figures and widget states are in :mod:`swiotlb_lib.plots.systems`.
 """
@@ -32,7 +32,7 @@ from ..memory import layout_for
 from ..report import mib
 from ..report import compare_table
 from ..swiotlb import DmaMappingError
-from ..workloads import run_scenario, scattered_buffer
+from .systems import run_scenario, scattered_buffer
 from . import Experiment, register
 
 
@@ -207,8 +207,8 @@ def rpi_frame(width: int, height: int, fmt: str = "XRGB8888", kernel: str = "v6.
     """One display buffer on a Raspberry Pi 4: v3d's pages, vc4's import.
 
     The buffer is allocated page by page with
-    :func:`~swiotlb_lib.workloads.scattered_buffer` (its run lengths are the model's
-    assumption, see ``workloads.RUN_PAGES``), then vc4 (1 GiB bus limit) maps its
+    :func:`~swiotlb_lib.scenarios.systems.scattered_buffer` (its run lengths are the model's
+    assumption, see ``scenarios.systems.RUN_PAGES``), then vc4 (1 GiB bus limit) maps its
     scatter-gather table with ``DMA_ATTR_SKIP_CPU_SYNC`` as ``drm_gem_map_dma_buf``
     does.  Returns ``nbytes``, ``segments`` (``(paddr, nbytes, fate)`` with fate
     ``direct``/``bounce``/``too big``), ``imported``, ``log`` (the kernel lines of the

@@ -21,7 +21,7 @@ from ..constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_TO_DEVICE, KNOWN_ATTRS, U64,
 from ..debug import CAUSES, REPLAY_MAP_FAILED
 from ..device import Device
 from ..swiotlb import DmaMappingError
-from ..workloads import Recorder, ScenarioResult
+from ..scenarios.systems import Recorder, ScenarioResult
 from .lifetime import Lifetime
 from .read import TLB_FAILED
 from .requests import MAX_MAPPING_BYTES, request_slots

@@ -3,7 +3,7 @@
 :func:`replay` boots a :class:`~swiotlb_lib.boot.Machine` of the chosen profile, runs the
 trace through the :class:`~swiotlb_lib.trace.engine.Engine` and returns a
 :class:`ReplayResult`: the tallies of the ``scenario`` command
-(:class:`~swiotlb_lib.workloads.ScenarioResult`), the livelocks and the used-slots
+(:class:`~swiotlb_lib.scenarios.systems.ScenarioResult`), the livelocks and the used-slots
 :class:`Timeline`; every failed mapping attempt fires the
 :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` hook point.  Mappings are grouped into block
 requests when the trace has the shape of virtio-blk (:mod:`swiotlb_lib.trace.requests`).
@@ -21,7 +21,7 @@ from ..cmdline import split_cmdline
 from ..constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, GiB, KiB
 from ..memory import layout_for, parse_size
 from ..versions import get_profile
-from ..workloads import ScenarioResult
+from ..scenarios.systems import ScenarioResult
 from .engine import Engine, livelock_groups
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
 from .read import TLB_FAILED, Trace, gc_paused, read_trace

@@ -1,7 +1,13 @@
-"""Seeded scenarios: the three systems of the RFC cover letter and two storage loads.
+"""The named systems: the three systems of the RFC cover letter and two storage loads.
 
-Every scenario runs on any kernel profile, takes a seed, and returns a
-:class:`ScenarioResult` that can print its own answers (the OSTEP-simulator habit).
+The concern of this module is the seeded systems the book runs on every kernel profile
+(chapters 4, 5, 7, 9, 10 and 11, and the ``scenario`` and ``compare`` commands): each
+builds a machine, drives its devices through the DMA API (``dma_map_single``,
+``dma_map_sgtable``, ``dma_unmap_single``) and returns a :class:`ScenarioResult` that can
+print its own answers (the OSTEP-simulator habit).  Each system is split into the machine
+it boots (``*_machine``) and the traffic it drives (:func:`rpi4_display`,
+:func:`coco_traffic`, :func:`virtio_blk_requests`), so that other experiments (chapter 7's
+footprint) run the same systems with their own :class:`Recorder`.
 
 =================  ==========================================================================
 ``rpi4-fullhd``    Raspberry Pi 4: v3d exports a FullHD XRGB8888 framebuffer (8 294 400 B),
@@ -27,17 +33,18 @@ because that is the configuration the RFC argues for; ``--cmdline`` overrides bo
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 
-from .boot import Machine
-from .constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
-                        DMA_FROM_DEVICE, DMA_TO_DEVICE, PAGE_SIZE, MiB)
-from .device import Device
-from .debug import CAUSES
-from .swiotlb import DmaMappingError
-from .versions import get_profile
-
+from ..boot import Machine
+from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
+                         DMA_FROM_DEVICE, DMA_TO_DEVICE, PAGE_SIZE, KiB, MiB)
+from ..debug import CAUSES
+from ..device import Device
+from ..page_alloc import GFP_KERNEL
+from ..swiotlb import DmaMappingError
+from ..versions import get_profile
 
 
 @dataclass
@@ -188,9 +195,6 @@ def scattered_buffer(m: Machine, rng: random.Random, nbytes: int, owner: str = "
     later (separators included) and the runs, in buffer order, that its scatter-gather
     table holds (``sg_alloc_table_from_pages`` merges adjacent pages).  ``(None, None)``
     if memory ran out."""
-    import math
-
-    from .page_alloc import GFP_KERNEL
     pages = m.pages
     got, runs = [], []
     need = -(-nbytes // PAGE_SIZE)
@@ -218,55 +222,79 @@ def scattered_buffer(m: Machine, rng: random.Random, nbytes: int, owner: str = "
 
 # ------------------------------------------------------------------ scenarios ----------
 
-def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=None, seed: int = 1,
-         frames: int = 8, may_sleep: bool = True, ram: str = "4G") -> ScenarioResult:
-    """The Raspberry Pi 4 display path: v3d renders, vc4 imports (``drm_gem_map_dma_buf``).
+def rpi4_machine(kernel=None, cmdline=None, ram: str = "4G") -> Machine:
+    """A Raspberry Pi 4 (4 CPUs, CMA): ``cmdline`` None boots the profile's default."""
+    return _machine(kernel, cmdline, "", arch="arm64-rpi4", ram=ram, cpus=4)
 
-    The importer passes ``DMA_ATTR_SKIP_CPU_SYNC`` and, by default, ``DMA_ATTR_MAY_SLEEP``,
-    as Petr Tesarik's test tree did (f42723f3-6dda-037d-3dd2-dc60ac0dcc3d@huaweicloud.com);
-    ``may_sleep=False`` turns it off.  Two buffers are in flight (double buffering)."""
-    rng = random.Random(seed)
-    m = _machine(kernel, cmdline, "", arch="arm64-rpi4", ram=ram, cpus=4)
-    res = _result(name, m, seed)
-    rec = Recorder(m, res)
+
+def rpi4_display(rec: Recorder, rng: random.Random, nbytes: int, frames: int, may_sleep: bool = True,
+                 frame_time: float = 1 / 60, drain: bool = False) -> dict:
+    """The Raspberry Pi 4 display path on ``rec``'s machine: per frame, a ``nbytes``
+    buffer from :func:`scattered_buffer`, mapped by v3d (full reach, no bounce) and
+    imported by vc4 (``drm_gem_map_dma_buf``: ``dma_map_sgtable``); two frames stay on
+    screen (double buffering), the older ones are unmapped and freed.  A buffer that
+    cannot be allocated counts as an OOM event.  ``drain`` unmaps and frees the frames
+    still on screen at the end.  Returns ``imports_ok``, ``imports_failed`` and the
+    ``segments`` (sizes of every frame's contiguous runs)."""
+    m = rec.m
     v3d = m.add_device("rpi4-v3d")
     vc4 = m.add_device("rpi4-vc4")
     attrs = DMA_ATTR_SKIP_CPU_SYNC | (DMA_ATTR_MAY_SLEEP if may_sleep else 0)
     live = []
     imports_ok = imports_failed = 0
     seg_sizes = []
+
+    def retire(blocks, v3d_map, vc4_map):
+        for d, k in vc4_map or []:
+            rec.unmap(vc4, d, k, DMA_BIDIRECTIONAL, attrs)
+        for d, k in v3d_map or []:
+            rec.unmap(v3d, d, k, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
+        for p in blocks:
+            m.pages.free_pages(p, 0)
+
     for frame in range(frames):
         blocks, runs = scattered_buffer(m, rng, nbytes, owner="gpu")
         if blocks is None:
-            res.oom_events += 1
+            rec.res.oom_events += 1
             continue
         seg_sizes += [n for _, n in runs]
-        # v3d maps it for rendering: full reach, no bounce
         v3d_map = rec.map_sg(v3d, runs, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
         mapped = rec.map_sg(vc4, runs, DMA_BIDIRECTIONAL, attrs, cpu=frame % 4)
         if mapped is None:
             imports_failed += 1
         else:
             imports_ok += 1
-        live.append((blocks, runs, v3d_map, mapped))
+        live.append((blocks, v3d_map, mapped))
         if len(live) > 2:
-            old_blocks, old_runs, old_v3d, old_vc4 = live.pop(0)
-            if old_vc4:
-                for d, k in old_vc4:
-                    rec.unmap(vc4, d, k, DMA_BIDIRECTIONAL, attrs)
-            for d, k in old_v3d or []:
-                rec.unmap(v3d, d, k, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
-            for p in old_blocks:
-                m.pages.free_pages(p, 0)
-        m.advance(1 / 60)
-    res.extra = {"frame_bytes": nbytes, "resolution": f"{width}x{height}", "imports_ok": imports_ok,
-                 "imports_failed": imports_failed, "may_sleep": may_sleep,
+            retire(*live.pop(0))
+        m.advance(frame_time)
+    if drain:
+        for frame in live:
+            retire(*frame)
+    return {"imports_ok": imports_ok, "imports_failed": imports_failed, "segments": seg_sizes}
+
+
+def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=None, seed: int = 1,
+         frames: int = 8, may_sleep: bool = True, ram: str = "4G") -> ScenarioResult:
+    """The Raspberry Pi 4 display path (:func:`rpi4_display`), ``frames`` frames.
+
+    The importer passes ``DMA_ATTR_SKIP_CPU_SYNC`` and, by default, ``DMA_ATTR_MAY_SLEEP``,
+    as Petr Tesarik's test tree did (f42723f3-6dda-037d-3dd2-dc60ac0dcc3d@huaweicloud.com);
+    ``may_sleep=False`` turns it off.  Two buffers are in flight (double buffering)."""
+    rng = random.Random(seed)
+    m = rpi4_machine(kernel, cmdline, ram)
+    res = _result(name, m, seed)
+    rec = Recorder(m, res)
+    shown = rpi4_display(rec, rng, nbytes, frames, may_sleep)
+    seg_sizes = shown["segments"]
+    res.extra = {"frame_bytes": nbytes, "resolution": f"{width}x{height}", "imports_ok": shown["imports_ok"],
+                 "imports_failed": shown["imports_failed"], "may_sleep": may_sleep,
                  "segments_per_frame": round(len(seg_sizes) / max(frames, 1), 1),
                  "largest_segment": max(seg_sizes, default=0), "cma_bytes": m.cma_bytes}
     return rec.finish()
 
 
-def _size_mix(rng: random.Random) -> int:
+def size_mix(rng: random.Random) -> int:
     """A bounce-buffer size from the mix measured in a confidential VM (GuoRui Yu, RFC
     "cc-swiotlb", Message-ID ``20230128083254.86012-1-GuoRui.Yu@linux.alibaba.com``: about
     58 % <= 2 KiB, 91 % <= 4 KiB, none above 512 KiB)."""
@@ -278,36 +306,57 @@ def _size_mix(rng: random.Random) -> int:
     return rng.choice([8192, 16384, 32768, 65536, 131072, 262144, 524288])
 
 
-def coco_guest(kernel=None, cmdline=None, seed: int = 1, ops: int = 4000, ram: str = "8G",
-               cpus: int = 8, burst_depth: int = 256) -> ScenarioResult:
-    """A confidential guest: every mapping bounces through the decrypted pool."""
-    rng = random.Random(seed)
-    m = _machine(kernel, cmdline, "", ram=ram, cpus=cpus, mem_encrypt=True)
-    res = _result("coco-guest", m, seed)
-    rec = Recorder(m, res)
-    blk = m.add_device(Device("0000:00:03.0", driver="virtio-pci", max_seg_size=0xFFFFFFFF))
-    net = m.add_device(Device("0000:00:04.0", driver="virtio-pci", max_seg_size=0xFFFFFFFF))
-    maxmap = m.swiotlb.max_mapping_size(blk) if m.swiotlb.nslabs else 256 * 1024
+def coco_machine(kernel=None, cmdline=None, ram: str = "8G", cpus: int = 8) -> Machine:
+    """A confidential x86 guest (memory encryption: every mapping bounces)."""
+    return _machine(kernel, cmdline, "", ram=ram, cpus=cpus, mem_encrypt=True)
+
+
+def coco_traffic(rec: Recorder, rng: random.Random, ops: int, depth: int = 32, burst_depth: int = 256,
+                 cpu_per_buffer: bool = False) -> None:
+    """Virtio block and network traffic of a confidential guest on ``rec``'s machine:
+    ``ops`` requests with sizes from :func:`size_mix`; small ones mostly go to the network
+    device, the block layer splits the others at ``dma_max_mapping_size``.  At most
+    ``depth`` buffers stay in flight (``burst_depth`` in every fourth phase of 500
+    requests); a random one completes first.
+
+    Each request runs on a random CPU drawn before its buffers' addresses;
+    ``cpu_per_buffer`` draws one per buffer after its address instead (the order of
+    chapter 7's footprint runs, kept so that their numbers stay as published)."""
+    m = rec.m
+    blk = m.add_device("virtio-coco", "0000:00:03.0")
+    net = m.add_device("virtio-coco", "0000:00:04.0")
+    maxmap = m.swiotlb.max_mapping_size(blk) if m.swiotlb.nslabs else 256 * KiB
     inflight = []
     base = 0x10000000
     for i in range(ops):
-        depth = burst_depth if (i // 500) % 4 == 3 else 32          # every fourth phase is a burst
-        size = _size_mix(rng)
+        limit = burst_depth if (i // 500) % 4 == 3 else depth
+        size = size_mix(rng)
         dev = net if size <= 4096 and rng.random() < 0.7 else blk
         d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
-        cpu = rng.randrange(cpus)
+        cpu = None if cpu_per_buffer else rng.randrange(m.cpus)
         # the block layer splits at dma_max_mapping_size; the network stack does not
         pieces = [size] if dev is net else [min(maxmap, size - k) for k in range(0, size, maxmap)]
         for n in pieces:
             paddr = base + rng.randrange(1 << 16) * PAGE_SIZE
-            dma = rec.map(dev, paddr, n, d, 0, cpu)
+            dma = rec.map(dev, paddr, n, d, 0, rng.randrange(m.cpus) if cpu is None else cpu)
             if dma is not None:
                 inflight.append((dev, dma, n, d))
-        while len(inflight) > depth:
+        while len(inflight) > limit:
             dv, dma, n, dd = inflight.pop(rng.randrange(len(inflight)))
             rec.unmap(dv, dma, n, dd)
     for dv, dma, n, dd in inflight:
         rec.unmap(dv, dma, n, dd)
+
+
+def coco_guest(kernel=None, cmdline=None, seed: int = 1, ops: int = 4000, ram: str = "8G",
+               cpus: int = 8, burst_depth: int = 256) -> ScenarioResult:
+    """A confidential guest: every mapping bounces through the decrypted pool
+    (:func:`coco_traffic`, 32 buffers in flight, ``burst_depth`` in bursts)."""
+    rng = random.Random(seed)
+    m = coco_machine(kernel, cmdline, ram, cpus)
+    res = _result("coco-guest", m, seed)
+    rec = Recorder(m, res)
+    coco_traffic(rec, rng, ops, burst_depth=burst_depth)
     res.extra = {"every_mapping_bounced": res.bounced == res.mapped}
     return rec.finish()
 
@@ -317,7 +366,6 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
     """A 512 MiB Arm board: applications ramp up to ``app_mib`` while an SD/MMC controller
     that reaches only the first 256 MiB of DRAM does I/O through SWIOTLB.  A failed
     application allocation is an OOM event (the OOM killer frees the largest process)."""
-    from .page_alloc import GFP_KERNEL
     rng = random.Random(seed)
     prof = get_profile(kernel)
     default = "swiotlb=512" if prof.is_dynamic else ""
@@ -396,7 +444,7 @@ def nvme(kernel=None, cmdline=None, seed: int = 1, ops: int = 2000, qd: int = 32
     res = _result("nvme", m, seed)
     rec = Recorder(m, res)
     dev = m.add_device("nvme")
-    limit = m.swiotlb.max_mapping_size(dev) if respect_max_mapping else 256 * 1024
+    limit = m.swiotlb.max_mapping_size(dev) if respect_max_mapping else 256 * KiB
     inflight = []
     over = 0
     for i in range(ops):
@@ -406,7 +454,7 @@ def nvme(kernel=None, cmdline=None, seed: int = 1, ops: int = 2000, qd: int = 32
         paddr = 0x20000000 + rng.randrange(1 << 14) * (1 << 16) + offset
         for k in range(0, size, limit):
             n = min(limit, size - k)
-            over += n + (offset & 0x7FF) > 256 * 1024
+            over += n + (offset & 0x7FF) > 256 * KiB
             dma = rec.map(dev, paddr + k, n, d, 0, i % 4)
             if dma is not None:
                 inflight.append((dma, n, d))
@@ -430,7 +478,7 @@ def _blk_descriptors(rng: random.Random, segs: list, d: int):
 
 
 def virtio_blk_requests(rec: Recorder, dev, rng: random.Random, *, requests: int, qd: int,
-                        cpus: int, sizes=(4096, 65536, 262144, 1 << 20), maxseg: int = 256 * 1024,
+                        cpus: int, sizes=(4096, 65536, 262144, 1 << 20), maxseg: int = 256 * KiB,
                         contiguity: float = 0.5) -> int:
     """Drive ``dev`` like virtio-blk does (``data/realkernel/README.md``, finding 13, the
     mappings of one virtio-blk request): per request a
@@ -479,17 +527,22 @@ def virtio_blk_requests(rec: Recorder, dev, rng: random.Random, *, requests: int
     return requeued
 
 
+def storage_machine(kernel=None, cmdline=None) -> Machine:
+    """A 2 GiB, 2-CPU x86 guest booted with ``swiotlb=force`` unless ``cmdline`` says otherwise."""
+    return _machine(kernel, cmdline, "swiotlb=force", ram="2G", cpus=2)
+
+
 def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: int = 32,
             contiguity: float = 0.5) -> ScenarioResult:
     """virtio-blk under ``swiotlb=force`` on a 2 GiB, 2-CPU guest, queue depth ``qd``:
     :func:`virtio_blk_requests` with 4 KiB to 1 MiB requests, segments capped at
     ``min(256 KiB, swiotlb_max_mapping_size)``."""
     rng = random.Random(seed)
-    m = _machine(kernel, cmdline, "swiotlb=force", ram="2G", cpus=2)
+    m = storage_machine(kernel, cmdline)
     res = _result("storage", m, seed)
     rec = Recorder(m, res)
     dev = m.add_device("virtio-blk")
-    maxseg = min(256 * 1024, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * 1024
+    maxseg = min(256 * KiB, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * KiB
     res.extra["requests_requeued"] = virtio_blk_requests(
         rec, dev, rng, requests=requests, qd=qd, cpus=2, maxseg=maxseg, contiguity=contiguity)
     return rec.finish()
