@@ -17,3 +17,28 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def data():
     """``data("oracle", name)``: a file of the repository's ``data/`` folder."""
     return data_path
+
+
+def precomputed_parts(box):
+    """(control, stack) of a widget built by ``swiotlb_lib.widgets.common.precomputed``."""
+    import ipywidgets as W
+    ctl, stack = box.children[0], box.children[1]
+    assert isinstance(stack, W.Stack)
+    return ctl, stack
+
+
+def check_precomputed(box, n, *, figures: bool = False):
+    """The checks every precomputed widget must pass: one state per option (``n``), every
+    state different and non-empty, the shown state the selected option, the CSS class the
+    static page's script looks for; with ``figures``, every state shows a PNG with alt text.
+    Returns ``(control, [state HTML, ...])``."""
+    ctl, stack = precomputed_parts(box)
+    assert len(ctl.options) == n == len(stack.children)
+    values = [c.value for c in stack.children]
+    assert len(set(values)) == n, "two states render the same HTML"
+    assert all(isinstance(v, str) and v for v in values)
+    if figures:
+        assert all('<img src="data:image/png;base64,' in v and ' alt="' in v for v in values)
+    assert stack.selected_index == ctl.index
+    assert "bounce-precomputed" in box._dom_classes
+    return ctl, values

@@ -3,27 +3,10 @@
 Builds every widget, checks that a precomputed widget has one distinct state per option,
 and that each live callback returns HTML with the behaviour it is meant to show.
 """
-import ipywidgets as W
 
 from swiotlb_lib.scenarios import basics as S
 from swiotlb_lib.widgets import basics as B
-
-
-def parts(box):
-    """(control, stack) of a precomputed widget."""
-    ctl, stack = box.children[0], box.children[1]
-    assert isinstance(stack, W.Stack)
-    return ctl, stack
-
-
-def check_precomputed(box, n):
-    ctl, stack = parts(box)
-    assert len(ctl.options) == n == len(stack.children)
-    values = [c.value for c in stack.children]
-    assert len(set(values)) == n, "every state must differ"
-    assert all(isinstance(v, str) and v for v in values)
-    assert stack.selected_index == ctl.index
-    return ctl, values
+from conftest import check_precomputed
 
 
 # -- chapter 2 --------------------------------------------------------------------------

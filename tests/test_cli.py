@@ -76,3 +76,10 @@ def test_bad_names_give_one_line_and_exit_2(args, words):
     r = run(*args, code=2)
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr and all(w in r.stderr for w in words)
+
+
+def test_api_appendix_lists_every_experiment_with_its_function():
+    from swiotlb_lib.scenarios import experiments
+    text = (ROOT / "book" / "api.md").read_text()
+    for name, e in experiments().items():
+        assert f"| `{name}` | {e.chapter} | `{e.func.__module__}.{e.func.__name__}` |" in text, name

@@ -4,17 +4,10 @@ Checks behaviour, not timing: every widget builds; each precomputed widget holds
 per option and the states differ; every live callback returns HTML with the content it
 exists to show.  The experiments behind them are tested in tests/test_scenarios_dynamic.py
 and tests/test_scenarios_review.py."""
-import ipywidgets as W
 import pytest
 
 from swiotlb_lib.widgets import dynamic as wd
-
-
-def _stack(box):
-    """The Stack of a precomputed widget and its control."""
-    ctl, stack = box.children[0], box.children[1]
-    assert isinstance(stack, W.Stack)
-    return ctl, stack
+from conftest import check_precomputed, precomputed_parts
 
 
 @pytest.mark.parametrize("factory, options", [
@@ -24,19 +17,14 @@ def _stack(box):
     (wd.claim_explorer, [c[1] for c in wd.CLAIMS]),
 ])
 def test_precomputed_widgets_have_one_distinct_state_per_option(factory, options):
-    box = factory()
-    ctl, stack = _stack(box)
+    ctl, _ = check_precomputed(factory(), len(options))
     assert list(ctl.options) == [str(o) for o in options]
-    assert len(stack.children) == len(options)
-    values = [c.value for c in stack.children]
-    assert len(set(values)) == len(values), "two options render the same state"
-    assert stack.selected_index == ctl.index
     assert len(options) < 12
 
 
 def test_precomputed_states_show_figures_with_alt_text():
     box = wd.footprint_widget()
-    for child in _stack(box)[1].children:
+    for child in precomputed_parts(box)[1].children:
         assert 'src="data:image/png;base64,' in child.value and 'alt="' in child.value
 
 

@@ -1,31 +1,13 @@
 """Widgets of chapter 10, "How to measure SWIOTLB" (swiotlb_lib.widgets.measuring); the
 studies behind them are tested in test_perf_studies.py."""
-import ipywidgets as W
 
 from swiotlb_lib.widgets import measuring as M
-
-
-def _states(box):
-    """(control, stack) of a widget made by widgets.common.precomputed."""
-    ctl, stack = box.children[0], box.children[1]
-    assert isinstance(stack, W.Stack)
-    return ctl, stack
-
-
-def _check_precomputed(box, n):
-    ctl, stack = _states(box)
-    assert len(ctl.options) == n == len(stack.children)
-    values = [c.value for c in stack.children]
-    assert len(set(values)) == n, "two states render the same HTML"
-    assert all('<img src="data:image/png;base64,' in v and ' alt="' in v for v in values)
-    assert stack.selected_index == ctl.index
-    assert "bounce-precomputed" in box._dom_classes
-    return ctl, values
+from conftest import check_precomputed
 
 
 def test_scaling_widget_one_state_per_area_count():
     box = M.scaling_widget()
-    ctl, values = _check_precomputed(box, len(M.SCALING_AREAS))
+    ctl, values = check_precomputed(box, figures=True, n=len(M.SCALING_AREAS))
     assert ctl.value == "8 areas"                       # the default shows scaling then a plateau
     assert "1 area: best 1.0x" in values[0]
     assert "8 areas: best 8.0x the one-thread rate, at 8 threads" in values[2]
@@ -33,7 +15,7 @@ def test_scaling_widget_one_state_per_area_count():
 
 def test_runs_widget_one_state_per_cov():
     box = M.runs_widget()
-    ctl, values = _check_precomputed(box, len(M.RUNS_WIDGET_COVS))
+    ctl, values = check_precomputed(box, figures=True, n=len(M.RUNS_WIDGET_COVS))
     assert ctl.value == "3 %"
     assert "CoV 3 %: detecting 3 % needs 16 runs per kernel" in values[M.RUNS_WIDGET_COVS.index(3)]
 
@@ -41,7 +23,7 @@ def test_runs_widget_one_state_per_cov():
 def test_costs_widget_one_state_per_pool_size():
     # a short workload keeps the test quick; the chapter uses COST_REQUESTS
     box = M.costs_widget(nslabs=(512, 32768), requests=30, value=512)
-    ctl, values = _check_precomputed(box, 2)
+    ctl, values = check_precomputed(box, figures=True, n=2)
     assert ctl.value.startswith("1 MiB")
     assert "pool 1 MiB: failed mappings: v6.3" in values[0]
     assert "RFC v1" in values[1] and "v6.11 dyn" in values[1]

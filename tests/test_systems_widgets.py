@@ -1,19 +1,12 @@
 """Widgets of chapters 4-6 (swiotlb_lib.widgets.systems, .patches12): every precomputed
 widget has one distinct state per option, the live widgets build, and each live callback
 returns HTML with the behaviour it is meant to show."""
-import ipywidgets as W
 import pytest
 
 from swiotlb_lib.scenarios import three_systems as T
 from swiotlb_lib.widgets import patches12 as Q
 from swiotlb_lib.widgets import systems as S
-
-
-def _states(box):
-    """(control, stack) of a widget made by widgets.common.precomputed."""
-    ctl, stack = box.children[0], box.children[1]
-    assert isinstance(stack, W.Stack)
-    return ctl, stack
+from conftest import check_precomputed
 
 
 @pytest.mark.parametrize("build, n", [
@@ -24,14 +17,7 @@ def _states(box):
     (Q.replay_widget, len(Q.REPLAY_KEYS)),
 ])
 def test_precomputed_widget_has_one_distinct_state_per_option(build, n):
-    box = build()
-    ctl, stack = _states(box)
-    assert len(ctl.options) == n == len(stack.children)
-    values = [c.value for c in stack.children]
-    assert len(set(values)) == n, "two states render the same HTML"
-    assert all("<img src=\"data:image/png;base64," in v and " alt=\"" in v for v in values)
-    assert stack.selected_index == ctl.index
-    assert "bounce-precomputed" in box._dom_classes
+    check_precomputed(build(), n, figures=True)
 
 
 def test_live_widgets_build_and_say_they_need_a_kernel():
