@@ -46,7 +46,7 @@ class PhysMemory:
                 return True
         return False
 
-    def _check(self, addr: int, size: int, what: str = "addr") -> None:
+    def check_range(self, addr: int, size: int, what: str = "addr") -> None:
         if not isinstance(addr, int) or not isinstance(size, int):
             raise TypeError(f"{what}: address and size must be integers")
         if size < 0:
@@ -64,7 +64,7 @@ class PhysMemory:
 
     def read(self, addr: int, size: int) -> bytes:
         """Read ``size`` bytes at physical ``addr``."""
-        self._check(addr, size)
+        self.check_range(addr, size)
         out = bytearray(size)
         pos = 0
         pages = self.pages
@@ -82,7 +82,7 @@ class PhysMemory:
         """Write ``data`` (bytes-like) at physical ``addr``."""
         data = memoryview(bytes(data)) if not isinstance(data, (bytes, bytearray, memoryview)) else memoryview(data)
         size = len(data)
-        self._check(addr, size)
+        self.check_range(addr, size)
         pos = 0
         pages = self.pages
         while pos < size:
@@ -98,7 +98,7 @@ class PhysMemory:
 
     def fill(self, addr: int, size: int, value: int = 0) -> None:
         """``memset``: pages that would stay all-zero are not materialised."""
-        self._check(addr, size)
+        self.check_range(addr, size)
         if value == 0:
             lo, hi = addr >> PAGE_SHIFT, (addr + size + _PMASK) >> PAGE_SHIFT
             if len(self.pages) < hi - lo:
@@ -132,8 +132,8 @@ class PhysMemory:
         Chunks whose source and destination pages were never written are skipped
         (zeros onto zeros), which keeps bouncing through untouched memory cheap.
         """
-        self._check(src, size, "src")
-        self._check(dst, size, "dst")
+        self.check_range(src, size, "src")
+        self.check_range(dst, size, "dst")
         self.copy_unchecked(dst, src, size)
 
     def move_bytes(self, on: bool) -> None:

@@ -76,7 +76,7 @@ def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu)
     check_attrs(attrs)
     if type(cpu) is not int or not 0 <= cpu < mem.nr_cpus:
         raise ValueError(f"cpu: must be in 0..{mem.nr_cpus - 1}, got {cpu!r}")
-    mem.memory._check(addr, size, addr_name)
+    mem.memory.check_range(addr, size, addr_name)
 
 
 class IoTlbMem:
