@@ -103,6 +103,7 @@ class Machine:
             needed = lay.max_phys > lay.low_limit
             verbose = True
         force = st.force_bounce or self.mem_encrypt
+        self.bounce_needed = needed
         self.swiotlb = IoTlbMem(self.profile, memory=self.memory, log=log, force_bounce=force,
                                 nr_cpus=self.cpus)
         self.swiotlb.cc_mem_encrypt = self.mem_encrypt
@@ -140,6 +141,30 @@ class Machine:
             nareas = 1
         mem.default_nareas = st.default_nareas
         mem.init_pool(start, nslabs, nareas)
+
+    def no_pool_reason(self) -> str | None:
+        """Why the boot set up no SWIOTLB pool, in one line (None when it did).
+
+        ``swiotlb_init_remap()`` returns at once unless its ``addressing_limit`` argument or
+        ``swiotlb=force`` asks for bouncing; ``swiotlb=noforce`` disables it; the caller
+        decides ``addressing_limit``: x86 ``pci_swiotlb_detect()`` (RAM above 4 GiB, or
+        memory encryption), arm64 ``mem_init()`` (RAM beyond the DMA zone).  Otherwise the
+        allocation itself failed (``swiotlb_memblock_alloc``)."""
+        if self.swiotlb.nslabs:
+            return None
+        lay, st = self.layout, self.setup
+        if st.force_disable:
+            return "no SWIOTLB pool: swiotlb=noforce on the command line disables it"
+        if not (self.bounce_needed or st.force_bounce):
+            if self.arch == "x86_64":
+                why = (f"pci_swiotlb_detect(): all RAM is below 4 GiB (highest address "
+                       f"{lay.max_phys - 1:#x}) and memory is not encrypted")
+                hint = "RAM reaching above 4 GiB (e.g. --ram 4G), --mem-encrypt or swiotlb=force would"
+            else:
+                why = (f"mem_init(): all RAM is within the DMA zone (below {lay.low_limit:#x})")
+                hint = "give swiotlb=force"
+            return f"no SWIOTLB pool: {why}, and no swiotlb=force, so no device can need bouncing ({hint})"
+        return "no SWIOTLB pool: the allocation of the boot pool failed (see the log line above)"
 
     def _print_info(self) -> None:
         """``swiotlb_print_info()``."""

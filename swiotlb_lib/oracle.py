@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Iterator
 
-from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SHIFT
+from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SHIFT, U64
 from .device import Device
 from .memory import PhysMemory
 from .swiotlb import DmaMappingError, IoTlbMem
@@ -25,8 +25,27 @@ def _hex(v: int) -> str:
     return f"{v:#x}"
 
 
-def _int(v) -> int:
-    return int(v, 0) if isinstance(v, str) else int(v)
+#: The largest ``init`` the replay accepts: 2**21 slots (4 GiB).  A boot pool lives below
+#: ``ARCH_LOW_ADDRESS_LIMIT`` (4 GiB on x86_64; ``swiotlb_memblock_alloc()`` in
+#: ``kernel/dma/swiotlb.c`` at afd81d914f6f), so no kernel builds a larger one; the model
+#: keeps several arrays per slot and refuses larger pools before allocating them.
+MAX_NSLABS = 1 << 21
+_MISSING = object()
+
+
+def _int(rec: dict, key: str, default=_MISSING) -> int:
+    """Field ``key`` of a record as an integer (JSON number or ``"0x..."`` text)."""
+    v = rec.get(key, default)
+    if v is _MISSING:
+        raise ValueError(f"{key}: missing (the {rec.get('op')!r} line needs it)")
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError(f"{key}: expected an integer or \"0x...\" text, got {json.dumps(v)[:40]}")
+    if isinstance(v, int):
+        return v
+    try:
+        return int(v, 0)
+    except ValueError:
+        raise ValueError(f"{key}: expected an integer or \"0x...\" text, got {v[:40]!r}") from None
 
 
 class OracleSession:
@@ -48,17 +67,29 @@ class OracleSession:
         if op in NO_EXPECT:
             return {}
         if op == "init":
-            self.mem = IoTlbMem(self.profile, memory=PhysMemory(), nr_cpus=1 << 16)
-            pool = self.mem.init_pool(_int(rec["start"]), _int(rec["nslabs"]), _int(rec["nareas"]))
+            start, nslabs, nareas = _int(rec, "start"), _int(rec, "nslabs"), _int(rec, "nareas")
+            if not 1 <= nslabs <= MAX_NSLABS:     # before anything is allocated
+                raise ValueError(f"nslabs: must be in 1..{MAX_NSLABS} (a pool of at most 4 GiB), "
+                                 f"got {nslabs}")
+            if not 1 <= nareas <= nslabs:
+                raise ValueError(f"nareas: must be in 1..nslabs ({nslabs}), got {nareas}")
+            if not 0 <= start <= U64 - (nslabs << IO_TLB_SHIFT):
+                raise ValueError(f"start: must be in 0..{U64 - (nslabs << IO_TLB_SHIFT):#x} (the pool "
+                                 f"must end within 64 bits), got {start:#x}")
+            mem = IoTlbMem(self.profile, memory=PhysMemory(), nr_cpus=1 << 16)
+            pool = mem.init_pool(start, nslabs, nareas)
+            self.mem = mem
             for dev in self.devs.values():      # devices outlive an init; mappings do not
                 dev.dma_io_tlb_mem = self.mem
             self.maps.clear()
             return {"nslabs": pool.nslabs, "nareas": pool.nareas, "area_nslabs": pool.area_nslabs}
         if op == "dev":
             mem = self._need_mem(op)
-            dev = Device(rec["name"], dma_mask=_int(rec["dma_mask"]),
-                         min_align_mask=_int(rec["min_align_mask"]),
-                         seg_boundary_mask=_int(rec["seg_boundary_mask"]))
+            name = rec.get("name")
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"name: expected the device's name as text, got {json.dumps(name)[:40]}")
+            dev = Device(name, dma_mask=_int(rec, "dma_mask"), min_align_mask=_int(rec, "min_align_mask"),
+                         seg_boundary_mask=_int(rec, "seg_boundary_mask"))
             dev.dma_io_tlb_mem = mem
             self.devs[dev.name] = dev
             return {"max_mapping_size": mem.max_mapping_size(dev)}
@@ -74,16 +105,17 @@ class OracleSession:
             if op == "dumpfull":
                 out["list"] = [int(x) for x in pool.list[: pool.nslabs]]
             return out
-        raise ValueError(f"op: unknown operation {op!r}")
+        raise ValueError(f"op: unknown operation {op!r} (known: meta, scenario, sequence, init, dev, map, "
+                         "swiotlb_map, unmap, dump, dumpfull)")
 
     def _map(self, op: str, rec: dict) -> dict:
         mem = self._need_mem(op)
-        try:
-            dev = self.devs[rec["dev"]]
-        except KeyError:
-            raise ValueError(f"dev: unknown device {rec.get('dev')!r}") from None
-        orig, size, cpu = _int(rec["orig"]), _int(rec["size"]), _int(rec.get("cpu", 0))
-        align = _int(rec.get("align", 0))
+        dev = self.devs.get(rec.get("dev")) if isinstance(rec.get("dev"), str) else None
+        if dev is None:
+            raise ValueError(f"dev: unknown device {rec.get('dev')!r}")
+        orig, size, cpu = _int(rec, "orig"), _int(rec, "size"), _int(rec, "cpu", 0)
+        align = _int(rec, "align", 0)
+        mid = _int(rec, "id")
         pool = mem.defpool
         used_before = pool.used
         mem.log.take_tags()
@@ -98,7 +130,7 @@ class OracleSession:
             if e.rejected_tlb is not None:
                 out["rejected_tlb"] = _hex(e.rejected_tlb)
                 out["rejected_slot"] = e.rejected_slot
-            self.maps[_int(rec["id"])] = None
+            self.maps[mid] = None
             if pool.used != used_before:
                 out["used_delta"] = pool.used - used_before
         else:
@@ -107,7 +139,7 @@ class OracleSession:
             out = {"tlb": _hex(tlb), "slot": slot, "first_slot": buf.first_slot, "nslots": buf.nslots}
             if buf.first_slot + buf.nslots > pool.nslabs:
                 out["beyond_pool_end"] = True
-            self.maps[_int(rec["id"])] = (dev, tlb, size)
+            self.maps[mid] = (dev, tlb, size)
         tags = mem.log.take_tags()
         if tags:
             out["warn"] = tags
@@ -115,7 +147,7 @@ class OracleSession:
 
     def _unmap(self, rec: dict) -> dict:
         mem = self._need_mem("unmap")
-        mid = _int(rec["id"])
+        mid = _int(rec, "id")
         if mid not in self.maps:
             raise ValueError(f"id: unmap of id {mid} that was never mapped")
         entry = self.maps.pop(mid)
@@ -139,8 +171,15 @@ def replay(lines: Iterable[str], kernel: str | None = None) -> Iterator[dict]:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"line {n}: not valid JSON ({e.msg})") from None
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise ValueError(f"line {n}: not valid JSON ({getattr(e, 'msg', 'nested too deeply')}); "
+                             "expected one JSON object per line (data/oracle/README.md)") from None
+        if not isinstance(rec, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+                type(rec), "a number")
+            raise ValueError(f"line {n}: expected a JSON object like {{\"op\": \"init\", ...}}, got {kind}")
+        if not isinstance(rec.get("op"), str):
+            raise ValueError(f"line {n}: op: missing or not text (expected e.g. \"op\": \"map\")")
         if session is None:
             version = kernel or (rec.get("version") if rec.get("op") == "meta" else None)
             session = OracleSession(version)

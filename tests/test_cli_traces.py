@@ -55,8 +55,8 @@ def test_cli_progress_bar(capsys):
     (["replay", str(T1), "--ram", "256M"], "ram: line"),
     (["replay", str(T1), "--ram", "lots"], "ram"),
     (["replay", str(T1), "--lifetime", "real"], "lifetime: 'real' needs"),
-    (["advise", str(T1), "--target-failure-rate", "1.5"], "target_failure_rate"),
-    (["advise", str(T1), "--kernel", "v6.11", "--max-sectors-kb", "1"], "max_sectors_kb"),
+    (["advise", str(T1), "--target-failure-rate", "1.5"], "--target-failure-rate: must be"),
+    (["advise", str(T1), "--kernel", "v6.11", "--max-sectors-kb", "1"], "--max-sectors-kb"),
 ])
 def test_cli_bad_inputs(argv, msg, capsys):
     assert main(argv) == 2

@@ -185,8 +185,10 @@ def test_cli_defaults(capsys):
     (["-b", "19"], "invalid dma mask bit, must be in 20-64"),
     (["-d", "3"], "invalid dma direction"),
     (["-g", "1025"], "invalid granule size"),
-    (["-n", "5"], "ioctl: Invalid argument"),
-    (["-b", "22"], "ioctl: Invalid argument"),
+    (["-n", "5"], 'ioctl: Invalid argument (-n 5: NUMA node 5 is not online on the model machine (it has '
+                  'node 0; -1 means any node); the kernel logged "dma_map_benchmark: invalid numa node")'),
+    (["-b", "22"], 'ioctl: Invalid argument (-b 22: the device refused a 22-bit DMA mask; the kernel logged '
+                   '"dma_map_benchmark: failed to set dma_mask on device 0000:00:04.0")'),
 ])
 def test_cli_bad_values_print_the_tools_message(capsys, args, msg):
     assert cli.main(args) == 2

@@ -66,6 +66,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loops", default="10000",
                    help="stop after this many loops of all threads together (default 10000)")
     p.add_argument("--dmesg", action="store_true", help="also print the kernel lines the run logged")
+    p.add_argument("--progress", action="store_true",
+                   help="progress line on stderr even when it is not a terminal")
     p.set_defaults(func=run)
     return p
 
@@ -80,6 +82,53 @@ def _nonneg(name: str, text: str) -> int:
     return v
 
 
+#: The library's parameter names as the tool's options (for error messages).
+_OPTIONS = {"threads": "-t", "seconds": "-s", "node": "-n", "dma_bits": "-b", "dma_dir": "-d",
+            "dma_trans_ns": "-x", "granule": "-g", "max_loops": "--loops", "kernel": "--kernel",
+            "cmdline": "--cmdline", "ram": "--ram", "seed": "--seed", "cpus": "-t"}
+
+
+def _einval_reason(a, kernel_log) -> str:
+    """Why the module returned -EINVAL, naming the option as typed: the kernel's own line
+    (``kernel/dma/map_benchmark.c: map_benchmark_ioctl()`` rejects a node that is not
+    online, and a DMA mask the device refuses)."""
+    said = next((ln for ln in kernel_log if ln.startswith("dma_map_benchmark:")), "")
+    if "numa node" in said:
+        return (f"-n {a.node}: NUMA node {atoi(a.node)} is not online on the model machine "
+                f"(it has node 0; -1 means any node); the kernel logged \"{said}\"")
+    if "dma_mask" in said:
+        return (f"-b {a.bits}: the device refused a {atoi(a.bits)}-bit DMA mask; "
+                f"the kernel logged \"{said}\"")
+    return f"the kernel logged \"{said}\"" if said else "the module refused a value"
+
+
+def _run_with_progress(a, loops: int, fn, *args, **kw):
+    """Run ``fn`` with a progress line counting bounce mappings against ``loops`` (each
+    loop maps once; counted at the model's area-search hook, the searches that found
+    slots), on stderr when it is a terminal or with ``--progress``."""
+    from .progress import progress_for
+    bar = progress_for(a, "dma-map-benchmark loops")
+    if bar is None:
+        return fn(*args, **kw)
+    from ..debug import SEARCH_AREA, observe
+    done = [0]
+
+    def count(ev):
+        if ev.slot >= 0:
+            done[0] += 1
+            if not done[0] & 0xFF:
+                bar(min(done[0], loops), loops)
+
+    bar(0, loops)
+    try:
+        with observe(SEARCH_AREA, count):
+            r = fn(*args, **kw)
+        bar(r.loops, r.loops or loops)
+    finally:
+        bar.finish()
+    return r
+
+
 def run(a) -> int:
     """Run the parsed command; returns the exit status."""
     from ..perf.map_benchmark import run_map_benchmark, tool_check
@@ -90,21 +139,27 @@ def run(a) -> int:
         print(msg, file=sys.stderr)
         return 2
     if node < -1:
-        # the module rejects it (-EINVAL): what perror("ioctl") prints
-        print("ioctl: Invalid argument", file=sys.stderr)
+        # the module rejects it (-EINVAL): what perror("ioctl") prints, and why
+        print(f"ioctl: Invalid argument ({_einval_reason(a, ['dma_map_benchmark: invalid numa node'])})",
+              file=sys.stderr)
         return 2
     try:
         seed = _nonneg("--seed", a.seed)
         loops = _nonneg("--loops", a.loops)
         if loops < 1:
             raise ValueError(f"--loops: must be an integer >= 1, got {a.loops!r}")
-        r = run_map_benchmark(threads, seconds, node, bits, dir, xdelay, granule, kernel=a.kernel,
-                              cmdline=a.cmdline, ram=a.ram, seed=seed, max_loops=loops)
+        r = _run_with_progress(a, loops, run_map_benchmark, threads, seconds, node, bits, dir, xdelay,
+                               granule, kernel=a.kernel, cmdline=a.cmdline, ram=a.ram, seed=seed,
+                               max_loops=loops)
     except (ValueError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        from . import user_message
+        print(f"error: {user_message(str(e), _OPTIONS)}", file=sys.stderr)
         return 2
     sys.stdout.write(r.stdout())
-    sys.stderr.write(r.stderr())
+    err = r.stderr()
+    if r.errno == "EINVAL" and err.startswith("ioctl: Invalid argument"):
+        err = f"ioctl: Invalid argument ({_einval_reason(a, r.kernel_log)})\n"
+    sys.stderr.write(err)
     if a.dmesg:
         for line in r.kernel_log:
             print(f"[dmesg] {line}")

@@ -6,13 +6,19 @@ import json
 import sys
 
 from .. import versions
+from .progress import progress_for
 
 
 def _cmd_boot(a) -> int:
     from ..boot import Machine
     m = Machine(ram=a.ram, cpus=a.cpus, arch=a.arch, mem_encrypt=a.mem_encrypt,
                 cmdline=a.cmdline, kernel=a.kernel)
-    print(m.report())
+    report = m.report()
+    if report:
+        print(report)
+    why = m.no_pool_reason()
+    if why:
+        print(why)
     for w in m.setup.warnings + m.layout.notes * bool(a.verbose):
         print(f"model: {w}", file=sys.stderr)
     return 0
@@ -20,20 +26,19 @@ def _cmd_boot(a) -> int:
 
 def _cmd_oracle(a) -> int:
     from ..oracle import replay
-    src = sys.stdin if a.file == "-" else open(a.file, encoding="utf-8")
-    try:
+    from ..trace.read import open_text
+    src, _ = open_text(a.file, "file", "golden vectors: one JSON object per line (data/oracle/README.md)")
+    with src:
         out = sys.stdout
         for res in replay(src, a.kernel):
             out.write(json.dumps(res, separators=(",", ":")) + "\n")
-    finally:
-        if src is not sys.stdin:
-            src.close()
     return 0
 
 
 def _cmd_scenario(a) -> int:
     from ..scenarios.systems import run_scenario
-    r = run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed)
+    bar = progress_for(a, f"scenario {a.name}: mappings")
+    r = _counted(bar, None, lambda: run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed))
     if a.json:
         print(r.to_json())
     else:
@@ -47,7 +52,16 @@ def _cmd_scenario(a) -> int:
 def _cmd_compare(a) -> int:
     from ..scenarios.systems import run_scenario
     kernels = a.kernel or ["v6.3rc", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic"]
-    results = [run_scenario(a.name, kernel=k, cmdline=a.cmdline, seed=a.seed) for k in kernels]
+    bar = progress_for(a, f"compare {a.name}: profiles")
+    results = []
+    for k in kernels:
+        if bar:
+            bar(len(results), len(kernels))
+        results.append(_counted(None, None, lambda k=k: run_scenario(a.name, kernel=k, cmdline=a.cmdline,
+                                                                        seed=a.seed)))
+    if bar:
+        bar(len(results), len(kernels))
+        bar.finish()
     if a.json:
         print(json.dumps([r.to_dict() for r in results]))
     else:
@@ -55,6 +69,30 @@ def _cmd_compare(a) -> int:
         from ..report import compare_table
         print(compare_table(results))
     return 0
+
+
+def _counted(bar, total, fn):
+    """Run ``fn()``; with a progress ``bar``, count the mappings it makes as it runs (the
+    model's area-search hook, searches that found slots) and show them (against ``total``
+    when known)."""
+    if bar is None:
+        return fn()
+    from ..debug import SEARCH_AREA, observe
+    done = [0]
+
+    def count(ev):
+        if ev.slot >= 0:
+            done[0] += 1
+            if not done[0] & 0x3FF:
+                bar(done[0], total)
+
+    try:
+        with observe(SEARCH_AREA, count):
+            r = fn()
+        bar(done[0], total or done[0])
+    finally:
+        bar.finish()
+    return r
 
 
 def _cmd_scenarios(a) -> int:
@@ -107,6 +145,8 @@ def register(sub) -> None:
     sc.add_argument("--cmdline", default=None, help="kernel command line (default: the scenario's)")
     sc.add_argument("--seed", type=int, default=1)
     sc.add_argument("--json", action="store_true", help="print one JSON object")
+    sc.add_argument("--progress", action="store_true",
+                    help="mappings made so far on stderr even when it is not a terminal")
     sc.set_defaults(func=_cmd_scenario)
 
     cp = sub.add_parser("compare", help="run one scenario on several profiles; print a table")
@@ -116,6 +156,9 @@ def register(sub) -> None:
     cp.add_argument("--cmdline", default=None)
     cp.add_argument("--seed", type=int, default=1)
     cp.add_argument("--json", action="store_true")
+    cp.add_argument("--progress", action="store_true",
+                    help="profiles done, of how many, and the time left on stderr even when it is "
+                         "not a terminal")
     cp.set_defaults(func=_cmd_compare)
 
     ss = sub.add_parser("scenarios", help="list the scenarios")

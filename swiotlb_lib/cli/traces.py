@@ -10,79 +10,84 @@
   per profile, the smallest ``swiotlb=`` with no failures (and with at most the target
   failure rate), with warnings.
 
-A progress bar goes to stderr when stderr is a terminal, or with ``--progress``.
+``TRACE`` may be ``-`` (standard input).  What the reader skipped goes to stderr with line
+numbers; a file that is not a trace is refused with one line.  A progress bar (with a total
+and an estimate of the time left) goes to stderr when stderr is a terminal, or with
+``--progress``.
 """
 from __future__ import annotations
 
 import json
 import sys
-import time
 
 from .. import versions
-
-
-class Progress:
-    """A one-line progress bar on a stream, redrawn at most ten times a second."""
-
-    def __init__(self, stream, label: str) -> None:
-        self.stream = stream
-        self.label = label
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.drawn = False
-
-    def phase(self, label: str) -> "Progress":
-        self.finish()
-        self.label = label
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        return self
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.perf_counter()
-        if now - self.last < 0.1 and (total is None or done < total):
-            return
-        self.last = now
-        secs = now - self.t0
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = f"\r{self.label} [{bar:<30}] {frac:4.0%} {done:,}/{total:,}  {secs:5.1f} s"
-        else:
-            text = f"\r{self.label}: {done:,} done  {secs:5.1f} s"
-        self.stream.write(text)
-        self.stream.flush()
-        self.drawn = True
-
-    def finish(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
+from .progress import Progress, progress_for
 
 
 def _bar(a) -> Progress | None:
-    if a.progress or sys.stderr.isatty():
-        return Progress(sys.stderr, "reading")
-    return None
+    return progress_for(a, "reading")
+
+
+def warn_trace(tr, stream=None, show: int = 10) -> None:
+    """What the reader could not use, on standard error with line numbers: malformed lines
+    (the first ``show``), lines lost, and lines skipped by reason (events of probes the
+    reader does not know among them), each with its count and first line."""
+    stream = sys.stderr if stream is None else stream
+    src = tr.source
+    for s in tr.errors[:show]:
+        print(f"warning: {src}: {s}", file=stream)
+    if len(tr.errors) > show:
+        print(f"warning: {src}: {len(tr.errors) - show} more malformed lines "
+              f"({len(tr.errors)} in all)", file=stream)
+    for w in tr.warnings:
+        print(f"warning: {src}: {w}", file=stream)
+    first: dict = {}
+    for s in tr.ignored:
+        first.setdefault(s.reason, [s.line, 0])[1] += 1
+    for reason, (line, count) in first.items():
+        print(f"warning: {src}: skipped {count} line{'s' * (count != 1)} (first at line {line}): "
+              f"{reason}", file=stream)
 
 
 def _read(a, bar):
     from ..trace.read import read_trace
-    return read_trace(a.trace, progress=bar.phase("reading") if bar else None)
+    tr = read_trace(a.trace, progress=bar.phase("reading") if bar else None)
+    if bar:
+        bar.finish()
+    warn_trace(tr)
+    return tr
+
+
+def _ram_blame(a, e: ValueError) -> ValueError:
+    """The replay says ``ram: line N maps ...`` when a traced buffer is not RAM of any
+    machine it can build; without ``--ram`` the trace line, not an option, is at fault."""
+    msg = str(e)
+    if a.ram is None and msg.startswith("ram: line "):
+        return ValueError(f"trace: {a.trace!r}: {msg[len('ram: '):]} (no --ram was given: the trace "
+                          "line is damaged or not from a machine the model can build)")
+    return e
 
 
 def _cmd_replay(a) -> int:
     from ..trace.read import read_debugfs
     from ..trace.replay import replay
+    if a.timeline < 0:
+        raise ValueError(f"--timeline: must be a number of points >= 1, got {a.timeline}")
+    if a.timeline and not a.json:
+        raise ValueError("--timeline: only with --json (it adds the used-slots timeline to the JSON); "
+                         "add --json or leave --timeline out")
+    dbg = read_debugfs(a.debugfs) if a.debugfs else None
     bar = _bar(a)
     tr = _read(a, bar)
-    r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
-               requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
-               timeline=bool(a.timeline))
-    if bar:
-        bar.finish()
-    dbg = read_debugfs(a.debugfs) if a.debugfs else None
+    try:
+        r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
+                   requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
+                   timeline=bool(a.timeline))
+    except ValueError as e:
+        raise _ram_blame(a, e) from None
+    finally:
+        if bar:
+            bar.finish()
     if a.json:
         d = r.to_dict()
         if dbg is not None:
@@ -111,12 +116,18 @@ def _cmd_advise(a) -> int:
     from ..trace.advise import ADVISE_PROFILES, advise
     bar = _bar(a)
     tr = _read(a, bar)
-    out = advise(tr, kernels=a.kernel or ADVISE_PROFILES, lifetime=a.lifetime,
-                 target_failure_rate=a.target_failure_rate, cpus=a.cpus, ram=a.ram, requests=a.requests,
-                 seed=a.seed, max_sectors_kb=a.max_sectors_kb,
-                 progress=bar.phase("replays") if bar else None)
+    kernels = a.kernel or ADVISE_PROFILES
     if bar:
-        bar.finish()
+        bar.phase("replays").approx_total(advise_replays(kernels, a.cpus or tr.cpus))
+    try:
+        out = advise(tr, kernels=kernels, lifetime=a.lifetime,
+                     target_failure_rate=a.target_failure_rate, cpus=a.cpus, ram=a.ram, requests=a.requests,
+                     seed=a.seed, max_sectors_kb=a.max_sectors_kb, progress=bar)
+    except ValueError as e:
+        raise _ram_blame(a, e) from None
+    finally:
+        if bar:
+            bar.finish()
     if a.json:
         print(json.dumps([x.to_dict() for x in out]))
         return 0
@@ -128,8 +139,24 @@ def _cmd_advise(a) -> int:
     return 0
 
 
+def advise_replays(kernels, cpus: int) -> int:
+    """An estimate of the replays ``advise`` runs (it reports only how many are done): per
+    profile one reference replay, one more while the reference pool fails (counted once),
+    and a bisection over the pool sizes the kernel can build."""
+    from ..trace.advise import pool_candidates
+    total = 0
+    for k in kernels:
+        try:
+            n = len(pool_candidates(cpus, k))
+        except ValueError:
+            n = 2
+        total += 2 + max(n - 1, 1).bit_length()
+    return total
+
+
 def _common(p) -> None:
-    p.add_argument("trace", help="a /sys/kernel/tracing/trace dump or 'trace-cmd report' output")
+    p.add_argument("trace", help="a /sys/kernel/tracing/trace dump or 'trace-cmd report' output, "
+                                 "or - for standard input")
     p.add_argument("--lifetime", default=None,
                    help="fixed:250us, qd:32, exp:200us, lognormal:1.5ms,0.5 or real (default: real "
                         "if the trace has unmap events, else fixed:1500us)")

@@ -62,6 +62,83 @@ def gc_paused():
             gc.enable()
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters, U+FFFD (bytes that were not UTF-8) and other
+    unprintable characters written as ``\\xNN``/``\\uNNNN`` escapes: what a report may echo
+    of a damaged line without sending raw bytes to the terminal."""
+    if text.isprintable() and "\ufffd" not in text:
+        return text
+    return "".join(c if c.isprintable() and c != "\ufffd" else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}") for c in text)
+
+
+#: Magic numbers of files people give by mistake, and what to do instead.
+_MAGIC = ((b"\x7fELF", "an ELF binary"),
+          (b"\x17\x08\x44tracing", "a trace-cmd data file (trace.dat): give the text of "
+                                    "'trace-cmd report FILE' instead"),
+          (b"\x1f\x8b", "gzip-compressed: decompress it first"),
+          (b"\xfd7zXZ\x00", "xz-compressed: decompress it first"),
+          (b"\x28\xb5\x2f\xfd", "zstd-compressed: decompress it first"),
+          (b"PK\x03\x04", "a zip archive"),
+          (b"%PDF", "a PDF document"))
+
+
+def check_text(head: bytes, label: str, what: str) -> None:
+    """Raise ``ValueError`` (one line, starting with ``label``, e.g. ``"trace: 'f.txt'"``)
+    unless ``head``, the first bytes of an input, looks like text: not empty, not a known
+    binary format, no NUL byte, and at most 5 % of characters that are neither UTF-8 text
+    nor common white space.  The bytes themselves are never echoed."""
+    if not head:
+        raise ValueError(f"{label} is empty; expected {what}")
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            raise ValueError(f"{label} is {kind}, not {what}")
+    text = head.decode("utf-8", errors="replace")
+    bad = sum(1 for c in text if c == "\ufffd" or (c < " " and c not in "\t\n\r\f\v\x1b"))
+    if "\x00" in text or bad > 0.05 * len(text):
+        raise ValueError(f"{label} is a binary file ({bad} of its first {len(text)} characters "
+                         f"are not text), not {what}")
+
+
+def open_text(path, name: str, what: str, stdin=None):
+    """Open an input the way every command does: ``-`` is standard input (``stdin``, default
+    ``sys.stdin``), anything else a path that must be a readable file (a FIFO or
+    ``/dev/stdin`` works too) whose first bytes pass :func:`check_text`.  Returns
+    ``(stream, source)``; the caller closes ``stream``.  Errors are ``ValueError`` with one
+    line naming ``name`` (the parameter) and the path, and what was expected."""
+    import io
+    import stat
+    import sys
+    path = os.fspath(path)
+    if path == "-":
+        stdin = sys.stdin if stdin is None else stdin
+        raw = getattr(stdin, "buffer", None)
+        data = raw.read() if raw is not None else stdin.read().encode("utf-8", errors="replace")
+        check_text(data[:65536], f"{name}: standard input", what)
+        return io.StringIO(data.decode("utf-8", errors="replace"), newline=None), "<stdin>"
+    label = f"{name}: {path!r}"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"{name}: no such file {path!r}") from None
+    except OSError as e:
+        raise ValueError(f"{label} cannot be read ({e.strerror}); expected {what}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{label} is a directory; expected {what}")
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        raise ValueError(f"{label} is not a regular file; expected {what}")
+    try:
+        f = open(path, "rb", buffering=1 << 16)
+    except OSError as e:
+        raise ValueError(f"{label} cannot be read ({e.strerror}); expected {what}") from None
+    try:
+        check_text(f.peek(1 << 16)[:1 << 16], label, what)
+    except BaseException:
+        f.close()
+        raise
+    return io.TextIOWrapper(f, encoding="utf-8", errors="replace", newline=None), path
+
+
 # =============================================================================== records ====
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +150,7 @@ class Skipped:
     text: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}: {self.text.strip()[:160]}"
+        return f"line {self.line}: {self.reason}: {printable(self.text.strip()[:160])}"
 
 
 @dataclass(slots=True)
@@ -125,6 +202,8 @@ class Trace:
     header: dict = field(default_factory=dict)
     lost_events: int = 0
     warnings: list = field(default_factory=list)
+    #: lines read as trace events (``TASK-PID [CPU] ... TIME: EVENT: ...``), used or not
+    event_lines: int = 0
 
     @property
     def has_unmaps(self) -> bool:
@@ -210,22 +289,45 @@ _FTRACE_ENTRIES = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)\
 _KPROBE_NAMES = {"map": "map", "map_ret": "map_ret", "unmap": "unmap"}
 
 
-def _kprobe_kind(event: str, body: str) -> str | None:
-    """``map``, ``map_ret`` or ``unmap`` for a kprobe line (by event name, else by the
-    probed function shown in parentheses), or None."""
-    name = event.rsplit("/", 1)[-1]
-    if name in _KPROBE_NAMES and body.startswith("("):
-        return name
-    if not body.startswith("("):
+#: The probed functions the reader knows, by kind (a ``.isra.0``/``.constprop.0`` suffix is
+#: ignored): ``kernel/dma/swiotlb.c`` at 6.1 and 6.12.
+_PROBED = {"swiotlb_tbl_map_single": "map", "__swiotlb_tbl_unmap_single": "unmap",
+           "swiotlb_tbl_unmap_single": "unmap"}
+
+
+def probe_site(body: str) -> tuple | None:
+    """``(function, is_return)`` of a kprobe line's ``(site)``: ``(f+0x4/0x770)`` is a probe
+    on ``f``, ``(caller+0x6c/0x280 <- f)`` a return probe of ``f``; None when the body has
+    no ``(site)`` or the site is a bare address."""
+    if not body.startswith("(") or ")" not in body:
         return None
-    site = body[1:body.find(")")] if ")" in body else ""
-    if "<- swiotlb_tbl_map_single" in site:
-        return "map_ret"
-    if site.startswith("swiotlb_tbl_map_single+"):
-        return "map"
-    if site.startswith(("__swiotlb_tbl_unmap_single+", "swiotlb_tbl_unmap_single+")):
-        return "unmap"
-    return None
+    site = body[1:body.find(")")].strip()
+    ret = " <- " in site
+    func = site.rsplit(" <- ", 1)[-1] if ret else site.split("+", 1)[0]
+    func = func.strip().split(".", 1)[0]
+    if not func or func.startswith("0x") or not (func[0].isalpha() or func[0] == "_"):
+        return None
+    return func, ret
+
+
+def _kprobe_kind(event: str, body: str) -> str | None:
+    """``map``, ``map_ret`` or ``unmap`` for a kprobe line, or None.
+
+    The probed function shown in parentheses decides: a probe on a function the reader does
+    not know is not one of its events, whatever the event is called (``-`` for those; the
+    caller skips and counts them).  Only when the site names no function does the event
+    name (``map``, ``map_ret``, ``unmap``) decide."""
+    site = probe_site(body)
+    if site is None:
+        name = event.rsplit("/", 1)[-1]
+        return name if name in _KPROBE_NAMES and body.startswith("(") else None
+    func, ret = site
+    kind = _PROBED.get(func)
+    if kind is None:
+        return "-"
+    if ret:
+        return "map_ret" if kind == "map" else "-"
+    return kind
 
 
 def _kprobe_args(args: str) -> dict:
@@ -309,7 +411,11 @@ class _Reader:
         else:
             body = body.rstrip()
             kind = _kprobe_kind(event, body)
-            if kind is None:
+            if kind == "-":
+                func, ret = probe_site(body)
+                self.ignore(n, f"event {name!r}: a {'return ' if ret else ''}probe on {func}, which "
+                               "the reader does not know", text)
+            elif kind is None:
                 self.ignore(n, f"event {name!r} is not used", text)
             else:
                 self.kprobe(n, text, time, cpu, task, kind, body)
@@ -422,6 +528,7 @@ class _Reader:
 
     def finish(self) -> Trace:
         t = self.t
+        t.event_lines = self.event_lines
         t.format = ("trace-cmd" if self.saw_tracecmd_header else
                     "ftrace" if self.saw_ftrace_header else "unknown")
         hdr = t.header.get("entries_in_buffer")
@@ -449,29 +556,41 @@ def parse_trace(lines, source: str = "<text>") -> Trace:
     return r.finish()
 
 
-def read_trace(path, progress=None) -> Trace:
-    """Read a trace file (``cat /sys/kernel/tracing/trace > f`` or ``trace-cmd report > f``).
+#: What a trace file should be, for error messages.
+TRACE_EXPECTED = ("the text of /sys/kernel/tracing/trace or of 'trace-cmd report' "
+                  "(lines like 'TASK-PID [CPU] FLAGS TIME: EVENT: ...')")
+
+
+def read_trace(path, progress=None, *, stdin=None) -> Trace:
+    """Read a trace file (``cat /sys/kernel/tracing/trace > f`` or ``trace-cmd report > f``);
+    ``-`` reads standard input (``stdin``, default ``sys.stdin``).
 
     Bytes that are not UTF-8 (serial-line noise) become U+FFFD and such lines are reported
     as malformed.  ``progress(done_bytes, total_bytes)`` is called now and then if given.
+    An input that is not a trace -- missing, a directory, unreadable, empty, binary, or text
+    without a single trace event line -- raises ``ValueError`` with one line that names it.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"trace: no such file {path!r}")
-    with open(path, encoding="utf-8", errors="replace", newline=None) as f:
-        if progress is None:
-            return parse_trace(f, source=path)
-        total = os.path.getsize(path) or 1
-
-        def counted():
-            done = 0
-            for k, text in enumerate(f):
-                done += len(text)
-                if not k & 0x3FFF:
-                    progress(min(done, total), total)
-                yield text
-            progress(total, total)
-        return parse_trace(counted(), source=path)
+    f, source = open_text(path, "trace", TRACE_EXPECTED, stdin=stdin)
+    with f:
+        total = os.path.getsize(source) if source != "<stdin>" and os.path.isfile(source) else 0
+        if progress is None or not total:
+            t = parse_trace(f, source=source)
+        else:
+            def counted():
+                done = 0
+                for k, text in enumerate(f):
+                    done += len(text)
+                    if not k & 0x3FFF:
+                        progress(min(done, total), total)
+                    yield text
+                progress(total, total)
+            t = parse_trace(counted(), source=source)
+    if not t.event_lines:
+        lines = t.counts["total_lines"]
+        raise ValueError(f"trace: {source!r} has no trace event lines ({lines} lines"
+                         + (", only the ftrace header: nothing was recorded" if t.header else "")
+                         + f"); expected {TRACE_EXPECTED}")
+    return t
 
 
 @dataclass
@@ -515,18 +634,21 @@ def parse_debugfs(lines, source: str = "<text>") -> Debugfs:
 
 
 def read_debugfs(path) -> Debugfs:
-    """Read ``/sys/kernel/debug/swiotlb`` (or a copy): a directory of files, or a text file."""
+    """Read ``/sys/kernel/debug/swiotlb`` (or a copy): a directory holding some of
+    :data:`DEBUGFS_FILES` (only those are read), or a text file of ``name=value`` lines."""
     path = os.fspath(path)
     if os.path.isdir(path):
         lines = []
-        for name in sorted(os.listdir(path)):
+        for name in DEBUGFS_FILES:
             full = os.path.join(path, name)
             if os.path.isfile(full):
-                with open(full, encoding="utf-8", errors="replace") as f:
-                    lines.append(f"{name}={f.read().strip()}")
+                f, _ = open_text(full, "debugfs", "a number")
+                with f:
+                    lines.append(f"{name}={f.read(4096).strip()}")
+        if not lines:
+            raise ValueError(f"debugfs: {path!r} has none of {', '.join(DEBUGFS_FILES)}; expected "
+                             "/sys/kernel/debug/swiotlb or a copy of it")
         return parse_debugfs(lines, source=path)
-    if not os.path.isfile(path):
-        raise ValueError(f"debugfs: no such file or directory {path!r}")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return parse_debugfs(f, source=path)
-
+    f, source = open_text(path, "debugfs", "/sys/kernel/debug/swiotlb (a directory) or name=value lines")
+    with f:
+        return parse_debugfs(f, source=source)
