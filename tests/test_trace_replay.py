@@ -139,3 +139,23 @@ def test_replay_machine_moves_no_bytes():
     mem.move_bytes(True)
     mem.copy(0x2000, 0x1000, 3)
     assert mem.read(0x2000, 3) == b"abc"
+
+
+def test_headline_rates_agree_in_text_and_json():
+    # three lone mappings, one of 300 KiB (more than the 256 KiB any bounce buffer holds):
+    # failed 1 (too_big 1), so 1 of 3 mappings failed: 33.3333 %, in the text and the JSON
+    tr = T.parse_trace([line(1.0, 0, 4096), line(1.1, 0, 300 * 1024, addr=0x200000),
+                        line(1.2, 0, 4096, addr=0x300000)])
+    r = T.replay(tr, "v6.11", "swiotlb=force", "fixed:100us", requests="none", cpus=1)
+    text = "\n".join(r.summary_lines())
+    assert "failed 1: too_big 1" in text
+    assert "failure rate 33.3333% of mappings (1 of 3)" in text
+    assert r.to_dict()["failure_rate"] == pytest.approx(1 / 3)
+    assert r.ok                                        # a larger pool cannot help: not a sizing failure
+
+
+def test_livelock_warning_never_advises_a_pool_that_cannot_help():
+    from swiotlb_lib.trace.engine import livelock_warning
+    msg = livelock_warning(1024 * 1024, 600, 512, failed_size=300 * 1024)
+    assert "no swiotlb= helps" in msg and "raise swiotlb=" not in msg
+    assert "raise swiotlb=" in livelock_warning(1024 * 1024, 600, 512, failed_size=4096)

@@ -193,7 +193,7 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
         def run(k, prof_name=prof_name, cands=cands, cache=cache):
             if k not in cache:
                 r = replay(trace, prof_name, pool_cmdline(cands[k], force, prof_name), lt, cpus=ncpus,
-                           ram=ram, requests=requests, seed=seed)
+                           ram=ram, requests=requests, seed=seed, follow=False)
                 cache[k] = r
                 steps[0] += 1
                 if progress is not None:

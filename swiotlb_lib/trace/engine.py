@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 from array import array
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..boot import Machine
 from ..constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_TO_DEVICE, KNOWN_ATTRS, U64, KiB
@@ -27,9 +27,18 @@ from .read import TLB_FAILED
 from .requests import MAX_MAPPING_BYTES, request_slots
 
 
-def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: str = "") -> str:
+def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: str = "",
+                     failed_size: int = 0) -> str:
     """The advisor's warning for requests that a pool can never complete
-    (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB requests)."""
+    (``data/realkernel/README.md``, finding 12, a 1 MiB pool livelocks on 1 MiB requests).
+    When the failing mapping (``failed_size``) is larger than any bounce buffer
+    (:data:`~swiotlb_lib.trace.requests.MAX_MAPPING_BYTES`), no ``swiotlb=`` helps, and the
+    warning says so instead of advising a larger pool."""
+    if failed_size > MAX_MAPPING_BYTES:
+        return (f"requests of up to {-(-data_bytes // KiB)} KiB map {failed_size} bytes at once, more than "
+                f"the {MAX_MAPPING_BYTES // KiB} KiB any bounce buffer can hold: they fail at every pool "
+                "size, and no swiotlb= helps; lower max_sectors_kb or the segment size"
+                + (f" ({detail})" if detail else ""))
     why = "" if slots_needed > nslabs else (
         " (slots are there in total, but no placement of the request's mappings fits: "
         "a mapping must lie inside one 128-slot segment and one area)")
@@ -59,7 +68,7 @@ class Livelock:
                                 f"the request at line {self.line} failed {self.attempts} times; with "
                                 f"nothing else in flight it failed {self.repeats} times the same way: "
                                 f"{self.used} slots in use, then a {self.failed_size}-byte mapping did "
-                                "not fit")
+                                "not fit", self.failed_size)
 
     def to_dict(self) -> dict:
         return {"line": self.line, "time": self.time, "dev_name": self.dev_name,
@@ -98,7 +107,7 @@ class Engine:
     IDLE, LIVE, QUEUED, DONE = 0, 1, 2, 3
 
     def __init__(self, trace, m: Machine, lifetime: Lifetime, reqs, max_retries, livelock_repeats,
-                 retry_delay, timeline: bool, progress) -> None:
+                 retry_delay, timeline: bool, progress, device: Device | None = None) -> None:
         self.trace, self.m, self.lt = trace, m, lifetime
         self.mem = m.swiotlb
         self.maps = trace.mappings
@@ -130,7 +139,11 @@ class Engine:
         self.sample = lifetime.sampler() if lifetime.kind in ("fixed", "exp", "lognormal") else None
         self.devs = {}
         for name, mask in {mp.dev_name: mp.dma_mask for mp in self.maps}.items():
-            self.devs[name] = m.add_device(Device(name, dma_mask=mask or U64))
+            # the trace names the device and its DMA mask; min_align_mask and the segment
+            # boundary are not in it: they come from ``device`` (a preset), else defaults
+            dev = (Device(name, dma_mask=mask or U64) if device is None
+                   else replace(device, name=name, dma_mask=mask or U64))
+            self.devs[name] = m.add_device(dev)
         # A trace carries no data, so bytes need not move: switch off the bounce copy of this
         # machine's memory (slot bookkeeping, the only thing a replay measures, is unchanged).
         m.memory.move_bytes(False)
@@ -169,16 +182,12 @@ class Engine:
         if not mem.force_bounce and orig + size - 1 <= dev.reach:
             res.mapped += 1                             # dma_direct_map_page: no bounce
             return -1
-        d = DMA_TO_DEVICE if mp.dir is None else mp.dir      # the tracepoint has no direction
-        attrs = mp.attrs & KNOWN_ATTRS                  # other bits do not change the slot choice
         try:
             if not mem.force_bounce and not mem.nslabs:
                 # out of reach and no pool: dma-direct's overflow error (raises)
-                self.m.dma.map_single(dev, orig, size, d, attrs, mp.cpu)
-            if mp.align_mask or dev.reach == U64:       # swiotlb_map's dma_capable() cannot fail
-                tlb = mem.map_checked_args(dev, orig, size, size, mp.align_mask, d, attrs, mp.cpu)
-            else:
-                tlb = mem.swiotlb_map_checked_args(dev, orig, size, d, attrs, mp.cpu)
+                self.m.dma.map_single(dev, orig, size, DMA_TO_DEVICE if mp.dir is None else mp.dir,
+                                      mp.attrs & KNOWN_ATTRS, mp.cpu)
+            tlb = self.allocate(i, mp.cpu)
         except DmaMappingError as e:
             res.failed += 1
             cause = e.cause if e.cause in res.failures else "pool_full"
@@ -196,6 +205,17 @@ class Engine:
             if b > self.peak_bytes:
                 self.peak_bytes = b
         return tlb
+
+    def allocate(self, i: int, cpu: int) -> int:
+        """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for trace mapping ``i``, searching
+        from the area of ``cpu``, without any tally; raises :class:`DmaMappingError`."""
+        mp = self.maps[i]
+        dev = self.devs[mp.dev_name]
+        d = DMA_TO_DEVICE if mp.dir is None else mp.dir      # the tracepoint has no direction
+        attrs = mp.attrs & KNOWN_ATTRS                  # other bits do not change the slot choice
+        if mp.align_mask or dev.reach == U64:           # swiotlb_map's dma_capable() cannot fail
+            return self.mem.map_checked_args(dev, mp.orig, mp.size, mp.size, mp.align_mask, d, attrs, cpu)
+        return self.mem.swiotlb_map_checked_args(dev, mp.orig, mp.size, d, attrs, cpu)
 
     def unmap_one(self, i: int, tlb: int) -> None:
         """``swiotlb_tbl_unmap_single`` with ``DMA_ATTR_SKIP_CPU_SYNC`` (no bytes to copy back)."""

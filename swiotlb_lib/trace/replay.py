@@ -22,7 +22,9 @@ from ..constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TL
 from ..memory import layout_for, parse_size
 from ..versions import get_profile
 from ..scenarios.systems import ScenarioResult
+from ..device import Device, preset
 from .engine import Engine, livelock_groups
+from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
 from .read import TLB_FAILED, Trace, gc_paused, read_trace
 from .requests import MAX_MAPPING_BYTES, group_requests
@@ -73,18 +75,30 @@ class ReplayResult:
     @property
     def failed_requests(self) -> int:
         """Requests (lone mappings when not grouped) that met a full pool at least once;
-        those failing on a mapping over 256 KiB, which fails at any pool size, aside."""
+        those failing on a mapping over 256 KiB, which fails at any pool size, aside (they
+        are ``too_big_requests``)."""
         return self.result.extra["failed_requests"]
 
     @property
+    def failed_units(self) -> int:
+        """Requests (lone mappings when not grouped) with at least one failed mapping attempt,
+        for any cause: ``failed_requests`` + ``too_big_requests``.  A livelocked request is
+        one of them (it failed before it was found livelocked)."""
+        x = self.result.extra
+        return x["failed_requests"] + x.get("too_big_requests", 0)
+
+    @property
     def failure_rate(self) -> float:
-        """``failed_requests`` / requests: the share of I/O that saw "swiotlb buffer is full"."""
+        """The headline failure rate, in the text and the JSON (``failure_rate``):
+        :attr:`failed_units` / requests (mappings when not grouped), the share of I/O that
+        saw "swiotlb buffer is full" or a mapping too big for any pool."""
         n = self.result.extra["requests"]
-        return self.failed_requests / n if n else 0.0
+        return self.failed_units / n if n else 0.0
 
     @property
     def ok(self) -> bool:
-        """No request failed and none livelocked (the advisor's criterion)."""
+        """No request met a full pool and none livelocked (the advisor's criterion: requests
+        that fail at any pool size cannot be helped by a larger pool and do not count)."""
         return self.failed_requests == 0 and not self.livelocks
 
     def to_dict(self) -> dict:
@@ -109,8 +123,10 @@ class ReplayResult:
         out += self.result.summary_lines()
         r = self.result
         out.append(f"  failure rate {self.failure_rate:.4%} of {self._unit()}s "
-                   f"({self.failed_requests} of {r.extra['requests']}); "
+                   f"({self.failed_units} of {r.extra['requests']}); "
                    f"{r.failed / r.attempted if r.attempted else 0:.4%} of mapping attempts")
+        if r.extra.get("follow"):
+            out.append("  " + follow_note(r.extra))
         for first, n in livelock_groups(self.livelocks):
             out.append(f"  LIVELOCK ({n} request{'s' if n > 1 else ''}): {first.message()}")
         out += [f"  warning: {w}" for w in self.warnings]
@@ -174,7 +190,8 @@ def _with_rfc_dynamic(prof, cmdline: str) -> str:
 def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpus: int | None = None,
            ram=None, requests: str = "auto", seed: int = 1, max_retries: int = DEFAULT_MAX_RETRIES,
            livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
-           timeline: bool = True, progress=None, align_areas: bool = True) -> ReplayResult:
+           timeline: bool = True, progress=None, align_areas: bool = True, follow: bool | None = None,
+           device: str | None = None) -> ReplayResult:
     """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
 
     ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
@@ -187,6 +204,22 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     traced kernel's first allocation in that area shows it was (boot-time I/O had moved it;
     :func:`areas_from_trace`), and ``extra["slot_agreement"]`` counts the first attempts
     that got the very bounce address the kernel returned.
+
+    ``follow``: with ``True``, replay a kprobe trace that recorded the kernel's decisions
+    (``map_ret``) by following them (:mod:`swiotlb_lib.trace.follow`): ``result.failed`` is
+    then the mappings the model itself fails on the kernel's state, beside
+    ``extra["failure_agreement"]``, ``["slot_agreement"]``, ``["lost_unmaps"]`` and
+    ``["first_divergence"]``; a recorded address outside the model's pool is a
+    :class:`ValueError`.  ``None`` (the default) follows when the trace has ``map_ret`` and
+    unmap events, the lifetime is ``real``, the profile's pool does not grow and the
+    recorded addresses all lie in the configured pool (a what-if at another pool size or
+    place is replayed without following, with a warning).
+    ``False`` takes every decision from the model (failures handled as the driver and
+    block layer do, see :class:`~swiotlb_lib.trace.engine.Engine`).
+
+    ``device``: a device preset (:func:`swiotlb_lib.device.preset`, e.g. ``"nvme"``) giving
+    the ``min_align_mask`` and segment boundary the trace does not record; without it,
+    ``min_align_mask`` is inferred from a kprobe trace (:func:`infer_min_align_mask`).
     """
     if not isinstance(trace, Trace):
         trace = read_trace(trace)
@@ -219,16 +252,48 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     if cpus < max((mp.cpu for mp in trace.mappings), default=0) + 1:
         raise ValueError(f"cpus: the trace has events on CPU {max(mp.cpu for mp in trace.mappings)}; "
                          f"give at least {max(mp.cpu for mp in trace.mappings) + 1}")
+    if follow not in (None, True, False):
+        raise ValueError(f"follow: must be True, False or None (follow when possible), got {follow!r}")
     _check_mappings(trace)
+    if device is not None:
+        if not isinstance(device, str):
+            raise ValueError(f"device: must be a preset name (e.g. 'nvme'), got {device!r}")
+        template = preset(device)
+    else:
+        mask = infer_min_align_mask(trace)
+        template = Device("trace-device", min_align_mask=mask) if mask else None
     ram_bytes = _ram_for(trace, ram, "6.12" if prof.pad_slots else "6.1")
     m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
     reqs, mode = group_requests(trace.mappings, requests)
-    eng = Engine(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress)
+    warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool
+    if follow is not False and lifetime.kind == "real" and follows(trace):
+        if m.swiotlb.dyn is not None or pool is None:
+            if follow:
+                raise ValueError(f"follow: profile {prof.name} grows its pool at run time; following "
+                                 "needs a fixed pool (replay with follow=False)")
+            follow = False
+            warnings.append(f"not following the recording: {prof.name} grows its pool at run time")
+        else:
+            inside, outside = recorded_fit(trace, [pool])
+            if follow is None and outside:
+                follow = False
+                warnings.append(f"not following the recording: {outside} of its bounce addresses lie "
+                                f"outside the pool of {cmdline!r} (a what-if replay: every decision "
+                                "is the model's)")
+            else:
+                follow = True
+    elif follow:
+        raise ValueError("follow: needs a kprobe trace with map_ret and unmap events and lifetime "
+                         "'real'" + ("" if follows(trace) else "; this trace has none"))
+    cls = Follow if follow else Engine
+    eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
+              template)
     traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
     if (lifetime.kind == "real" and align_areas and pool is not None and traced
             and pool.start <= min(traced) and max(traced) < pool.end):
-        eng.agreement = Counter()                       # same pool as the traced kernel's
+        if not follow:
+            eng.agreement = Counter()                   # same pool as the traced kernel's
         areas_from_trace(pool, trace)
     with gc_paused():
         eng.run()
@@ -236,7 +301,6 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     if eng.agreement is not None:
         res.extra["slot_agreement"] = f"{eng.agreement['same']}/{eng.agreement['compared']}"
     res.extra["grouping"] = mode
-    warnings = list(m.setup.warnings)
     if not trace.mappings:
         warnings.append("the trace has no mappings")
     if trace.errors:
