@@ -73,3 +73,30 @@ def test_register_adds_both_commands():
     a = p.parse_args(["advise", "x.txt", "--kernel", "v6.6", "--kernel", "v6.11", "--target-failure-rate",
                       "0.01", "--json"])
     assert a.kernel == ["v6.6", "v6.11"] and a.target_failure_rate == 0.01
+
+
+def test_replay_follows_the_two_cpu_recording_and_no_follow_does_not():
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    from conftest import ROOT
+    args = [_sys.executable, "-m", "swiotlb_lib", "replay", "data/realkernel/trace-512-force-2G-kprobes.txt",
+            "--kernel", "v6.11", "--cmdline", "swiotlb=512,2,force", "--json"]
+    d = _json.loads(_sp.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    # the kernel failed 56 mappings (56 map_ret lines with tlb=0xffffffffffffffff)
+    assert d["follow"] is True and d["failure_agreement"] == "56/56" and abs(d["failed"] - 56) <= 2
+    d = _json.loads(_sp.run(args + ["--no-follow"], capture_output=True, text=True, cwd=ROOT,
+                            check=True).stdout)
+    assert d["follow"] is False
+
+
+def test_replay_nvme_recording_counts_its_lost_unmaps():
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    from conftest import ROOT
+    out = _sp.run([_sys.executable, "-m", "swiotlb_lib", "replay", "data/realkernel-nvme/trace-N1-force.txt",
+                   "--device", "nvme", "--json"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    d = _json.loads(out)
+    # data/realkernel-nvme/README.md: 1 056 fewer unmap events than maps, although the pool emptied
+    assert d["lost_unmaps"] == 1056 and d["slot_agreement"].split("/")[0] == d["slot_agreement"].split("/")[1]

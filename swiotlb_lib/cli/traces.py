@@ -82,7 +82,7 @@ def _cmd_replay(a) -> int:
     try:
         r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
                    requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
-                   timeline=bool(a.timeline))
+                   timeline=bool(a.timeline), follow=a.follow, device=a.device)
     except ValueError as e:
         raise _ram_blame(a, e) from None
     finally:
@@ -183,6 +183,12 @@ def register(subparsers) -> None:
                    help="/sys/kernel/debug/swiotlb (a copy, or name=value lines) to compare with")
     r.add_argument("--timeline", type=int, default=0, metavar="POINTS",
                    help="with --json: add the used-slots timeline, at most POINTS samples")
+    r.add_argument("--no-follow", dest="follow", action="store_const", const=False, default=None,
+                   help="take every decision from the model (what-if), even when the trace recorded "
+                        "the kernel's (map_ret addresses)")
+    r.add_argument("--device", metavar="PRESET", default=None,
+                   help="device preset giving min_align_mask (e.g. nvme); default: inferred from a "
+                        "kprobe trace")
     r.set_defaults(func=_cmd_replay)
 
     a = subparsers.add_parser("advise", help="smallest swiotlb= per profile that replays a trace "

@@ -105,7 +105,7 @@ class ReplayResult:
         d = self.result.to_dict()
         d.update(lifetime=self.lifetime.spec, lifetime_note=self.lifetime.describe(self._unit()),
                  lifetime_is_model=self.lifetime.is_model, grouping=self.grouping, nslabs=self.nslabs,
-                 failure_rate=self.failure_rate,
+                 failure_rate=self.failure_rate, follow=bool(self.result.extra.get("follow")),
                  livelocks=[x.to_dict() for x in self.livelocks], warnings=list(self.warnings),
                  trace=self.trace.to_dict())
         return d
