@@ -12,7 +12,7 @@ requests when the trace has the shape of virtio-blk (:mod:`swiotlb_lib.trace.req
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -265,6 +265,10 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     ram_bytes = _ram_for(trace, ram, "6.12" if prof.pad_slots else "6.1")
     m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
     reqs, mode = group_requests(trace.mappings, requests)
+    if mode == "virtio-blk" and (template is None or not template.driver):
+        # a virtio disk's DMA device is its PCI function, bound to virtio-pci: dev_warn()
+        # prints "virtio-pci 0000:00:02.0: ..." (data/realkernel/boots.jsonl, dmesg lines)
+        template = replace(template or Device("trace-device"), driver="virtio-pci")
     warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool
     if follow is not False and lifetime.kind == "real" and follows(trace):
