@@ -29,7 +29,6 @@ Usage: python benchmarks/map_unmap.py [--pairs N] [--rounds R] [--seed S]
 import argparse
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys

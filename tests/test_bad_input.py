@@ -1,6 +1,5 @@
 """Every public entry point rejects bad input with an error naming the parameter, and
 leaves the allocator (and memory) exactly as it was."""
-import copy
 
 import numpy as np
 import pytest

@@ -7,9 +7,7 @@ import json
 import pytest
 
 from swiotlb_lib.boot import Machine
-from swiotlb_lib.constants import (DMA_ATTR_MAY_SLEEP, DMA_BIDIRECTIONAL, DMA_TO_DEVICE,
-                                   IO_TLB_SHIFT)
-from swiotlb_lib.device import Device
+from swiotlb_lib.constants import DMA_ATTR_MAY_SLEEP, DMA_BIDIRECTIONAL, DMA_TO_DEVICE
 from swiotlb_lib.oracle import replay
 from swiotlb_lib.swiotlb import DmaMappingError
 from swiotlb_lib.scenarios.systems import run_scenario

@@ -6,7 +6,6 @@ Tesarik's v3 cover letter, cover.1687859323.git.petr.tesarik.ext@huawei.com), ne
 code under test.
 """
 import math
-import re
 
 import numpy as np
 import pytest

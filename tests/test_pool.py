@@ -4,7 +4,7 @@
 import pytest
 
 from swiotlb_lib.constants import IO_TLB_SEGSIZE
-from swiotlb_lib.device import Device, nvme
+from swiotlb_lib.device import Device
 from swiotlb_lib.memory import PhysMemory
 from swiotlb_lib.pool import IoTlbPool, nr_slots, search_pool_area
 from swiotlb_lib.swiotlb import DmaMappingError, IoTlbMem

@@ -68,6 +68,18 @@ def _ram_blame(a, e: ValueError) -> ValueError:
     return e
 
 
+def _run(a, bar, work):
+    """Run ``work()`` under the progress bar (closed however it ends); a ``ram`` error the
+    user did not cause by ``--ram`` is told as a problem of the trace."""
+    try:
+        return work()
+    except ValueError as e:
+        raise _ram_blame(a, e) from None
+    finally:
+        if bar:
+            bar.finish()
+
+
 def _cmd_replay(a) -> int:
     from ..trace.read import read_debugfs
     from ..trace.replay import replay
@@ -79,15 +91,10 @@ def _cmd_replay(a) -> int:
     dbg = read_debugfs(a.debugfs) if a.debugfs else None
     bar = _bar(a)
     tr = _read(a, bar)
-    try:
-        r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
-                   requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
-                   timeline=bool(a.timeline), follow=a.follow, device=a.device)
-    except ValueError as e:
-        raise _ram_blame(a, e) from None
-    finally:
-        if bar:
-            bar.finish()
+    r = _run(a, bar, lambda: replay(
+        tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
+        requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
+        timeline=bool(a.timeline), follow=a.follow, device=a.device))
     if a.json:
         d = r.to_dict()
         if dbg is not None:
@@ -119,15 +126,10 @@ def _cmd_advise(a) -> int:
     kernels = a.kernel or ADVISE_PROFILES
     if bar:
         bar.phase("replays").approx_total(advise_replays(kernels, a.cpus or tr.cpus))
-    try:
-        out = advise(tr, kernels=kernels, lifetime=a.lifetime,
-                     target_failure_rate=a.target_failure_rate, cpus=a.cpus, ram=a.ram, requests=a.requests,
-                     seed=a.seed, max_sectors_kb=a.max_sectors_kb, progress=bar)
-    except ValueError as e:
-        raise _ram_blame(a, e) from None
-    finally:
-        if bar:
-            bar.finish()
+    out = _run(a, bar, lambda: advise(
+        tr, kernels=kernels, lifetime=a.lifetime, target_failure_rate=a.target_failure_rate,
+        cpus=a.cpus, ram=a.ram, requests=a.requests, seed=a.seed, max_sectors_kb=a.max_sectors_kb,
+        progress=bar))
     if a.json:
         print(json.dumps([x.to_dict() for x in out]))
         return 0

@@ -7,8 +7,6 @@ import io
 
 import matplotlib.pyplot as plt
 
-from ..report import mib  # noqa: F401  (the plots' size labels)
-
 #: One colour per thing the book draws, so a reader learns them once.
 COLORS = {
     "ram": "#d9d9d9", "dma": "#f4a261", "dma32": "#e9c46a", "normal": "#a8dadc",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .common import COLORS, PROFILE_COLORS, figure, mib
+from .common import COLORS, PROFILE_COLORS, figure
+from ..report import mib
 from .common import img_html as _img_html
 from ..constants import MiB
 from ..report import esc, html_table

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..constants import IO_TLB_SHIFT
 from ..perf.stats import runs_needed
-from .common import COLORS, PROFILE_COLORS, figure, img_html, mib
+from .common import COLORS, PROFILE_COLORS, figure, img_html
+from ..report import mib
 
 VERDICT_COLORS = {"noise": "#8d99ae", "marginal": "#f4a261", "signal": COLORS["fail"]}
 ARM_COLORS = ("#1d3557", "#e76f51")

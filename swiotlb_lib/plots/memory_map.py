@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from matplotlib.patches import FancyArrowPatch
 
-from .common import COLORS, figure, img_html, mib
+from .common import COLORS, figure, img_html
+from ..report import mib
 from ..constants import GiB
 from ..scenarios.basics import DEVICE_NAMES, MapResult, explain, overview_maps
 

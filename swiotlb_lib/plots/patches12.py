@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 
 from ..scenarios.patches12 import SIZES, grid_text
-from .common import COLORS, PROFILE_COLORS, figure, img_html, mib
+from .common import COLORS, PROFILE_COLORS, figure, img_html
+from ..report import mib
 
 #: Colour of each answer in the allocator grid.
 SERVED_COLORS = {"buddy": COLORS["ok"], "buddy + reclaim": COLORS["normal"], "CMA": COLORS["cma"],

@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from ..constants import IO_TLB_SEGMENT_BYTES, GiB, MiB
-from .common import COLORS, figure, img_html, mib
+from .common import COLORS, figure, img_html
+from ..report import mib
 
 
 def pre_html(lines) -> str:

@@ -266,8 +266,9 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
     reqs, mode = group_requests(trace.mappings, requests)
     if mode == "virtio-blk" and (template is None or not template.driver):
-        # a virtio disk's DMA device is its PCI function, bound to virtio-pci: dev_warn()
-        # prints "virtio-pci 0000:00:02.0: ..." (data/realkernel/boots.jsonl, dmesg lines)
+        # a virtio disk's DMA device is its PCI function, bound to virtio-pci, and dev_warn()
+        # prefixes the driver and device names (drivers/base/core.c: __dev_printk(), with
+        # dev_driver_string()): "virtio-pci 0000:00:02.0: ..." as in data/realkernel/boots.jsonl
         template = replace(template or Device("trace-device"), driver="virtio-pci")
     warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool

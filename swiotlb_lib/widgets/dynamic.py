@@ -18,7 +18,7 @@ import ipywidgets as W
 
 from ..constants import MiB
 from ..plots import dynamic as P
-from ..plots.common import mib
+from ..report import mib
 from ..report import text_table
 from ..scenarios.dynamic import (COMPARE_KERNELS, COMPARE_SCENARIOS, FOOTPRINT_HEADER, INTENSITIES, MIXES,
                                  PARSE_CMDLINES, PARSE_HEADER, WHERE_HEADER, WHERE_SIZES, WORKER_HEADER,
