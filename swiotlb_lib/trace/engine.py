@@ -92,11 +92,21 @@ def livelock_groups(livelocks) -> list:
 class Engine:
     """One replay: a machine, the trace's mappings in order, completions and queue runs in a heap.
 
-    Block requests model blk-mq's dispatch (block/blk-mq.c): each (device, CPU) queue
-    holds the requests the driver sent back with ``BLK_STS_RESOURCE``; its head is tried
-    again when a request of that device completes, and ``BLK_MQ_RESOURCE_DELAY`` after the
-    failure; the first failure stops the run; a request arriving while its queue holds
-    requests waits behind them.  Lone mappings (non-block devices) that fail are dropped.
+    Block requests model blk-mq's dispatch (``block/blk-mq.c`` in 6.12): each (device, CPU)
+    queue holds the requests the driver sent back with ``BLK_STS_RESOURCE`` (virtio-blk's
+    ``virtio_queue_rq()`` on a failed ``dma_map``); the first failure stops the run.
+    ``blk_mq_dispatch_rq_list()`` reruns the queue at once after a first failure (no
+    ``SCHED_RESTART`` set yet), and after ``BLK_MQ_RESOURCE_DELAY`` after a failed rerun;
+    ``__blk_mq_free_request()`` restarts it (``blk_mq_sched_restart()``) when a request of
+    the device completes, once per request, after all its mappings are unmapped.  A request
+    arriving while its queue holds requests waits behind them.  Lone mappings (non-block
+    devices) that fail are dropped.
+
+    With real lifetimes, an attempt the traced kernel abandoned (``Request.aborted``: its
+    retry is a later request of the trace) whose failing mapping the model does map is
+    given back at once: that attempt is over in the recording, and keeping the mapping
+    would hold slots no later event frees (the model's choice; the cost is that the
+    request's data is replayed at the kernel's retry time, not earlier).
 
     Event keys are ``(time, prio, counter)``: trace maps use their line number as ``prio``,
     real unmaps theirs (so a replay with real lifetimes keeps the trace's exact order),
@@ -249,6 +259,10 @@ class Engine:
                     agree["compared"] += 1
                     agree["same"] += tlb == mp.tlb
                 if mp.unmap_time is None:
+                    if self.reqs[u].aborted:            # the kernel failed it: its retry is
+                        self.unmap_one(i, tlb)          # later in the trace; give it back now
+                        self.tally["aborted_released"] += 1
+                        continue
                     self.tally["live_at_end"] += 1      # never unmapped in the trace
                     continue
                 self.handle_of[i] = tlb
@@ -304,7 +318,7 @@ class Engine:
         if not self.left[u]:
             self.state[u] = self.DONE
             self.tally["completed"] += 1
-        self.wake(dev, t)
+            self.wake(dev, t)
 
     def wake(self, dev: str, t: float) -> None:
         """A request of ``dev`` completed: blk-mq reruns that device's stalled queues."""
@@ -401,8 +415,8 @@ class Engine:
         dev = req.dev_name
         if self.lt.kind == "qd" and self.fifo.get(dev):
             self.complete_unit(self.fifo[dev].popleft(), t)   # the device finishes its oldest
-        else:
-            self.push(t + self.retry_delay, -1, self.RUN, key)
+        else:   # first failure: rerun at once (no SCHED_RESTART yet); then after the delay
+            self.push(t if self.attempts[u] == 1 else t + self.retry_delay, -1, self.RUN, key)
 
     def handle(self, ev) -> None:
         t, _, _, kind, x = ev
