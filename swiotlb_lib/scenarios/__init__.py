@@ -27,9 +27,10 @@ MODULES = (
     "swiotlb_lib.scenarios.patches12",
     "swiotlb_lib.scenarios.dynamic",
     "swiotlb_lib.scenarios.review",
-    "swiotlb_lib.scenarios.tour",
     "swiotlb_lib.trace.sizing",
     "swiotlb_lib.perf.studies",
+    "swiotlb_lib.scenarios.today",
+    "swiotlb_lib.scenarios.tour",
 )
 
 _REGISTRY: dict[str, "Experiment"] = {}
