@@ -86,16 +86,25 @@ def test_advise_progress_has_a_total(capsys):
     assert "replays [" in err and "/~" in err
 
 
-def test_compare_progress_counts_profiles(capsys):
+def test_compare_progress_counts_the_workload_of_every_profile(capsys):
+    # the nvme scenario issues 2000 operations (scenarios/systems.py: nvme(ops=2000)); two
+    # profiles: 4000 in all, from the first line (0/4,000) to the last
     assert main(["compare", "nvme", "--kernel", "v6.11", "--kernel", "v6.6", "--progress", "--json"]) == 0
     cap = capsys.readouterr()
-    assert "0/2" in cap.err and "1/2" in cap.err and "100% 2/2" in cap.err
+    assert "0% 0/4,000" in cap.err and "100% 4,000/4,000" in cap.err
     assert len(json.loads(cap.out)) == 2
 
 
 def test_scenario_and_benchmark_progress(capsys):
-    assert main(["scenario", "nvme", "--progress", "--json"]) == 0
-    assert "scenario nvme: mappings" in capsys.readouterr().err
+    # storage issues 1500 requests (storage(requests=1500)): the total, and an estimate of
+    # the time left while it runs
+    assert main(["scenario", "storage", "--progress", "--json"]) == 0
+    cap = capsys.readouterr()
+    assert "scenario storage [" in cap.err and "100% 1,500/1,500" in cap.err and json.loads(cap.out)
+    lines = cap.err.replace("\r", "\n").splitlines()
+    assert any("/1,500" in x and "left" in x for x in lines)
+    assert main(["scenario", "storage", "--json"]) == 0
+    assert capsys.readouterr().err == ""                    # not a terminal, not asked: nothing
     assert main(["dma-map-benchmark", "--loops", "1000", "--progress"]) == 0
     cap = capsys.readouterr()
     assert "1,000/1,000" in cap.err and cap.out.startswith("dma mapping benchmark:")

@@ -100,3 +100,25 @@ def test_replay_nvme_recording_counts_its_lost_unmaps():
     d = _json.loads(out)
     # data/realkernel-nvme/README.md: 1 056 fewer unmap events than maps, although the pool emptied
     assert d["lost_unmaps"] == 1056 and d["slot_agreement"].split("/")[0] == d["slot_agreement"].split("/")[1]
+
+
+def test_cli_livelock_text_and_json_agree(tmp_path, capsys):
+    # the one-request livelock of tests/test_trace_replay.py::livelock_trace (worked by hand
+    # there): 1 request, 0 completed, 1 livelocked, failure rate 100 % of requests, 12 mapping
+    # attempts of which 4 failed; the command's text and its JSON say the same
+    from tracedata import line
+    K = 1024
+    p = tmp_path / "livelock.txt"
+    p.write_text("\n".join([line(1.0, 0, 16, addr=0x1000000), line(1.00001, 0, 200 * K, addr=0x2000000),
+                            line(1.00002, 0, 100 * K, addr=0x3000000), line(1.00003, 0, 1, addr=0x4000000)]) + "\n")
+    argv = ["replay", str(p), "--kernel", "v6.11", "--cmdline", "swiotlb=128,force", "--lifetime", "fixed:1ms",
+            "--requests", "virtio-blk", "--cpus", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert main(argv + ["--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["requests"], d["requests_completed"], d["livelocked_requests"]) == (1, 0, 1)
+    assert "  requests: 1\n  requests_completed: 0\n" in text and "  livelocked_requests: 1\n" in text
+    assert d["failure_rate"] == 1.0 and "failure rate 100.0000% of requests (1 of 1)" in text
+    assert (d["attempted"], d["failed"]) == (12, 4) and "attempted 12, mapped 8 (8 bounced), failed 4" in text
+    assert "LIVELOCK (1 request)" in text and d["livelocks"][0]["message"] in text

@@ -159,3 +159,80 @@ def test_livelock_warning_never_advises_a_pool_that_cannot_help():
     msg = livelock_warning(1024 * 1024, 600, 512, failed_size=300 * 1024)
     assert "no swiotlb= helps" in msg and "raise swiotlb=" not in msg
     assert "raise swiotlb=" in livelock_warning(1024 * 1024, 600, 512, failed_size=4096)
+
+
+K = 1024
+
+
+def test_nvme_request_that_meets_a_full_pool_is_requeued():
+    # nvme_map_data() (v6.12) answers BLK_STS_RESOURCE when a segment cannot be mapped, after
+    # dma_direct_map_sg() unmapped the segments already mapped; blk-mq requeues the request.
+    # 128 slots, one area, fixed 1 ms lifetimes.  P: 3 x 64 KiB (32 slots each) at 1.0 takes
+    # slots 0..95 and completes at 1.00102.  Q: 2 x 64 KiB at 1.0005: its first segment takes
+    # 96..127, the second finds the pool full: Q gives slot 96..127 back and is requeued; the
+    # immediate rerun fails the same way; P's completion reruns it and Q maps.  By hand:
+    # mapping attempts 3 (P) + 3 x 2 (Q) = 9, failed 2, so 2 of 9 attempts and 1 of 2 requests.
+    P = [line(1.0 + k * 1e-5, 0, 64 * K, addr=0x1000000 + k * 0x100000) for k in range(3)]
+    Q = [line(1.0005 + k * 1e-5, 0, 64 * K, addr=0x2000000 + k * 0x100000) for k in range(2)]
+    r = T.replay(T.parse_trace(P + Q), "v6.11", "swiotlb=128,force", "fixed:1ms", requests="nvme", cpus=1)
+    x = r.result.extra
+    assert r.grouping == "nvme" and x["requests"] == 2
+    assert r.result.attempted == 9 and r.result.failed == 2 and r.result.failures["pool_full"] == 2
+    assert x["failed_requests"] == 1 and x["requests_requeued"] == 1 and x["retries"] == 2
+    assert x["requests_completed"] == 2 and not r.livelocks and r.result.peak_used_slots == 128
+    text = "\n".join(r.summary_lines())
+    assert "failure rate 50.0000% of requests (1 of 2); 22.2222% of mapping attempts" in text
+    d = r.to_dict()
+    assert d["failure_rate"] == 0.5 and d["attempted"] == 9 and d["failed"] == 2
+    # the device is the NVMe driver's PCI function: its kernel lines carry "nvme <bdf>:"
+    assert r.result.log[-1].startswith("nvme 0000:00:02.0: swiotlb buffer is full (sz: 65536 bytes)")
+
+
+def livelock_trace():
+    """One virtio-blk request that can never fit a 128-slot pool: header (1 slot), 200 KiB
+    (100 slots), 100 KiB (50 slots), status (1 slot): 152 slots > 128."""
+    return T.parse_trace([line(1.0, 0, 16, addr=0x1000000), line(1.00001, 0, 200 * K, addr=0x2000000),
+                          line(1.00002, 0, 100 * K, addr=0x3000000), line(1.00003, 0, 1, addr=0x4000000)])
+
+
+def test_livelock_counts_in_text_and_json_agree():
+    # Worked by hand: the header takes slot 0, the 200 KiB buffer slots 2..101 (page-sized
+    # buffers start on an even slot), leaving 26 + 1 free slots: the 100 KiB buffer (50 slots)
+    # never fits.  Attempt 1 (the trace's) fails; the rerun at once, then two reruns 3 ms
+    # apart fail alone, the same way, with 101 slots in use: the third such repeat makes a
+    # livelock.  4 attempts x 3 mappings = 12 attempted, 4 failed (33.3333 %); 1 request, 0
+    # completed, 1 livelocked, which counts as failed: 100 % of requests.  The failing
+    # mapping (100 KiB) fits a bounce buffer, so a larger pool helps: "raise swiotlb=".
+    r = T.replay(livelock_trace(), "v6.11", "swiotlb=128,force", "fixed:1ms", requests="virtio-blk", cpus=1)
+    text = "\n".join(r.summary_lines())
+    d = r.to_dict()
+    for key, want in (("requests", 1), ("requests_completed", 0), ("livelocked_requests", 1),
+                      ("failed_requests", 1)):
+        assert d[key] == want and f"  {key}: {want}\n" in text
+    assert d["attempted"] == 12 and d["failed"] == 4
+    assert "mappings attempted 12, mapped 8 (8 bounced), failed 4: pool_full 4" in text
+    assert "failure rate 100.0000% of requests (1 of 1); 33.3333% of mapping attempts" in text
+    assert d["failure_rate"] == 1.0
+    assert len(d["livelocks"]) == 1 and d["livelocks"][0]["slots_needed"] == 152
+    assert d["livelocks"][0]["used"] == 101 and d["livelocks"][0]["failed_size"] == 100 * K
+    assert "LIVELOCK (1 request): requests of up to 300 KiB need at least 152 slots" in text
+    assert "raise swiotlb=" in d["livelocks"][0]["message"] and not r.ok
+
+
+def test_request_failure_rate_counts_too_big_and_full_pool_alike():
+    # two virtio-blk requests in a roomy pool: R1 maps 300 KiB of data in one buffer (more
+    # than the 256 KiB any bounce buffer holds: too_big, at any pool size), R2 4 KiB.  By
+    # hand: 1 of 2 requests failed (50 %), in the text and in the JSON; R1 is not a sizing
+    # failure (failed_requests 0, too_big_requests 1), so the advisor's criterion holds.  R1,
+    # requeued, fails alone the same way and is reported as a livelock that no pool helps.
+    tr = T.parse_trace([line(1.0, 0, 16, addr=0x1000000), line(1.00001, 0, 300 * K, addr=0x2000000),
+                        line(1.00002, 0, 1, addr=0x3000000), line(1.1, 0, 16, addr=0x4000000),
+                        line(1.10001, 0, 4096, addr=0x5000000), line(1.10002, 0, 1, addr=0x6000000)])
+    r = T.replay(tr, "v6.11", "swiotlb=force", "fixed:1ms", requests="virtio-blk", cpus=1)
+    d = r.to_dict()
+    assert d["requests"] == 2 and d["too_big_requests"] == 1 and d["failed_requests"] == 0
+    assert d["failure_rate"] == 0.5
+    text = "\n".join(r.summary_lines())
+    assert "failure rate 50.0000% of requests (1 of 2)" in text
+    assert d["livelocked_requests"] == 1 and "no swiotlb= helps" in text and "raise swiotlb=" not in text
+    assert r.ok

@@ -37,8 +37,12 @@ def _cmd_oracle(a) -> int:
 
 def _cmd_scenario(a) -> int:
     from ..scenarios.systems import run_scenario
-    bar = progress_for(a, f"scenario {a.name}: mappings")
-    r = _counted(bar, None, lambda: run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed))
+    bar = progress_for(a, f"scenario {a.name}")
+    try:
+        r = run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed, progress=bar)
+    finally:
+        if bar:
+            bar.finish()
     if a.json:
         print(r.to_json())
     else:
@@ -52,16 +56,18 @@ def _cmd_scenario(a) -> int:
 def _cmd_compare(a) -> int:
     from ..scenarios.systems import run_scenario
     kernels = a.kernel or ["v6.3rc", "rfc-v1", "v6.6", "v6.6-dynamic", "v6.11-dynamic"]
-    bar = progress_for(a, f"compare {a.name}: profiles")
+    bar = progress_for(a, f"compare {a.name} on {len(kernels)} profiles")
     results = []
-    for k in kernels:
+    try:
+        for k in kernels:
+            # every profile runs the same workload: its units (requests, frames) times the
+            # number of profiles is the total
+            inner = None if bar is None else (
+                lambda done, total, n=len(results): bar(n * total + done, len(kernels) * total))
+            results.append(run_scenario(a.name, kernel=k, cmdline=a.cmdline, seed=a.seed, progress=inner))
+    finally:
         if bar:
-            bar(len(results), len(kernels))
-        results.append(_counted(None, None, lambda k=k: run_scenario(a.name, kernel=k, cmdline=a.cmdline,
-                                                                        seed=a.seed)))
-    if bar:
-        bar(len(results), len(kernels))
-        bar.finish()
+            bar.finish()
     if a.json:
         print(json.dumps([r.to_dict() for r in results]))
     else:
@@ -69,30 +75,6 @@ def _cmd_compare(a) -> int:
         from ..report import compare_table
         print(compare_table(results))
     return 0
-
-
-def _counted(bar, total, fn):
-    """Run ``fn()``; with a progress ``bar``, count the mappings it makes as it runs (the
-    model's area-search hook, searches that found slots) and show them (against ``total``
-    when known)."""
-    if bar is None:
-        return fn()
-    from ..debug import SEARCH_AREA, observe
-    done = [0]
-
-    def count(ev):
-        if ev.slot >= 0:
-            done[0] += 1
-            if not done[0] & 0x3FF:
-                bar(done[0], total)
-
-    try:
-        with observe(SEARCH_AREA, count):
-            r = fn()
-        bar(done[0], total or done[0])
-    finally:
-        bar.finish()
-    return r
 
 
 def _cmd_scenarios(a) -> int:
@@ -146,7 +128,8 @@ def register(sub) -> None:
     sc.add_argument("--seed", type=int, default=1)
     sc.add_argument("--json", action="store_true", help="print one JSON object")
     sc.add_argument("--progress", action="store_true",
-                    help="mappings made so far on stderr even when it is not a terminal")
+                    help="the workload's requests (or frames) done, of how many, and the time left "
+                         "on stderr even when it is not a terminal")
     sc.set_defaults(func=_cmd_scenario)
 
     cp = sub.add_parser("compare", help="run one scenario on several profiles; print a table")
@@ -157,8 +140,8 @@ def register(sub) -> None:
     cp.add_argument("--seed", type=int, default=1)
     cp.add_argument("--json", action="store_true")
     cp.add_argument("--progress", action="store_true",
-                    help="profiles done, of how many, and the time left on stderr even when it is "
-                         "not a terminal")
+                    help="the workload done on all profiles, of how much, and the time left on "
+                         "stderr even when it is not a terminal")
     cp.set_defaults(func=_cmd_compare)
 
     ss = sub.add_parser("scenarios", help="list the scenarios")

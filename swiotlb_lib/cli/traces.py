@@ -165,8 +165,9 @@ def _common(p) -> None:
     p.add_argument("--cpus", type=int, default=None, help="possible CPUs (default: the trace's)")
     p.add_argument("--ram", default=None, help="RAM, e.g. 2G (default: the smallest that holds the "
                                                "traced buffers)")
-    p.add_argument("--requests", default="auto", choices=["auto", "virtio-blk", "none"],
-                   help="group mappings into block requests (default auto)")
+    p.add_argument("--requests", default="auto", choices=["auto", "virtio-blk", "nvme", "none"],
+                   help="group mappings into block requests of a driver (default auto: virtio-blk "
+                        "or NVMe when the trace shows it, else none)")
     p.add_argument("--seed", type=int, default=1, help="seed for random lifetimes (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--progress", action="store_true", help="progress bar on stderr even when it is "

@@ -100,10 +100,18 @@ class ScenarioResult:
 class Recorder:
     """Drives a machine's DMA API and keeps the scenario's tallies."""
 
-    def __init__(self, m: Machine, res: ScenarioResult) -> None:
+    def __init__(self, m: Machine, res: ScenarioResult, progress=None) -> None:
         self.m = m
         self.res = res
         self.step = 1e-4          # model seconds per operation (advances the worker's clock)
+        self.progress = progress  # called with (done, total) per unit of the workload
+        self.total = 0
+
+    def tick(self, done: int, total: int) -> None:
+        """Report progress: ``done`` of the workload's ``total`` units (requests, frames)."""
+        if self.progress is not None:
+            self.total = total
+            self.progress(done, total)
 
     def _sample(self) -> None:
         mem = self.m.swiotlb
@@ -153,6 +161,8 @@ class Recorder:
         r.transient_pools = r.costs.get("transient_pools", 0)
         r.pools_added = r.costs.get("pools_added", 0)
         r.log = [l for l in m.log.lines if "Command line" not in l]
+        if self.progress is not None and self.total:
+            self.progress(self.total, self.total)
         return r
 
 
@@ -253,6 +263,7 @@ def rpi4_display(rec: Recorder, rng: random.Random, nbytes: int, frames: int, ma
             m.pages.free_pages(p, 0)
 
     for frame in range(frames):
+        rec.tick(frame, frames)
         blocks, runs = scattered_buffer(m, rng, nbytes, owner="gpu")
         if blocks is None:
             rec.res.oom_events += 1
@@ -275,7 +286,7 @@ def rpi4_display(rec: Recorder, rng: random.Random, nbytes: int, frames: int, ma
 
 
 def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=None, seed: int = 1,
-         frames: int = 8, may_sleep: bool = True, ram: str = "4G") -> ScenarioResult:
+         frames: int = 8, may_sleep: bool = True, ram: str = "4G", progress=None) -> ScenarioResult:
     """The Raspberry Pi 4 display path (:func:`rpi4_display`), ``frames`` frames.
 
     The importer passes ``DMA_ATTR_SKIP_CPU_SYNC`` and, by default, ``DMA_ATTR_MAY_SLEEP``,
@@ -284,7 +295,7 @@ def rpi4(name: str, width: int, height: int, nbytes: int, kernel=None, cmdline=N
     rng = random.Random(seed)
     m = rpi4_machine(kernel, cmdline, ram)
     res = _result(name, m, seed)
-    rec = Recorder(m, res)
+    rec = Recorder(m, res, progress)
     shown = rpi4_display(rec, rng, nbytes, frames, may_sleep)
     seg_sizes = shown["segments"]
     res.extra = {"frame_bytes": nbytes, "resolution": f"{width}x{height}", "imports_ok": shown["imports_ok"],
@@ -329,6 +340,7 @@ def coco_traffic(rec: Recorder, rng: random.Random, ops: int, depth: int = 32, b
     inflight = []
     base = 0x10000000
     for i in range(ops):
+        rec.tick(i, ops)
         limit = burst_depth if (i // 500) % 4 == 3 else depth
         size = size_mix(rng)
         dev = net if size <= 4096 and rng.random() < 0.7 else blk
@@ -349,20 +361,20 @@ def coco_traffic(rec: Recorder, rng: random.Random, ops: int, depth: int = 32, b
 
 
 def coco_guest(kernel=None, cmdline=None, seed: int = 1, ops: int = 4000, ram: str = "8G",
-               cpus: int = 8, burst_depth: int = 256) -> ScenarioResult:
+               cpus: int = 8, burst_depth: int = 256, progress=None) -> ScenarioResult:
     """A confidential guest: every mapping bounces through the decrypted pool
     (:func:`coco_traffic`, 32 buffers in flight, ``burst_depth`` in bursts)."""
     rng = random.Random(seed)
     m = coco_machine(kernel, cmdline, ram, cpus)
     res = _result("coco-guest", m, seed)
-    rec = Recorder(m, res)
+    rec = Recorder(m, res, progress)
     coco_traffic(rec, rng, ops, burst_depth=burst_depth)
     res.extra = {"every_mapping_bounced": res.bounced == res.mapped}
     return rec.finish()
 
 
 def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, ram: str = "512M",
-                  io_ops: int = 1500) -> ScenarioResult:
+                  io_ops: int = 1500, progress=None) -> ScenarioResult:
     """A 512 MiB Arm board: applications ramp up to ``app_mib`` while an SD/MMC controller
     that reaches only the first 256 MiB of DRAM does I/O through SWIOTLB.  A failed
     application allocation is an OOM event (the OOM killer frees the largest process)."""
@@ -371,7 +383,7 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
     default = "swiotlb=512" if prof.is_dynamic else ""
     m = _machine(prof, cmdline, default, arch="arm64-board", ram=ram, cpus=4)
     res = _result("arm-board-oom", m, seed)
-    rec = Recorder(m, res)
+    rec = Recorder(m, res, progress)
     lay = m.layout
     mmc = m.add_device(Device("fe340000.mmc", bus_dma_limit=lay.zone("DMA").end - 1, driver="sdhci-iproc",
                               max_seg_size=65536))
@@ -390,6 +402,7 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
         pages.alloc_pages(GFP_KERNEL, order, owner="pagecache")
 
     for i in range(io_ops):
+        rec.tick(i, io_ops)
         # applications grow (order-0 user pages)
         for _ in range(per_step):
             if allocated >= app_pages:
@@ -436,18 +449,19 @@ def arm_board_oom(kernel=None, cmdline=None, seed: int = 1, app_mib: int = 400, 
 
 
 def nvme(kernel=None, cmdline=None, seed: int = 1, ops: int = 2000, qd: int = 32,
-         respect_max_mapping: bool = True) -> ScenarioResult:
+         respect_max_mapping: bool = True, progress=None) -> ScenarioResult:
     """NVMe in a confidential guest: ``min_align_mask`` 0xfff keeps each buffer's in-page
     offset, so the largest mapping is 252 KiB (``swiotlb_max_mapping_size``)."""
     rng = random.Random(seed)
     m = _machine(kernel, cmdline, "", ram="6G", cpus=4, mem_encrypt=True)
     res = _result("nvme", m, seed)
-    rec = Recorder(m, res)
+    rec = Recorder(m, res, progress)
     dev = m.add_device("nvme")
     limit = m.swiotlb.max_mapping_size(dev) if respect_max_mapping else 256 * KiB
     inflight = []
     over = 0
     for i in range(ops):
+        rec.tick(i, ops)
         size = rng.choice([4096, 8192, 65536, 131072, 262144, 1 << 20])
         offset = rng.randrange(8) * 512
         d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
@@ -491,6 +505,7 @@ def virtio_blk_requests(rec: Recorder, dev, rng: random.Random, *, requests: int
     inflight = []
     requeued = 0
     for i in range(requests):
+        rec.tick(i, requests)
         bs = rng.choice(sizes)
         d = rng.choice([DMA_TO_DEVICE, DMA_FROM_DEVICE])
         cpu = i % cpus
@@ -533,14 +548,14 @@ def storage_machine(kernel=None, cmdline=None) -> Machine:
 
 
 def storage(kernel=None, cmdline=None, seed: int = 1, requests: int = 1500, qd: int = 32,
-            contiguity: float = 0.5) -> ScenarioResult:
+            contiguity: float = 0.5, progress=None) -> ScenarioResult:
     """virtio-blk under ``swiotlb=force`` on a 2 GiB, 2-CPU guest, queue depth ``qd``:
     :func:`virtio_blk_requests` with 4 KiB to 1 MiB requests, segments capped at
     ``min(256 KiB, swiotlb_max_mapping_size)``."""
     rng = random.Random(seed)
     m = storage_machine(kernel, cmdline)
     res = _result("storage", m, seed)
-    rec = Recorder(m, res)
+    rec = Recorder(m, res, progress)
     dev = m.add_device("virtio-blk")
     maxseg = min(256 * KiB, m.swiotlb.max_mapping_size(dev)) if m.swiotlb.nslabs else 256 * KiB
     res.extra["requests_requeued"] = virtio_blk_requests(
@@ -561,7 +576,9 @@ SCENARIOS = {
 
 
 def run_scenario(name: str, kernel=None, cmdline: str | None = None, seed: int = 1, **opts) -> ScenarioResult:
-    """Run scenario ``name`` on profile ``kernel`` (see :data:`SCENARIOS`)."""
+    """Run scenario ``name`` on profile ``kernel`` (see :data:`SCENARIOS`); ``progress``
+    (in ``opts``), if given, is called with ``(done, total)`` units of the workload
+    (requests, operations or frames)."""
     try:
         fn, _ = SCENARIOS[name]
     except KeyError:

@@ -17,7 +17,7 @@ from .engine import livelock_warning
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
 from .replay import Timeline, replay
-from .requests import MAX_MAPPING_BYTES, group_requests, min_request_slots, request_slots
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, group_requests, min_request_slots, request_slots
 
 #: The profiles :func:`advise` sizes by default (all of them).
 ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic")
@@ -292,8 +292,8 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
                              "pools (and transient pools) when it runs short")
         adv.notes.append("peak_used_slots is a lower bound on the pool needed: mappings cannot "
                          "cross 128-slot segments or areas, and alignment leaves holes")
-        adv.lifetime_note = lt.describe("request" if cache and next(iter(cache.values())).grouping ==
-                                        "virtio-blk" else "mapping")
+        adv.lifetime_note = lt.describe("request" if cache and next(iter(cache.values())).grouping
+                                        in BLOCK_KINDS else "mapping")
         out.append(adv)
     return out
 

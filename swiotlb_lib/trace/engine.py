@@ -24,7 +24,7 @@ from ..swiotlb import DmaMappingError
 from ..scenarios.systems import Recorder, ScenarioResult
 from .lifetime import Lifetime
 from .read import TLB_FAILED
-from .requests import MAX_MAPPING_BYTES, request_slots
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, request_slots
 
 
 def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: str = "",
@@ -67,7 +67,8 @@ class Livelock:
         return livelock_warning(self.data_bytes, self.slots_needed, self.nslabs,
                                 f"the request at line {self.line} failed {self.attempts} times; with "
                                 f"nothing else in flight it failed {self.repeats} times the same way: "
-                                f"{self.used} slots in use, then a {self.failed_size}-byte mapping did "
+                                f"{self.used} slot{'s' * (self.used != 1)} in use, then a "
+                                f"{self.failed_size}-byte mapping did "
                                 "not fit", self.failed_size)
 
     def to_dict(self) -> dict:
@@ -94,7 +95,12 @@ class Engine:
 
     Block requests model blk-mq's dispatch (``block/blk-mq.c`` in 6.12): each (device, CPU)
     queue holds the requests the driver sent back with ``BLK_STS_RESOURCE`` (virtio-blk's
-    ``virtio_queue_rq()`` on a failed ``dma_map``); the first failure stops the run.
+    ``virtio_queue_rq()`` on a failed ``dma_map``; NVMe's ``nvme_queue_rq()`` passes on
+    what ``nvme_map_data()`` returns, ``BLK_STS_RESOURCE`` for a failed ``dma_map_bvec()``
+    or ``dma_map_sgtable()`` -- only ``-EREMOTEIO`` becomes ``BLK_STS_TARGET`` --, after
+    ``dma_direct_map_sg()`` unmapped the segments already mapped:
+    ``drivers/nvme/host/pci.c@adc218676eef``, ``kernel/dma/direct.c@adc218676eef``, v6.12);
+    the first failure stops the run.
     ``blk_mq_dispatch_rq_list()`` reruns the queue at once after a first failure (no
     ``SCHED_RESTART`` set yet), and after ``BLK_MQ_RESOURCE_DELAY`` after a failed rerun;
     ``__blk_mq_free_request()`` restarts it (``blk_mq_sched_restart()``) when a request of
@@ -382,10 +388,10 @@ class Engine:
         if not self.attempts[u]:                        # counted once per request
             self.tally["too_big_requests" if self.maps[i].size > MAX_MAPPING_BYTES
                        else "failed_requests"] += 1
-        if req.aborted or req.kind != "virtio-blk":
+        if req.aborted or req.kind not in BLOCK_KINDS:
             self.attempts[u] += 1
             self.state[u] = self.DONE
-            self.tally["dropped" if req.kind != "virtio-blk" else "aborted_failed"] += 1
+            self.tally["dropped" if req.kind not in BLOCK_KINDS else "aborted_failed"] += 1
             return
         self.attempts[u] += 1
         reps = 0
@@ -452,7 +458,7 @@ class Engine:
             if hs is None:                              # a new request arrives
                 req = reqs[u]
                 q = queues.get((req.dev_name, req.cpu))
-                if q and req.kind == "virtio-blk":      # behind requeued requests
+                if q and req.kind in BLOCK_KINDS:       # behind requeued requests
                     state[u] = self.QUEUED
                     q.append(u)
                     self.tally["not_attempted"] += 1

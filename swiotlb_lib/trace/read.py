@@ -587,7 +587,7 @@ def read_trace(path, progress=None, *, stdin=None) -> Trace:
             t = parse_trace(counted(), source=source)
     if not t.event_lines:
         lines = t.counts["total_lines"]
-        raise ValueError(f"trace: {source!r} has no trace event lines ({lines} lines"
+        raise ValueError(f"trace: {source!r} has no trace event lines ({lines} line{'s' * (lines != 1)}"
                          + (", only the ftrace header: nothing was recorded" if t.header else "")
                          + f"); expected {TRACE_EXPECTED}")
     return t

@@ -6,7 +6,8 @@ trace through the :class:`~swiotlb_lib.trace.engine.Engine` and returns a
 (:class:`~swiotlb_lib.scenarios.systems.ScenarioResult`), the livelocks and the used-slots
 :class:`Timeline`; every failed mapping attempt fires the
 :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED` hook point.  Mappings are grouped into block
-requests when the trace has the shape of virtio-blk (:mod:`swiotlb_lib.trace.requests`).
+requests when the trace has the shape of virtio-blk or NVMe (:mod:`swiotlb_lib.trace.requests`);
+other drivers' mappings are replayed ungrouped, and the text and JSON (``grouping_note``) say so.
 :func:`calibrate` sets modelled lifetimes against the real ones of a kprobe trace.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .engine import Engine, livelock_groups
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
 from .read import TLB_FAILED, Trace, gc_paused, read_trace
-from .requests import MAX_MAPPING_BYTES, group_requests
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, group_requests, grouping_note
 
 #: ``BLK_MQ_RESOURCE_DELAY`` (block/blk-mq.h): blk-mq reruns a queue whose driver answered
 #: ``BLK_STS_RESOURCE`` after 3 ms, or sooner when one of the device's requests completes.
@@ -97,29 +98,28 @@ class ReplayResult:
 
     @property
     def ok(self) -> bool:
-        """No request met a full pool and none livelocked (the advisor's criterion: requests
-        that fail at any pool size cannot be helped by a larger pool and do not count)."""
-        return self.failed_requests == 0 and not self.livelocks
+        """No request met a full pool and none livelocked on a full pool (the advisor's
+        criterion: requests that fail at any pool size, a mapping over 256 KiB, cannot be
+        helped by a larger pool and do not count, livelocked or not)."""
+        return self.failed_requests == 0 and all(x.failed_size > MAX_MAPPING_BYTES for x in self.livelocks)
 
     def to_dict(self) -> dict:
         d = self.result.to_dict()
         d.update(lifetime=self.lifetime.spec, lifetime_note=self.lifetime.describe(self._unit()),
                  lifetime_is_model=self.lifetime.is_model, grouping=self.grouping, nslabs=self.nslabs,
+                 grouping_note=grouping_note(self.grouping),
                  failure_rate=self.failure_rate, follow=bool(self.result.extra.get("follow")),
                  livelocks=[x.to_dict() for x in self.livelocks], warnings=list(self.warnings),
                  trace=self.trace.to_dict())
         return d
 
     def _unit(self) -> str:
-        return "request" if self.grouping == "virtio-blk" else "mapping"
+        return "request" if self.grouping in BLOCK_KINDS else "mapping"
 
     def summary_lines(self) -> list:
         out = self.trace.summary_lines()
         out.append(self.lifetime.describe(self._unit()))
-        out.append(f"grouping: {self.grouping}"
-                   + (" (virtio-blk requests: header, data, status, indirect table; a request that "
-                      "cannot get all its slots gives them back and is retried)"
-                      if self.grouping == "virtio-blk" else " (every mapping on its own)"))
+        out.append(f"grouping: {self.grouping} ({grouping_note(self.grouping)})")
         out += self.result.summary_lines()
         r = self.result
         out.append(f"  failure rate {self.failure_rate:.4%} of {self._unit()}s "
@@ -264,7 +264,12 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         template = Device("trace-device", min_align_mask=mask) if mask else None
     ram_bytes = _ram_for(trace, ram, "6.12" if prof.pad_slots else "6.1")
     m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
-    reqs, mode = group_requests(trace.mappings, requests)
+    reqs, mode = group_requests(trace.mappings, requests, template.driver if device is not None else None)
+    if mode == "nvme" and device is None:
+        # the trace shows the NVMe driver, whose nvme_probe() sets min_align_mask 0xfff
+        # (swiotlb_lib.device.nvme) and whose PCI function dev_warn() names "nvme"
+        template = (replace(preset("nvme"), name="trace-device") if template is None
+                    else replace(template, driver="nvme"))
     if mode == "virtio-blk" and (template is None or not template.driver):
         # a virtio disk's DMA device is its PCI function, bound to virtio-pci, and dev_warn()
         # prefixes the driver and device names (drivers/base/core.c: __dev_printk(), with
