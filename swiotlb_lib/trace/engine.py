@@ -22,7 +22,7 @@ from ..debug import CAUSES, REPLAY_MAP_FAILED
 from ..device import Device
 from ..swiotlb import DmaMappingError
 from ..scenarios.systems import Recorder, ScenarioResult
-from .lifetime import Lifetime
+from .lifetime import Lifetime, lost_unmap_times
 from .read import TLB_FAILED
 from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, request_slots
 
@@ -120,6 +120,7 @@ class Engine:
     """
 
     COMPLETE_UNIT, COMPLETE_MAPPING, RUN = 0, 1, 2
+    INFER_LOST = True                                   # infer lost unmaps (lost_unmap_times)
     IDLE, LIVE, QUEUED, DONE = 0, 1, 2, 3
 
     def __init__(self, trace, m: Machine, lifetime: Lifetime, reqs, max_retries, livelock_repeats,
@@ -170,6 +171,8 @@ class Engine:
         self.tl_t = array("d") if timeline else None
         self.tl_u = array("q") if timeline else None
         self.agreement = None                           # Counter(compared, same) with real lifetimes
+        # buffers whose unmap event the trace lost: when they were unmapped (inferred)
+        self.lost_at = lost_unmap_times(trace, reqs) if lifetime.kind == "real" and self.INFER_LOST else {}
 
     # -- the DMA operations -------------------------------------------------------------
     def _now(self, t: float) -> None:
@@ -264,21 +267,26 @@ class Engine:
                 if agree is not None and mp.tlb is not None and mp.tlb != TLB_FAILED:
                     agree["compared"] += 1
                     agree["same"] += tlb == mp.tlb
-                if mp.unmap_time is None:
+                end, line = mp.unmap_time, mp.unmap_line
+                if end is None:
                     if self.reqs[u].aborted:            # the kernel failed it: its retry is
                         self.unmap_one(i, tlb)          # later in the trace; give it back now
                         self.tally["aborted_released"] += 1
                         continue
-                    self.tally["live_at_end"] += 1      # never unmapped in the trace
-                    continue
+                    end, line = self.lost_at.get(i), -1     # its unmap event was lost
+                    if end is None:
+                        self.tally["live_at_end"] += 1  # never unmapped in the trace
+                        continue
+                    if self.attempts[u] == 0:
+                        self.tally["lost_unmaps"] += 1
                 self.handle_of[i] = tlb
                 self.left[u] += 1
                 self.inflight[dev] += 1
                 self.inflight_total += 1
                 if self.attempts[u] == 0:              # mapped as traced: unmap as traced
-                    self.push(max(t, mp.unmap_time), mp.unmap_line, self.COMPLETE_MAPPING, i)
+                    self.push(max(t, end), line, self.COMPLETE_MAPPING, i)
                 else:                                   # mapped later than traced: same duration
-                    self.push(t + (mp.unmap_time - mp.time), -1, self.COMPLETE_MAPPING, i)
+                    self.push(t + (end - mp.time), -1, self.COMPLETE_MAPPING, i)
             self.handles[u] = None
             if not self.left[u]:
                 self.state[u] = self.DONE
@@ -527,4 +535,6 @@ class Engine:
                      "aborted_in_trace": sum(r.aborted for r in self.reqs),
                      "dropped_mappings": tal["dropped"],
                      "live_at_end": tal["live_at_end"]}
+        if self.lt.kind == "real":
+            res.extra["lost_unmaps"] = tal["lost_unmaps"]
         return res

@@ -85,6 +85,8 @@ class Follow(Engine):
     """One replay following the recording (see the module docstring).  Uses the
     :class:`Engine`'s machine, devices, tallies and timeline; replaces its loop."""
 
+    INFER_LOST = False                                  # lost unmaps are found by following
+
     def run(self) -> None:
         maps = self.maps
         events = []
