@@ -41,6 +41,8 @@ def test_gfp_table_marks_noio():
     ("allocator-grid", "CMA"),
     ("atomic-pools", "atomic pools of the confidential guest"),
     ("may-sleep-imports", "imports"),
+    # 4K with MAY_SLEEP: both buffers import (2 of 2), the screen shows 2 of 8 frames
+    ("may-sleep-screen", "4K, RFC, MAY_SLEEP           2 of 2  2 of 8  ok ok f1 f2 f1 f2 f1 f2"),
     ("replay-diff", "VERDICT: identical -- all 3000 operations agree"),
     ("golden-check", "368 of 368 expected results reproduced"),
     ("boot-compare", "Invalid swiotlb option: foo"),

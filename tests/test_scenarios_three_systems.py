@@ -76,3 +76,32 @@ def test_board_oom_values():
     grid = dict(get_experiment("board-oom").run().value)
     assert grid["v6.3, default (64 MiB)"][1]["oom"] > 0          # apps want 420 MiB
     assert grid["v6.3, swiotlb=512 (1 MiB)"][1]["oom"] == 0
+
+
+def test_rpi_screen_freezes_on_the_frames_imported():
+    # RFC v1 imports both 34 MiB buffers; every segment lies above vc4's 1 GiB reach on a
+    # 4 GiB Pi, so every segment bounces.  The bounce buffers are filled once, at import
+    # (frames 1 and 2); frames 3..8 go to the original pages only, so the screen shows
+    # frame 1, 2, 1, 2, ... : 2 of 8 frames are the ones just rendered.
+    r = S.rpi_screen("rfc-v1")
+    assert (r["imports_ok"], r["imports_failed"], r["direct_segments"]) == (2, 0, 0)
+    assert r["shown"] == (1, 2, 1, 2, 1, 2, 1, 2) and r["frames_shown"] == 2
+    # a dma_sync_sg_for_device() before each scan-out (what DRM does not do) shows all 8
+    assert S.rpi_screen("rfc-v1", sync=True)["frames_shown"] == 8
+
+
+def test_rpi_screen_shows_nothing_when_the_import_fails():
+    # v6.3: a segment over 256 KiB cannot bounce, so neither buffer imports: nothing shown
+    r = S.rpi_screen("v6.3")
+    assert r["shown"] == (None,) * 8 and r["frames_shown"] == 0 and r["imports_failed"] == 2
+
+
+def test_rpi_screen_rejects_bad_counts():
+    with pytest.raises(ValueError, match="frames, buffers"):
+        S.rpi_screen("rfc-v1", frames=0)
+
+
+def test_experiment_rpi_screen():
+    res = get_experiment("rpi-screen").run()
+    assert json.loads(res.to_json())["experiment"] == "rpi-screen"
+    assert "frames shown: 2 of 8" in str(res)

@@ -54,7 +54,7 @@ def before_after(rows, width: float = 7.0, height: float = 3.0):
     y = np.arange(len(rows))[::-1]
     ok = np.array([r[1] for r in rows])
     bad = np.array([r[2] for r in rows])
-    ax.barh(y, ok, color=COLORS["ok"], label="imports displayed")
+    ax.barh(y, ok, color=COLORS["ok"], label="imports that succeeded")
     ax.barh(y, bad, left=ok, color=COLORS["fail"], label="imports failed")
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
     ax.set_xlabel("frames (of 8)")

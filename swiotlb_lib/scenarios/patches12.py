@@ -30,7 +30,7 @@ from ..report import compare_table
 from .systems import run_scenario
 from . import Experiment, register
 from .replay_diff import compare, compare_boot, generate_ops, golden_check, run_ops
-from .three_systems import brief
+from .three_systems import RPI_4K_BYTES, brief, rpi_screen, screen_text
 
 
 # ================================================================== chapter 5
@@ -190,6 +190,28 @@ def before_after_lines(runs) -> list[str]:
             + brief(compare_table([r for _, r in runs]), keep=BEFORE_AFTER_KEEP).splitlines())
 
 
+#: Buffer bytes of the two display scenarios of :data:`BEFORE_AFTER`.
+SCREEN_BYTES = {"rpi4-fullhd": 1920 * 1080 * 4, "rpi4-4k": RPI_4K_BYTES}
+
+
+@lru_cache(maxsize=None)
+def before_after_screens(seed: int = 1) -> tuple:
+    """What the screen shows in each configuration of :data:`BEFORE_AFTER` when 8 frames
+    are rendered into 2 reused buffers (:func:`~swiotlb_lib.scenarios.three_systems.rpi_screen`):
+    ``((label, result), ...)``."""
+    return tuple((lab, rpi_screen(k, nbytes=SCREEN_BYTES[sc], may_sleep=ms, seed=seed))
+                 for lab, sc, k, ms in BEFORE_AFTER)
+
+
+def screen_lines(runs) -> list[str]:
+    """:func:`before_after_screens` as text: imports, then the screen frame by frame."""
+    out = [f"{'configuration':<26} {'imports':>7}  {'shown':>5}  screen per frame (ok, fN = frame N again, - = nothing)"]
+    for lab, r in runs:
+        out.append(f"{lab:<26} {r['imports_ok']:>3} of {r['imports_ok'] + r['imports_failed']}  "
+                   f"{r['frames_shown']:>1} of {r['frames']}  {screen_text(r['shown'])}")
+    return out
+
+
 # ================================================================== chapter 6
 
 #: Seeds and lengths of the replay widget.
@@ -244,6 +266,9 @@ register(Experiment("atomic-pools", atomic_pool_sizes, "atomic pools of the conf
                     lines=lambda pools: [f"atomic pools of the confidential guest: {pools}"]))
 register(Experiment("may-sleep-imports", before_after, "display imports before the RFC and with or without MAY_SLEEP",
                     chapter="ch05", lines=before_after_lines))
+register(Experiment("may-sleep-screen", before_after_screens,
+                    "what the Pi's screen shows over 8 frames before the RFC and with or without MAY_SLEEP",
+                    chapter="ch05", lines=screen_lines))
 register(Experiment("replay-diff", replay_verdicts, "differential replay: v6.3rc vs rfc-v1, and the v6.3 control",
                     chapter="ch06", lines=joined_lines, defaults={"seed": 1, "length": 3000}))
 register(Experiment("golden-check", golden_checks, "the hand-made golden vectors replayed per profile",

@@ -10,6 +10,7 @@ runs the model on one of them:
     burst of I/O really holds;
 (b) the Raspberry Pi 4 display path -- :func:`frame_sizes`, :func:`rpi_frame`,
     :func:`rpi_segments`: a scattered display buffer imported by vc4 with ``dma_map_sg()``;
+    :func:`rpi_screen`: what vc4 scans out over several frames rendered into the same buffers;
 (c) a small Arm board -- :func:`board_run`, :func:`board_rows`, :func:`board_grid`: the
     pool against the applications' memory on 512 MiB.
 
@@ -25,14 +26,14 @@ from functools import lru_cache
 
 from ..boot import Machine, coco_swiotlb_size
 from ..cmdline import SwiotlbSetup
-from ..constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, IO_TLB_SEGMENT_BYTES,
-                         IO_TLB_SHIFT, GiB, MiB)
+from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL, DMA_TO_DEVICE,
+                         IO_TLB_SEGMENT_BYTES, IO_TLB_SHIFT, GiB, MiB)
 from ..debug import KernelLog
 from ..memory import layout_for
 from ..report import mib
 from ..report import compare_table
 from ..swiotlb import DmaMappingError
-from .systems import run_scenario, scattered_buffer
+from .systems import Recorder, ScenarioResult, rpi4_machine, run_scenario, scattered_buffer
 from . import Experiment, register
 
 
@@ -249,7 +250,7 @@ def rpi_summary(fr: dict) -> list[str]:
            f"direct {count['direct']}, bounce {count['bounce']}, too big to bounce {count['too big']}",
            f"  largest segment {max(n for _, n, _ in segs)} bytes"
            + (f"; too-big segments: {', '.join(str(n) for n in big)}" if big else ""),
-           f"  import {'succeeded' if fr['imported'] else 'FAILED: vc4 cannot display the buffer'}"]
+           f"  import {'succeeded (what the screen then shows over several frames: rpi-screen)' if fr['imported'] else 'FAILED: vc4 cannot display the buffer'}"]
     return out
 
 
@@ -271,6 +272,107 @@ def segment_lines(segments) -> list[str]:
     count = {f: sum(1 for *_, x in segments if x == f) for f in ("direct", "bounce", "too big")}
     return [f"{len(segments)} segments: direct {count['direct']}, bounce {count['bounce']}, "
             f"too big to bounce {count['too big']}; largest {max(n for _, n, _ in segments)} bytes"]
+
+
+#: The 4K buffer of the RFC cover letter ("34 MiB"), as the ``rpi4-4k`` scenario uses it.
+RPI_4K_BYTES = 34 * MiB
+#: Stamp offsets inside each contiguous run: its first and its last 8 bytes.
+_STAMP = 8
+
+
+@lru_cache(maxsize=None)
+def rpi_screen(kernel: str = "rfc-v1", nbytes: int = RPI_4K_BYTES, frames: int = 8, buffers: int = 2,
+               may_sleep: bool = True, sync: bool = False, seed: int = 1) -> dict:
+    """What the Raspberry Pi 4's display shows over ``frames`` frames.
+
+    A compositor allocates ``buffers`` display buffers once (double buffering) and renders
+    frame *f* into buffer *f* mod ``buffers``.  v3d renders through its own mapping (it
+    reaches all memory, so it writes the buffer's pages); the model stands for the pixels
+    with a stamp, the frame number, at both ends of every contiguous run.  vc4 imports a
+    buffer once, the first time it is shown: ``drm_gem_prime_fd_to_handle()`` imports a
+    dma-buf it has not seen and afterwards finds the handle in its cache, and
+    ``drm_gem_prime_import_dev()`` maps the attachment at import and keeps the mapping
+    (``drivers/gpu/drm/drm_prime.c``).  The map is ``dma_map_sgtable()`` with
+    ``DMA_ATTR_SKIP_CPU_SYNC`` (``drm_gem_map_dma_buf()``, quoted with Petr Tesarik's
+    ``DMA_ATTR_MAY_SLEEP`` addition in f42723f3-6dda-037d-3dd2-dc60ac0dcc3d@huaweicloud.com),
+    and DRM calls no ``dma_sync_*()`` afterwards.  SWIOTLB's map-time copy is unconditional
+    since 5.18 (901c7280ca0d), so a bounced segment holds what the buffer held at import;
+    every later frame stays in the original pages.  vc4 then scans out each segment at its
+    DMA address (the bounce buffer, if it bounced) and the model reads the stamps there.
+
+    ``sync=True`` adds what DRM does not do, a ``dma_sync_sg_for_device()`` of the buffer
+    before each scan-out, to show that the missing sync is the cause.
+
+    Returns ``kernel``, ``cmdline``, ``frames``, ``shown`` (for each frame, the frame
+    number the screen shows in every segment, ``None`` when the buffer could not be
+    imported, ``"torn"`` when segments disagree), ``frames_shown`` (frames whose every
+    segment shows that frame), ``imports_ok``, ``imports_failed``, ``bounced_segments``,
+    ``direct_segments``."""
+    if frames < 1 or buffers < 1:
+        raise ValueError(f"frames, buffers: positive counts expected, got {frames}, {buffers}")
+    rng = random.Random(seed)
+    m = rpi4_machine(kernel)
+    rec = Recorder(m, ScenarioResult("rpi-screen", m.profile.name, m.cmdline, seed))
+    v3d = m.add_device("rpi4-v3d")
+    vc4 = m.add_device("rpi4-vc4")
+    attrs = DMA_ATTR_SKIP_CPU_SYNC | (DMA_ATTR_MAY_SLEEP if may_sleep else 0)
+    bufs = []
+    for _ in range(buffers):
+        _, runs = scattered_buffer(m, rng, nbytes, owner="gpu")
+        if runs is None:
+            raise ValueError(f"nbytes: {buffers} buffers of {nbytes} bytes do not fit the Pi's memory")
+        rec.map_sg(v3d, runs, DMA_BIDIRECTIONAL, DMA_ATTR_SKIP_CPU_SYNC)
+        bufs.append({"runs": runs, "vc4": None, "tried": False})
+    shown, ok, failed = [], 0, 0
+    for f in range(frames):
+        b = bufs[f % buffers]
+        stamp = (f + 1).to_bytes(_STAMP, "little")
+        for a, n in b["runs"]:                          # v3d renders frame f
+            m.memory.write(a, stamp)
+            m.memory.write(a + n - _STAMP, stamp)
+        if not b["tried"]:                              # first use: vc4 imports the buffer
+            b["tried"] = True
+            b["vc4"] = rec.map_sg(vc4, b["runs"], DMA_BIDIRECTIONAL, attrs, cpu=f % 4)
+            ok, failed = (ok + 1, failed) if b["vc4"] is not None else (ok, failed + 1)
+        if b["vc4"] is None:
+            shown.append(None)
+            continue
+        seen = set()
+        for (a, n), (dma, _) in zip(b["runs"], b["vc4"]):
+            if sync:
+                m.dma.sync_single_for_device(vc4, dma, n, DMA_TO_DEVICE)
+            seen.add(int.from_bytes(m.memory.read(dma, _STAMP), "little"))
+            seen.add(int.from_bytes(m.memory.read(dma + n - _STAMP, _STAMP), "little"))
+        shown.append(seen.pop() if len(seen) == 1 else "torn")
+    bounced = sum(1 for b in bufs if b["vc4"] for (a, _), (d, _) in zip(b["runs"], b["vc4"]) if a != d)
+    direct = sum(1 for b in bufs if b["vc4"] for (a, _), (d, _) in zip(b["runs"], b["vc4"]) if a == d)
+    return {"kernel": m.profile.name, "cmdline": m.cmdline, "frames": frames, "buffers": buffers,
+            "may_sleep": may_sleep, "sync": sync, "shown": tuple(shown),
+            "frames_shown": sum(1 for f, s in enumerate(shown) if s == f + 1),
+            "imports_ok": ok, "imports_failed": failed, "bounced_segments": bounced, "direct_segments": direct}
+
+
+def screen_text(s) -> str:
+    """``shown`` of :func:`rpi_screen` in a few words: what each frame put on the screen."""
+    def one(f, x):
+        return "-" if x is None else ("torn" if x == "torn" else ("ok" if x == f + 1 else f"f{x}"))
+    return " ".join(one(f, x) for f, x in enumerate(s))
+
+
+def rpi_screen_lines(r: dict) -> list[str]:
+    """:func:`rpi_screen` as text."""
+    return [f"{r['kernel']} ({r['cmdline'] or 'no swiotlb= option'}), {r['buffers']} buffers, "
+            f"MAY_SLEEP {'on' if r['may_sleep'] else 'off'}, sync before scan-out {'yes' if r['sync'] else 'no'}",
+            f"  imports: {r['imports_ok']} ok, {r['imports_failed']} failed; segments: "
+            f"{r['bounced_segments']} bounced, {r['direct_segments']} direct",
+            f"  screen per frame (ok = the frame just rendered, fN = frame N again, - = nothing): "
+            f"{screen_text(r['shown'])}",
+            f"  frames shown: {r['frames_shown']} of {r['frames']}"]
+
+
+def rpi_screens(kernels=("v6.3", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic"), **kw) -> list[dict]:
+    """:func:`rpi_screen` for each kernel profile, then RFC v1 with a sync before each scan-out."""
+    return [rpi_screen(k, **kw) for k in kernels] + [rpi_screen("rfc-v1", sync=True, **kw)]
 
 
 # ================================================================== (c) the small board
@@ -357,6 +459,9 @@ register(Experiment("frame-sizes", frame_sizes, "display buffer bytes per resolu
 register(Experiment("rpi-frame", rpi_frame, "one display buffer imported by the RPi 4's vc4",
                     chapter="ch04", kernels="one", lines=rpi_frame_lines,
                     defaults={"width": 1920, "height": 1080}))
+register(Experiment("rpi-screen", rpi_screens, "RPi 4: what vc4 shows over eight 4K frames, per kernel",
+                    chapter="ch04", kernels="many",
+                    lines=lambda rows: [ln for r in rows for ln in rpi_screen_lines(r)]))
 register(Experiment("rpi-segments", rpi_segments, "segment sizes of ten FullHD buffers, by fate",
                     chapter="ch04", seeded=False, lines=segment_lines))
 register(Experiment("board-oom", board_grid, "a 512 MiB board: OOM events per pool configuration",
