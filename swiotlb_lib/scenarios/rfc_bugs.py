@@ -168,3 +168,46 @@ register(Experiment("rfc-v1-bugs", rfc_v1_bugs,
                     "RFC v1 patch 3/4 as posted: stale tree entries, use-after-free lookups, unbounced syncs",
                     chapter="ch07_patch3_dynamic", kernels="one", seeded=True, lines=lines,
                     defaults={"kernel": "rfc-v1-posted"}))
+
+
+def tree_keys(kernel: str = "rfc-v1-posted", pages: int = 4) -> dict:
+    """The tree of one ``pages``-page buffer before and after its unmap, for the figure:
+    the buffer's first PFN ``pfn``, each page's lookup key and whether a lookup of it finds
+    the buffer, and the stored ranges (relative to the first page's key) at each stage."""
+    kernel = check_kernel(kernel)
+    if type(pages) is not int or not 1 <= pages <= 64:
+        raise ValueError(f"pages: must be an integer in 1..64, got {pages!r}")
+    m = Machine(ram="8G", cpus=4, cmdline="swiotlb=dynamic", kernel=kernel)
+    dev = m.add_device("pci32")
+    d = m.swiotlb.dyn
+    dma = m.dma.map_single(dev, 0x140000000, pages * PAGE_SIZE, DMA_BIDIRECTIONAL)
+    pfn = dma >> PAGE_SHIFT
+    base = d.key(pfn)
+
+    def stage(label):
+        return {"label": label,
+                "ranges": [(a - base, b - base, bool(s.freed)) for a, b, s in d.tree.ranges()],
+                "page_keys": [(k, d.key(pfn + k) - base, d.tree.mt_find(d.key(pfn + k), d.key(pfn + k))[0] is not None)
+                              for k in range(pages)]}
+    mapped = stage("after dma_map")
+    _, advanced = d.tree.mt_find(base, base)
+    m.dma.unmap_single(dev, dma, pages * PAGE_SIZE, DMA_BIDIRECTIONAL)
+    return {"kernel": kernel, "pages": pages, "pfn": pfn, "key0": base,
+            "erase_at": (advanced if d.posted else base) - base,
+            "stages": [mapped, stage("after dma_unmap")]}
+
+
+def tree_keys_lines(r: dict) -> list[str]:
+    out = [f"{r['kernel']}: a {r['pages']}-page buffer at PFN {r['pfn']:#x}, first key {r['key0']:#x}; "
+           f"unmap erases at key0+{r['erase_at']}"]
+    for s in r["stages"]:
+        rng = ", ".join(f"[key0+{a}, key0+{b}]{' (freed descriptor)' if f else ''}" for a, b, f in s["ranges"]) or "empty"
+        found = " ".join(f"page{k}:{'hit' if h else 'miss'}" for k, _, h in s["page_keys"])
+        out.append(f"  {s['label']:16} tree {rng}; lookups {found}")
+    return out
+
+
+register(Experiment("rfc-v1-tree-keys", tree_keys,
+                    "the maple tree of one 4-page RFC v1 buffer before and after unmap (keys, lookups)",
+                    chapter="ch07_patch3_dynamic", kernels="one", seeded=False, lines=tree_keys_lines,
+                    defaults={"kernel": "rfc-v1-posted"}))
