@@ -1,12 +1,9 @@
 """swiotlb_lib.scenarios.rfc_bugs and RfcDynamic as posted / as intended: values worked by
 hand from patch 3/4's key arithmetic and lib/maple_tree.c's mt_find()/mtree_erase()."""
 import json
-import subprocess
-import sys
-
 import pytest
 
-from conftest import ROOT
+from test_cli import run as cli
 from swiotlb_lib.boot import Machine
 from swiotlb_lib.constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, PAGE_SIZE
 from swiotlb_lib.scenarios import get_experiment
@@ -101,13 +98,6 @@ def test_experiment_runs_and_the_chapter_value():
 def test_other_profiles_are_refused():
     with pytest.raises(ValueError, match="^kernel: scenario rfc-v1-bugs needs"):
         rfc_v1_bugs("v6.11")
-
-
-def cli(*args, code=0):
-    r = subprocess.run([sys.executable, "-m", "swiotlb_lib", *args], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
-    assert r.returncode == code, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    return r
 
 
 def test_cli_json_and_mem_encrypt():
