@@ -10,8 +10,10 @@ Two hooks plug into :class:`~swiotlb_lib.swiotlb.IoTlbMem` (its ``dyn`` attribut
     ``dma_direct_alloc_pages`` (CMA for sleeping callers, the buddy allocator otherwise,
     in the device's coherent reach); ``GFP_KERNEL`` if the caller passed
     ``DMA_ATTR_MAY_SLEEP`` (patch 1/4), else ``GFP_NOWAIT``.  Buffers are tracked in a
-    PFN-keyed maple tree (modelled as a sorted index whose lookup cost is counted in
-    tree levels), freed at unmap, with no size cap.  Only if that fails are the fixed
+    PFN-keyed maple tree (:class:`swiotlb_lib.maple.MapleTree`, whose lookup cost is
+    counted in tree levels), freed at unmap, with no size cap.  ``rfc-v1`` is the
+    patches as intended, ``rfc-v1-posted`` as posted (tagged keys, the erase after
+    ``mt_find()``, ``allow_dyn`` in restricted pools; see the class docstring).  Only if that fails are the fixed
     slots tried.  ``is_swiotlb_buffer`` consults the tree on every unmap and sync of
     every device once dynamic buffers are allowed.
 
@@ -29,13 +31,13 @@ compares instead of wall-clock times.
 """
 from __future__ import annotations
 
-import bisect
 from collections import Counter
 
 from .constants import (DMA_ATTR_MAY_SLEEP, DMA_TO_DEVICE, DYNAMIC_POOL_MAX_NSLABS,
                         IO_TLB_MIN_SLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, MAX_ORDER,
                         PAGE_SHIFT, PAGE_SIZE)
 from .debug import PR_FMT
+from .maple import MapleTree, xa_mk_value
 from .page_alloc import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfpflags_allow_blocking
 from .pool import IoTlbPool, limit_nareas, nr_slots, pool_find_slots, search_pool_area
 
@@ -259,67 +261,127 @@ class Grower:
         return self.pool_bytes + self.transient_bytes
 
 
+class DynSlot:
+    """``struct io_tlb_dyn_slot`` (RFC v1 patch 3/4): the ``kmalloc``'d descriptor of one
+    dynamic buffer.  ``freed`` is set where the patch calls ``kfree(slot)``, so a tree
+    entry left pointing at it can be recognised (the model's use-after-free detector)."""
+
+    __slots__ = ("orig_addr", "alloc_size", "paddr", "nbytes", "how", "buf", "freed")
+
+    def __init__(self, orig_addr, alloc_size, paddr, nbytes, how, buf) -> None:
+        self.orig_addr, self.alloc_size, self.paddr = orig_addr, alloc_size, paddr
+        self.nbytes, self.how, self.buf, self.freed = nbytes, how, buf, False
+
+
 class RfcDynamic:
-    """RFC v1: a dynamically allocated buffer per bounce, tried before the fixed slots."""
+    """RFC v1: a dynamically allocated buffer per bounce, tried before the fixed slots.
+
+    Two readings of the same patches, chosen by the profile's ``rfc_posted`` flag:
+
+    ``rfc-v1`` (as intended)
+        tree keys are PFNs, unmap erases the buffer's own range, and ``allow_dyn`` is
+        false for restricted pools (``for_alloc``), as the commit message of patch 4/4 says.
+    ``rfc-v1-posted`` (as posted)
+        keys are ``xa_mk_value(pfn)`` = ``2*pfn + 1`` and the stored range is
+        ``[key, key + PFN_UP(size) - 1]``, so an n-page buffer covers the keys of its first
+        ceil(n/2) pages; ``swiotlb_dyn_unmap()`` erases at the index ``mt_find()`` advanced
+        to (last key + 1), so the buffer's range stays in the tree pointing at the freed
+        descriptor; ``allow_dyn`` is set in ``swiotlb_init_io_tlb_mem()``, which
+        ``rmem_swiotlb_device_init()`` also calls, so restricted pools get it too.
+
+    Both count what ``dma_direct_alloc_pages()`` does for every buffer: ``zeroed_bytes``
+    (the ``memset``), ``decrypt_calls`` / ``encrypt_calls`` (``dma_set_decrypted()`` at
+    allocation and ``dma_set_encrypted()`` at free in a confidential guest) and the zone
+    picked from ``coherent_dma_mask`` (``dyn_zone_DMA``, ``dyn_zone_DMA32``,
+    ``dyn_zone_Normal``).  The tree itself is :class:`swiotlb_lib.maple.MapleTree`.
+    """
 
     def __init__(self, mem, pages, *, allow_dyn: bool) -> None:
         self.mem = mem
         self.pages = pages
-        self.allow_dyn = allow_dyn and not mem.for_alloc
+        self.posted = bool(getattr(mem.profile, "rfc_posted", False))
+        self.allow_dyn = allow_dyn if self.posted else (allow_dyn and not mem.for_alloc)
         self.costs_ = _Costs()
-        self._starts: list[int] = []          # sorted first PFNs of the tree's ranges
-        self._entries: dict[int, tuple] = {}  # first PFN -> (last PFN, paddr, nbytes, how, buf)
+        self.tree = MapleTree()
+        self.nlive = 0
         self._fail = None
         self.dyn_bytes = 0
         self.pending = False
 
     # the maple tree -----------------------------------------------------------------
+    def key(self, pfn: int) -> int:
+        """The tree index of a PFN: ``xa_mk_value(pfn)`` as posted, the PFN as intended."""
+        return xa_mk_value(pfn) if self.posted else pfn
+
     def _tree_cost(self) -> int:
         """Maple-tree levels walked by ``mt_find`` (16-way range nodes)."""
-        n, levels = max(len(self._starts), 1), 1
+        n, levels = max(len(self.tree), 1), 1
         while n > 16:
             n = -(-n // 16)
             levels += 1
         return levels
 
     def _find(self, paddr: int):
+        """``swiotlb_dyn_slot()``: ``mt_find(&mem->dyn_slots, &index, index)`` under the lock.
+        A hit on a freed descriptor is counted in ``use_after_free_lookups``."""
         c = self.costs_.c
         c["tree_lookups"] += 1
         c["tree_node_visits"] += self._tree_cost()
         c["dyn_lock_acquisitions"] += 1
-        pfn = paddr >> PAGE_SHIFT
-        i = bisect.bisect_right(self._starts, pfn) - 1
-        if i >= 0:
-            first = self._starts[i]
-            e = self._entries[first]
-            if first <= pfn <= e[0]:
-                return first, e
-        return None
+        index = self.key(paddr >> PAGE_SHIFT)
+        slot, _ = self.tree.mt_find(index, index)
+        if slot is not None and slot.freed:
+            c["use_after_free_lookups"] += 1
+        return slot
 
     # map -------------------------------------------------------------------------------
     def dma_direct_alloc_pages(self, dev, nbytes: int, gfp):
-        """``dma_direct_alloc_pages()`` (v6.3): atomic pool for non-blocking decrypted
-        memory; otherwise CMA (only if the caller may sleep), then the buddy allocator
-        in the zone of the device's coherent reach.  Returns ``(paddr, how)`` or None."""
-        pages = self.pages
+        """``dma_direct_alloc_pages()`` (v6.3-rc): a restricted pool's own slots
+        (``swiotlb_alloc()``) if the allocator is ``for_alloc``; the atomic pool for
+        non-blocking decrypted memory; otherwise CMA (only if the caller may sleep), then
+        the buddy allocator in the zone of ``min_not_zero(coherent_dma_mask,
+        bus_dma_limit)`` (``dma_direct_optimal_gfp_mask()``), then ``dma_set_decrypted()``
+        and ``memset(0)``.  Returns ``(paddr, how)`` or None."""
+        pages, c = self.pages, self.costs_.c
         limit = min(dev.coherent_dma_mask, dev.bus_dma_limit) if dev.bus_dma_limit else dev.coherent_dma_mask
-        if self.mem.cc_mem_encrypt and not gfpflags_allow_blocking(gfp):
-            p = pages.dma_alloc_from_pool(nbytes, limit=limit)
-            return None if p is None else (p, "atomic")
-        g = (Gfp(gfp) & ~GFP_ZONEMASK) | zone_gfp(pages, limit)   # dma_direct_optimal_gfp_mask
-        if gfpflags_allow_blocking(gfp) and nbytes > PAGE_SIZE:
-            self.costs_.c["cma_attempts"] += 1
-            p = pages.alloc_contig(nbytes, g, limit=limit)
-            if p is not None:
-                return p, "cma"
-        order = get_order(nbytes)
-        if order > MAX_ORDER:
-            return None
-        p = pages.alloc_pages(g, order, limit=limit, owner="swiotlb-dyn")
-        if p is None:
-            return None
-        self.costs_.page_orders[order] += 1
-        return p, order
+        if self.mem.for_alloc:
+            # __dma_direct_alloc_pages -> dma_direct_alloc_swiotlb -> swiotlb_alloc():
+            # slots of the restricted pool itself, with no original address recorded
+            pool = self.mem.defpool
+            idx = pool_find_slots(pool, dev, 0, nbytes, 0, 0)
+            if idx < 0:
+                return None
+            c["dyn_from_restricted_pool"] += 1
+            got = (pool.start + (idx << IO_TLB_SHIFT), ("swiotlb", idx))
+        elif self.mem.cc_mem_encrypt and not gfpflags_allow_blocking(gfp):
+            p = pages.dma_alloc_from_pool(nbytes, limit=limit)   # zeroed, already decrypted
+            if p is None:
+                return None
+            got = (p, "atomic")
+        else:
+            zone = zone_gfp(pages, limit)
+            g = (Gfp(gfp) & ~GFP_ZONEMASK) | zone
+            got = None
+            if gfpflags_allow_blocking(gfp) and nbytes > PAGE_SIZE:
+                c["cma_attempts"] += 1
+                p = pages.alloc_contig(nbytes, g, limit=limit)
+                if p is not None:
+                    got = (p, "cma")
+            if got is None:
+                order = get_order(nbytes)
+                if order > MAX_ORDER:
+                    return None
+                p = pages.alloc_pages(g, order, limit=limit, owner="swiotlb-dyn")
+                if p is None:
+                    return None
+                self.costs_.page_orders[order] += 1
+                got = (p, order)
+            c["dyn_zone_" + ("DMA" if zone == Gfp.DMA else "DMA32" if zone == Gfp.DMA32 else "Normal")] += 1
+            if self.mem.cc_mem_encrypt:
+                c["decrypt_calls"] += 1                          # dma_set_decrypted()
+        c["zeroed_bytes"] += nbytes                              # memset(ret, 0, size)
+        self.mem.memory.fill(got[0], nbytes, 0)
+        return got
 
     def before_map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int,
                    alloc_align_mask: int, dir: int, attrs: int, cpu: int):
@@ -341,17 +403,30 @@ class RfcDynamic:
             self._fail = "no_memory"
             return None
         paddr, how = got
-        first = paddr >> PAGE_SHIFT
-        last = first + ((alloc_size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1
+        index = self.key(paddr >> PAGE_SHIFT)
         c["tree_stores"] += 1
         c["tree_node_visits"] += self._tree_cost()
         c["dyn_lock_acquisitions"] += 1
-        buf = BounceBuffer(dev, None, paddr, orig_addr, mapping_size, -1, 0, dir)
-        bisect.insort(self._starts, first)
-        self._entries[first] = (last, paddr, nbytes, how, buf, alloc_size)
-        self.dyn_bytes += nbytes
+        if isinstance(how, tuple):
+            # a restricted pool's slots: every later path sees a fixed-pool address
+            pool, first = self.mem.defpool, how[1]
+            buf = BounceBuffer(dev, pool, paddr, orig_addr, mapping_size, first, nbytes >> IO_TLB_SHIFT, dir)
+        else:
+            buf = BounceBuffer(dev, None, paddr, orig_addr, mapping_size, -1, 0, dir)
+        slot = DynSlot(orig_addr, alloc_size, paddr, nbytes, how, buf)
+        self.tree.store_range(index, index + ((alloc_size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1, slot)
         c["dyn_buffers"] += 1
         self.mem.live[paddr] = buf
+        if buf.pool is not None:
+            # swiotlb_bounce -> is_swiotlb_fixed -> swiotlb_fixed_bounce: no orig_addr
+            # was recorded in these slots, so nothing is copied; at unmap the fixed path
+            # releases the slots and the descriptor and its tree range are never freed
+            c["leaked_descriptors"] += 1
+            c["restricted_unbounced_bytes"] += mapping_size - self.mem.bounce(
+                dev, paddr, mapping_size, DMA_TO_DEVICE, buf.pool)
+            return paddr
+        self.dyn_bytes += nbytes
+        self.nlive += 1
         # swiotlb_bounce(TO_DEVICE): dispatched to swiotlb_dyn_bounce, one more lookup
         self.bounce(dev, paddr, mapping_size, DMA_TO_DEVICE)
         return paddr
@@ -364,18 +439,21 @@ class RfcDynamic:
         return pool, pool_find_slots(pool, dev, orig_addr, alloc_size, alloc_align_mask, cpu)
 
     def is_swiotlb_buffer(self, dev, paddr: int) -> bool:
-        """Patch 4/4: ``is_swiotlb_fixed(mem, paddr) || (mem->allow_dyn && is_swiotlb_dyn())``."""
+        """Patch 4/4: ``is_swiotlb_fixed(mem, paddr) || (mem->allow_dyn && is_swiotlb_dyn())``;
+        any tree hit counts, also one on a freed descriptor."""
         p = self.mem.defpool
         if p is not None and p.start <= paddr < p.end:
             return True
         return self.allow_dyn and self._find(paddr) is not None
 
     def bounce(self, dev, tlb_addr: int, size: int, dir: int) -> int:
-        """``swiotlb_dyn_bounce()`` -> ``swiotlb_copy()``: offset from the buffer start."""
-        hit = self._find(tlb_addr)
-        if hit is None:
+        """``swiotlb_dyn_bounce()`` -> ``swiotlb_copy()``: offset from the buffer start.
+        A miss copies nothing, as in the patch.  On a freed descriptor the model stops
+        (the kernel would copy through the freed ``orig_addr``); it copies nothing."""
+        slot = self._find(tlb_addr)
+        if slot is None or slot.freed:
             return 0
-        _, (last, paddr, nbytes, how, buf, alloc_size) = hit
+        alloc_size, paddr = slot.alloc_size, slot.paddr
         off = tlb_addr - paddr
         if off > alloc_size:
             self.mem.log.once(("overflow", dev.name), f"{dev.dev_name}: Buffer overflow detected. "
@@ -386,26 +464,35 @@ class RfcDynamic:
                               f"Allocation size: {alloc_size - off}. Mapping size: {size}.")
             size = alloc_size - off
         if dir == DMA_TO_DEVICE:
-            self.mem.memory.copy_unchecked(tlb_addr, buf.orig_addr + off, size)
+            self.mem.memory.copy_unchecked(tlb_addr, slot.orig_addr + off, size)
         else:
-            self.mem.memory.copy_unchecked(buf.orig_addr + off, tlb_addr, size)
+            self.mem.memory.copy_unchecked(slot.orig_addr + off, tlb_addr, size)
         self.mem.bytes_copied += size
         return size
 
     def unmap(self, dev, buf) -> int:
-        """``swiotlb_dyn_unmap()``: erase the tree entry and free the pages at once."""
-        hit = self._find(buf.tlb_addr)
-        first, (last, paddr, nbytes, how, _, _) = hit
-        i = bisect.bisect_left(self._starts, first)
-        del self._starts[i]
-        del self._entries[first]
-        self.dyn_bytes -= nbytes
+        """``swiotlb_dyn_unmap()``: ``mt_find()`` then ``mtree_erase()``, free the pages and
+        ``kfree`` the descriptor.  As posted the erase is aimed at the index ``mt_find()``
+        advanced to; as intended at the buffer's own key."""
+        c = self.costs_.c
+        index = self.key(buf.tlb_addr >> PAGE_SHIFT)
+        slot = self._find(buf.tlb_addr)
+        _, advanced = self.tree.mt_find(index, index)
+        c["tree_erases"] += 1
+        if self.tree.erase(advanced if self.posted else index) is None:
+            c["tree_erase_misses"] += 1
+        self.dyn_bytes -= slot.nbytes
+        self.nlive -= 1
+        paddr, nbytes, how = slot.paddr, slot.nbytes, slot.how
         if how == "cma":
             self.pages.free_contig(paddr, nbytes)
         elif how == "atomic":
             self.pages.dma_free_from_pool(paddr, nbytes)
         else:
             self.pages.free_pages(paddr, how)
+        if how != "atomic" and self.mem.cc_mem_encrypt:
+            c["encrypt_calls"] += 1                              # dma_set_encrypted()
+        slot.freed = True                                        # kfree(slot)
         return 0
 
     def del_transient(self, dev, pool) -> int:  # pragma: no cover - RFC has no transient pools
@@ -417,10 +504,14 @@ class RfcDynamic:
     def tick(self, now: float) -> None:
         return None
 
+    def stale_entries(self) -> int:
+        """Tree ranges whose descriptor has been freed."""
+        return sum(1 for _, _, s in self.tree.ranges() if s.freed)
+
     def costs(self) -> dict:
         out = dict(self.costs_.c)
         out["page_alloc_orders"] = dict(sorted(self.costs_.page_orders.items()))
-        out["live_dyn_buffers"] = len(self._starts)
+        out["live_dyn_buffers"] = self.nlive
         return out
 
     def bounce_bytes(self) -> int:

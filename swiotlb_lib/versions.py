@@ -27,7 +27,16 @@ Profiles with dynamic bounce buffers (their mechanics are in :mod:`swiotlb_lib.d
 ================= ====================================================================
 ``rfc-v1``        Petr Tesarik's RFC v1 (20 March 2023,
                   cover.1679309810.git.petr.tesarik.ext@huawei.com) on the ``v6.3rc``
-                  base, as intended
+                  base, as intended: PFN tree keys, unmap erases the buffer's range,
+                  no dynamic buffers for restricted pools (as patch 4/4's commit
+                  message says)
+``rfc-v1-posted`` the same patches as posted: ``xa_mk_value(pfn)`` keys with the range
+                  arithmetic on tagged keys (an n-page buffer covers ceil(n/2) pages),
+                  ``mtree_erase()`` at the index ``mt_find()`` advanced past the buffer
+                  (the range stays, pointing at the freed descriptor), ``allow_dyn``
+                  set for restricted pools too (patch 4/4 sets it in
+                  ``swiotlb_init_io_tlb_mem()``, which ``rmem_swiotlb_device_init()``
+                  calls)
 ``v6.6-dynamic``  ``v6.6`` built with ``CONFIG_SWIOTLB_DYNAMIC=y``: growth worker
                   (1aaa736815eb), transient pools (79636caad361) and the
                   ``dma_uses_io_tlb`` flag (1395706a1490) with its 6.6-rc fix
@@ -74,6 +83,9 @@ class KernelProfile:
     dynamic: str | None = None
     #: RFC v1 patch 4/4: ``swiotlb=`` takes an option list (force, noforce, dynamic).
     option_list: bool = False
+    #: RFC v1 as posted (``rfc-v1-posted``) rather than as intended: see
+    #: :class:`swiotlb_lib.dynamic.RfcDynamic`.
+    rfc_posted: bool = False
     #: one line for listings.
     description: str = ""
     #: the torvalds/linux commits the profile was read from (the preface's versions table).
@@ -123,6 +135,14 @@ PROFILES["rfc-v1"] = PROFILES["v6.3rc"].with_name(
     config="swiotlb=dynamic on the command line (patch 4/4)",
     description="RFC v1 as intended (cover.1679309810.git.petr.tesarik.ext@huawei.com) on "
                 "v6.3-rc; dynamic buffers with swiotlb=dynamic")
+PROFILES["rfc-v1-posted"] = PROFILES["rfc-v1"].with_name(
+    "rfc-v1-posted", rfc_posted=True,
+    commits="v6.3rc plus RFC v1 patches 1-4 (cover.1679309810.git.petr.tesarik.ext@huawei.com), "
+            "as posted; maple tree semantics of lib/maple_tree.c (mt_find, mtree_erase, "
+            "mtree_store_range) as in 6.1/6.3",
+    description="RFC v1 as posted: xa_mk_value() keys cover half of each buffer, unmap erases "
+                "past the buffer (stale entries to freed descriptors), swiotlb=dynamic reaches "
+                "restricted pools")
 PROFILES["v6.6-dynamic"] = PROFILES["v6.6"].with_name(
     "v6.6-dynamic", dynamic="v6.6",
     commits="v6.6 plus the 6.6 release's dynamic code: 1aaa736815eb (growth), 79636caad361 "

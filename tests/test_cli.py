@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-PROFILES = ["v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic"]
+PROFILES = ["v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "rfc-v1-posted", "v6.6-dynamic", "v6.11-dynamic"]
 SCENARIOS = ["rpi4-fullhd", "rpi4-4k", "coco-guest", "arm-board-oom", "nvme", "storage"]
 
 

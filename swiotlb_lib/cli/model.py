@@ -37,6 +37,15 @@ def _cmd_oracle(a) -> int:
 
 def _cmd_scenario(a) -> int:
     from ..scenarios.systems import run_scenario
+    if a.name == "rfc-v1-bugs":                 # swiotlb_lib.scenarios.rfc_bugs
+        from ..scenarios.rfc_bugs import lines, rfc_v1_bugs
+        r = rfc_v1_bugs(kernel=a.kernel or "rfc-v1-posted", seed=a.seed, mem_encrypt=a.mem_encrypt,
+                        cmdline=a.cmdline)
+        print(json.dumps(r) if a.json else "\n".join(lines(r)))
+        return 0
+    if a.mem_encrypt:
+        raise ValueError(f"--mem-encrypt: only scenario rfc-v1-bugs takes it (scenario {a.name!r} "
+                         "chooses its own machine)")
     bar = progress_for(a, f"scenario {a.name}")
     try:
         r = run_scenario(a.name, kernel=a.kernel, cmdline=a.cmdline, seed=a.seed, progress=bar)
@@ -127,6 +136,8 @@ def register(sub) -> None:
     sc.add_argument("--cmdline", default=None, help="kernel command line (default: the scenario's)")
     sc.add_argument("--seed", type=int, default=1)
     sc.add_argument("--json", action="store_true", help="print one JSON object")
+    sc.add_argument("--mem-encrypt", action="store_true",
+                    help="rfc-v1-bugs only: run on a confidential guest (cc_platform_has(CC_ATTR_MEM_ENCRYPT))")
     sc.add_argument("--progress", action="store_true",
                     help="the workload's requests (or frames) done, of how many, and the time left "
                          "on stderr even when it is not a terminal")

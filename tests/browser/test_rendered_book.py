@@ -183,3 +183,33 @@ def test_each_chapter_has_a_static_control_that_changes_the_view(site, path):
         assert cdp.external_requests(page.requested_urls()) == []
     finally:
         page.close()
+
+
+# Chapter 7's main control: the slider of the first precomputed box on the page (the "where
+# does a vc4 bounce buffer come from" widget, swiotlb_lib.widgets.patch3.where_widget).
+CH07_READOUT = ("document.querySelector('.bounce-precomputed .widget-slider .widget-readout')"
+                ".innerText.trim()")
+
+
+def test_chapter7_main_slider_switches_on_the_static_page(site):
+    """ArrowRight on chapter 7's size slider (1 MiB at build time) shows the 4 MiB state:
+    a different readout and a different rendered answer, with no kernel."""
+    path = "book/ch07_patch3_dynamic.html"
+    if path not in BOOK_PAGES:
+        pytest.fail(f"{path} was not built")
+    page, views = open_page(site, path)
+    try:
+        assert views, f"{path}: no widget on the page"
+        assert page.evaluate(CH07_READOUT) == "1 MiB"
+        before = page.evaluate(VISIBLE_STATE)
+        assert before and "1 MiB buffer" in before
+        page.evaluate("document.querySelector('.bounce-precomputed .noUi-handle').id = 'ch07-handle'")
+        page.focus("#ch07-handle")
+        page.press_key("ArrowRight")
+        page.wait_for(f"{CH07_READOUT} === '4 MiB'", timeout=10)
+        after = page.wait_for(f"(() => {{ const t = {VISIBLE_STATE}; "
+                              f"return t && t !== {json.dumps(before)} && t; }})()", timeout=10)
+        assert "4 MiB buffer" in after
+        assert cdp.external_requests(page.requested_urls()) == []
+    finally:
+        page.close()
