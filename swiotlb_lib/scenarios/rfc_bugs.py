@@ -166,7 +166,7 @@ def lines(r: dict) -> list[str]:
 
 register(Experiment("rfc-v1-bugs", rfc_v1_bugs,
                     "RFC v1 patch 3/4 as posted: stale tree entries, use-after-free lookups, unbounced syncs",
-                    chapter="ch07_patch3_dynamic", kernels="one", seeded=True, lines=lines,
+                    chapter="ch07", kernels="one", seeded=True, lines=lines,
                     defaults={"kernel": "rfc-v1-posted"}))
 
 
@@ -209,5 +209,5 @@ def tree_keys_lines(r: dict) -> list[str]:
 
 register(Experiment("rfc-v1-tree-keys", tree_keys,
                     "the maple tree of one 4-page RFC v1 buffer before and after unmap (keys, lookups)",
-                    chapter="ch07_patch3_dynamic", kernels="one", seeded=False, lines=tree_keys_lines,
+                    chapter="ch07", kernels="one", seeded=False, lines=tree_keys_lines,
                     defaults={"kernel": "rfc-v1-posted"}))
