@@ -64,7 +64,25 @@ class _Costs:
 
 
 class Grower:
-    """``CONFIG_SWIOTLB_DYNAMIC``: growth by pools, transient pools, the worker (6.6/6.11)."""
+    """``CONFIG_SWIOTLB_DYNAMIC``: growth by pools, transient pools, the worker (6.6/6.11).
+
+    The worker (``swiotlb_dyn_alloc()``, ``kernel/dma/swiotlb.c@afd81d914f6f``) is kicked
+    by ``schedule_work()`` at the first mapping that fits in no pool; kicks while it is
+    pending are merged; it adds its pool ``worker_delay`` seconds of model time after the
+    first kick.  Until then every mapping that fits nowhere gets a transient pool of exactly
+    its ``nr_slots()``, one area (``swiotlb_find_slots()``), freed at its unmap
+    (``swiotlb_del_transient()``)."""
+
+    #: The model's worker latency for trace replays, in seconds: the median, over the eight
+    #: growths of ``data/realkernel-dynamic/`` D1-D3 (Linux 6.12.117), of the time from the
+    #: first transient pool allocation after the previous worker pool (``apool`` with
+    #: ``gfp=0x2800``, just after the failed search kicked the worker) to the worker's own
+    #: ``apool_ret`` (``gfp=0xcc0``): 7.283, 7.714 ms (D1), 9.022, 7.565, 9.326, 13.538 ms
+    #: (D2), 12.760, 8.502 ms (D3); median 8.762 ms, range 7.3-13.5 ms.  Measured in
+    #: emulated guest time (QEMU TCG, 2 vCPUs): a model parameter, not a property of the
+    #: kernel, and as a number it does not carry over to real hardware, where the worker
+    #: is scheduled far sooner.
+    WORKER_DELAY_TCG = 0.008762
 
     def __init__(self, mem, pages, *, phys_limit: int, default_nslabs: int, default_nareas: int,
                  flavour: str, worker_delay: float | None = 0.0) -> None:
@@ -86,6 +104,11 @@ class Grower:
         self._fail = None
         self.transient_bytes = 0
         self.pool_bytes = 0
+        #: following a recording (:mod:`swiotlb_lib.trace.follow_dynamic`): search only this
+        #: pool (``"transient"``: none, go straight to a transient pool), and put transient
+        #: pools at this address instead of asking the page allocator
+        self.only_pool = None
+        self.transient_at = None
 
     # -- search ----------------------------------------------------------------------
     def find_slots(self, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int, cpu: int):
@@ -95,7 +118,16 @@ class Grower:
         self._fail = None
         self.tick(mem.log.now)
         mam, bnd = dev.min_align_mask, dev.seg_boundary
-        if self.flavour == "v6.11":
+        if self.only_pool is not None and self.only_pool != "transient":
+            pool = self.only_pool                       # the kernel's pool, from a recording
+            idx = search_pool_area(pool, cpu & (pool.nareas - 1), orig_addr, alloc_size,
+                                   alloc_align_mask, mam, bnd)
+            if idx >= 0:
+                dev.dma_uses_io_tlb = True
+            return pool, idx
+        if self.only_pool == "transient":
+            pass                                        # the kernel's transient pool: no search
+        elif self.flavour == "v6.11":
             if alloc_size > IO_TLB_SEGSIZE * IO_TLB_SIZE:
                 return None, -1
             for k in range(self.default_nareas):
@@ -149,6 +181,8 @@ class Grower:
         request must be decrypted (confidential guests), else from the buddy allocator in
         the zone the limit needs.  Returns ``(paddr, how)`` or ``None``."""
         pages = self.pages
+        if self.transient_at is not None and dev is not None:
+            return self.transient_at, "recorded"        # placed where the recording shows it
         if not gfpflags_allow_blocking(gfp) and dev is not None and self.mem.cc_mem_encrypt:
             p = pages.dma_alloc_from_pool(nbytes, limit=phys_limit)
             return None if p is None else (p, "atomic")
@@ -186,7 +220,9 @@ class Grower:
     def free_pool(self, pool) -> None:
         """``swiotlb_dyn_free()``: give the pool's memory back."""
         how = pool.alloc_how
-        if how == "atomic":
+        if how == "recorded":                           # never taken from the page allocator
+            pass
+        elif how == "atomic":
             self.pages.dma_free_from_pool(pool.start, pool.nslabs << IO_TLB_SHIFT)
         else:
             self.pages.free_pages(pool.start, how)
@@ -232,6 +268,25 @@ class Grower:
         self.pool_bytes += pool.nslabs << IO_TLB_SHIFT
         c["pools_added"] += 1
         return True
+
+    def adopt_pool(self, start: int, nslabs: int, nareas: int):
+        """Add the worker's pool where a recording shows it (``add_mem_pool()`` of a pool the
+        kernel's ``swiotlb_dyn_alloc()`` allocated at ``start``); the model's page allocator
+        is not asked (following a recording, :mod:`swiotlb_lib.trace.follow_dynamic`)."""
+        pool = IoTlbPool(start, nslabs, nareas, self.mem.profile, late_alloc=True, name="dynamic")
+        pool.alloc_how = "recorded"
+        self.mem.add_pool(pool)
+        self.pool_bytes += nslabs << IO_TLB_SHIFT
+        self.costs_.c["pools_added"] += 1
+        return pool
+
+    def drop_pool(self, pool) -> None:
+        """Undo :meth:`adopt_pool` (a recorded range taken for the worker's pool that later
+        events show was not one); the pool must be empty."""
+        self.mem.pools.remove(pool)
+        self.mem.nslabs -= pool.nslabs
+        self.pool_bytes -= pool.nslabs << IO_TLB_SHIFT
+        self.costs_.c["pools_added"] -= 1
 
     # -- lookups -----------------------------------------------------------------------
     def is_swiotlb_buffer(self, dev, paddr: int) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..boot import Machine
+from ..dynamic import Grower
 from ..cmdline import split_cmdline
 from ..constants import DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, IO_TLB_SHIFT, GiB, KiB
 from ..memory import layout_for, parse_size
@@ -25,6 +26,7 @@ from ..versions import get_profile
 from ..scenarios.systems import ScenarioResult
 from ..device import Device, preset
 from .engine import Engine, livelock_groups
+from .follow_dynamic import FollowDynamic
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
 from .read import TLB_FAILED, Trace, gc_paused, read_trace
@@ -191,7 +193,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
            ram=None, requests: str = "auto", seed: int = 1, max_retries: int = DEFAULT_MAX_RETRIES,
            livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
            timeline: bool = True, progress=None, align_areas: bool = True, follow: bool | None = None,
-           device: str | None = None) -> ReplayResult:
+           device: str | None = None, worker_delay: float | None = None) -> ReplayResult:
     """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
 
     ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
@@ -220,6 +222,11 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     ``device``: a device preset (:func:`swiotlb_lib.device.preset`, e.g. ``"nvme"``) giving
     the ``min_align_mask`` and segment boundary the trace does not record; without it,
     ``min_align_mask`` is inferred from a kprobe trace (:func:`infer_min_align_mask`).
+
+    ``worker_delay``: for a profile that grows by pools (``CONFIG_SWIOTLB_DYNAMIC``), the
+    seconds of trace time between the first mapping that fits in no pool and the growth
+    worker's new pool; ``None`` takes the model's calibrated value
+    (:attr:`swiotlb_lib.dynamic.Grower.WORKER_DELAY_TCG`, measured in emulated guest time).
     """
     if not isinstance(trace, Trace):
         trace = read_trace(trace)
@@ -252,6 +259,9 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     if cpus < max((mp.cpu for mp in trace.mappings), default=0) + 1:
         raise ValueError(f"cpus: the trace has events on CPU {max(mp.cpu for mp in trace.mappings)}; "
                          f"give at least {max(mp.cpu for mp in trace.mappings) + 1}")
+    if worker_delay is not None and (isinstance(worker_delay, bool) or not isinstance(worker_delay, (int, float))
+                                     or not 0 <= worker_delay <= 60):
+        raise ValueError(f"worker_delay: must be a number of seconds in [0, 60], got {worker_delay!r}")
     if follow not in (None, True, False):
         raise ValueError(f"follow: must be True, False or None (follow when possible), got {follow!r}")
     _check_mappings(trace)
@@ -277,8 +287,24 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         template = replace(template or Device("trace-device"), driver="virtio-pci")
     warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool
+    if isinstance(m.swiotlb.dyn, Grower):
+        m.swiotlb.dyn.worker_delay = Grower.WORKER_DELAY_TCG if worker_delay is None else float(worker_delay)
     if follow is not False and lifetime.kind == "real" and follows(trace):
-        if m.swiotlb.dyn is not None or pool is None:
+        first = next((mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED), None)
+        if isinstance(m.swiotlb.dyn, Grower) and pool is not None:
+            # a pool that grows: the new pools are inferred from the addresses (follow_dynamic);
+            # the recording starts with the boot pool alone, so its first address is in it
+            if first is not None and pool.start <= first < pool.end:
+                follow = True
+            elif follow:
+                raise ValueError(f"follow: the recording's first bounce address {first:#x} lies outside "
+                                 f"the boot pool of {cmdline!r} [{pool.start:#x}, {pool.end:#x}): give the "
+                                 "recorded swiotlb= and RAM, or replay with follow=False")
+            else:
+                follow = False
+                warnings.append(f"not following the recording: its first bounce address lies outside the "
+                                f"boot pool of {cmdline!r} (a what-if replay: every decision is the model's)")
+        elif m.swiotlb.dyn is not None or pool is None:
             if follow:
                 raise ValueError(f"follow: profile {prof.name} grows its pool at run time; following "
                                  "needs a fixed pool (replay with follow=False)")
@@ -296,7 +322,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     elif follow:
         raise ValueError("follow: needs a kprobe trace with map_ret and unmap events and lifetime "
                          "'real'" + ("" if follows(trace) else "; this trace has none"))
-    cls = Follow if follow else Engine
+    cls = (FollowDynamic if isinstance(m.swiotlb.dyn, Grower) else Follow) if follow else Engine
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
               template)
     traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
