@@ -94,7 +94,7 @@ def _cmd_replay(a) -> int:
     r = _run(a, bar, lambda: replay(
         tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, cpus=a.cpus, ram=a.ram,
         requests=a.requests, seed=a.seed, progress=bar.phase("replaying") if bar else None,
-        timeline=bool(a.timeline), follow=a.follow, device=a.device))
+        timeline=bool(a.timeline), follow=a.follow, device=a.device, worker_delay=a.worker_delay))
     if a.json:
         d = r.to_dict()
         if dbg is not None:
@@ -156,6 +156,16 @@ def advise_replays(kernels, cpus: int) -> int:
     return total
 
 
+def _seconds(text: str) -> float:
+    """``--worker-delay 9ms`` -> 0.009 (argparse reports a bad value as the option's error)."""
+    import argparse
+    from ..trace.lifetime import parse_duration
+    try:
+        return parse_duration(text, "duration")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _common(p) -> None:
     p.add_argument("trace", help="a /sys/kernel/tracing/trace dump or 'trace-cmd report' output, "
                                  "or - for standard input")
@@ -192,6 +202,10 @@ def register(subparsers) -> None:
     r.add_argument("--device", metavar="PRESET", default=None,
                    help="device preset giving min_align_mask (e.g. nvme); default: inferred from a "
                         "kprobe trace")
+    r.add_argument("--worker-delay", type=_seconds, default=None, metavar="DURATION",
+                   help="profiles that grow by pools: time from the first mapping that fits in no "
+                        "pool to the growth worker's new pool, e.g. 9ms (default: the model's "
+                        "value, measured under QEMU TCG)")
     r.set_defaults(func=_cmd_replay)
 
     a = subparsers.add_parser("advise", help="smallest swiotlb= per profile that replays a trace "
