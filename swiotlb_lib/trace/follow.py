@@ -211,13 +211,18 @@ class Follow(Engine):
             got = self.allocate(i, area)
         except DmaMappingError:
             got = None
+        self._placed(i, got, rec, ": the device's min_align_mask or the kernel profile do not match "
+                     "the recording; give device= (--device), or replay without following")
+
+    def _placed(self, i: int, got, rec: int, why: str) -> None:
+        """The model put the kernel's buffer ``i`` at ``got``: hold it if that is the recorded
+        address ``rec``, else give it back and stop with a one-line error ending in ``why``."""
         if got != rec:
             if got is not None:
                 self.unmap_one(i, got)
+            mp = self.maps[i]
             raise ValueError(f"trace: line {mp.map_line or mp.line}: the model cannot place the "
-                             f"kernel's buffer at {rec:#x} (size {mp.size}, orig {mp.orig:#x}): the "
-                             "device's min_align_mask or the kernel profile do not match the "
-                             "recording; give device= (--device), or replay without following")
+                             f"kernel's buffer at {rec:#x} (size {mp.size}, orig {mp.orig:#x}){why}")
         self.held[i] = rec
 
     def _pools(self):

@@ -247,15 +247,9 @@ class FollowDynamic(Follow):
             got = None
         finally:
             g.only_pool = g.transient_at = None
-        if got != rec:
-            if got is not None:
-                self.unmap_one(i, got)
-            raise ValueError(f"trace: line {mp.map_line or mp.line}: the model cannot place the "
-                             f"kernel's buffer at {rec:#x} (size {mp.size}, orig {mp.orig:#x}) in the "
-                             "pools inferred from the recording: the device's min_align_mask, the "
-                             "kernel profile or swiotlb= do not match the recording; give the recorded "
-                             "ones, or replay without following")
-        self.held[i] = rec
+        self._placed(i, got, rec, " in the pools inferred from the recording: the device's "
+                     "min_align_mask, the kernel profile or swiotlb= do not match the recording; "
+                     "give the recorded ones, or replay without following")
 
     def _model_decides(self, i: int, kpool):
         g = self.mem.dyn
