@@ -16,7 +16,7 @@ NOTEBOOK = cdp.ROOT / "book" / "intro.ipynb"
 
 # The output of the kernel-only cell: a VBox with this label, a slider and an HTML text.
 LIVE_BOX = """[...document.querySelectorAll('.jp-OutputArea .widget-vbox')]
-    .find(v => v.innerText.includes('kernel-only: needs a running kernel'))"""
+    .find(v => v.innerText.includes('needs a live Python session'))"""
 LIVE_TEXT = f"(() => {{ const v = {LIVE_BOX}; " \
             "return v ? v.querySelector('.widget-html').innerText.trim() : null; })()"
 
@@ -36,14 +36,14 @@ def test_kernel_callback_redraws_output_in_jupyterlab(chromium, tmp_path):
             # The widget state is not committed, so the widgets only appear once the kernel
             # has run the cells.
             page.wait_for(f"{cdp.LAB_ACCEPT_DIALOG} && "
-                          f"{LIVE_TEXT} === 'kernel-only: 1 slots = 2 KiB'", timeout=120)
+                          f"{LIVE_TEXT} === 'live session only: 1 slot = 2 KiB'", timeout=120)
 
             page.evaluate(f"{LIVE_BOX}.querySelector('.noUi-handle').id = 'bounce-live-handle'")
             page.focus("#bounce-live-handle")
             page.press_key("ArrowRight")
-            page.wait_for(f"{LIVE_TEXT} === 'kernel-only: 2 slots = 4 KiB'", timeout=30)
+            page.wait_for(f"{LIVE_TEXT} === 'live session only: 2 slots = 4 KiB'", timeout=30)
             page.press_key("ArrowRight")
-            page.wait_for(f"{LIVE_TEXT} === 'kernel-only: 3 slots = 6 KiB'", timeout=30)
+            page.wait_for(f"{LIVE_TEXT} === 'live session only: 3 slots = 6 KiB'", timeout=30)
 
             assert cdp.external_requests(page.requested_urls()) == []
         except Exception:

@@ -119,16 +119,16 @@ def test_kernel_only_slider_moves_but_does_not_redraw(site):
     page, _ = open_page(site, "book/intro.html")
     try:
         box = """[...document.querySelectorAll('.widget-vbox')]
-            .find(v => v.innerText.includes('kernel-only: needs a running kernel'))"""
+            .find(v => v.innerText.includes('needs a live Python session'))"""
         text = f"{box}.querySelector('.widget-html').innerText.trim()"
         readout = f"{box}.querySelector('.widget-readout').innerText.trim()"
-        assert page.evaluate(text) == "kernel-only: 1 slots = 2 KiB"
+        assert page.evaluate(text) == "live session only: 1 slot = 2 KiB"
         page.evaluate(f"{box}.querySelector('.noUi-handle').id = 'bounce-kernel-handle'")
         page.focus("#bounce-kernel-handle")
         page.press_key("ArrowRight")
         page.wait_for(f"{readout} === '2'", timeout=10)
         page.pump(1.0)
-        assert page.evaluate(text) == "kernel-only: 1 slots = 2 KiB"
+        assert page.evaluate(text) == "live session only: 1 slot = 2 KiB"
     finally:
         page.close()
 
