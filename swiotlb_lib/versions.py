@@ -19,7 +19,8 @@ profile           what it models
 ``v6.11``         ``swiotlb.c@afd81d914f6f`` (merge of dma-mapping-6.11-2024-07-19,
                   6.11-rc1): 6.9 alignment fixes (04867a7a3332), pre-padding slots
                   (af133562d5af), tail cap (53c87e846e33); the default, checked against
-                  Debian's 6.12.117 boots (``data/realkernel/``)
+                  Debian's 6.12.117 boots (``data/realkernel/``).  Also models 6.12.117
+                  (see "6.12" below): no rule it implements changed
 ================= ====================================================================
 
 Profiles with dynamic bounce buffers (their mechanics are in :mod:`swiotlb_lib.dynamic`):
@@ -44,8 +45,28 @@ Profiles with dynamic bounce buffers (their mechanics are in :mod:`swiotlb_lib.d
                   (merge of dma-mapping-6.7-2023-10-30, based on 6.6-rc7, whose only
                   swiotlb.c change is a comment; pull ZT-46QZiN8b37Swy@infradead.org)
 ``v6.11-dynamic`` ``v6.11`` built with ``CONFIG_SWIOTLB_DYNAMIC=y``: area-major search
-                  across pools (55c543865b76, 6.8)
+                  across pools (55c543865b76, 6.8); also models 6.12.117 with that option
+                  (``data/realkernel-dynamic/``)
 ================= ====================================================================
+
+**6.12.**  There is no ``v6.12`` profile because no rule the model implements differs
+between ``swiotlb.c@afd81d914f6f`` and Linux 6.12.117 (Debian's ``linux-source-6.12``
+``6.12.117-1~deb12u1``, the source of both recorded 6.12 kernels).  Read in that tree:
+``kernel/dma/swiotlb.c``: ``swiotlb_find_slots()``, ``swiotlb_search_area()``,
+``swiotlb_search_pool_area()``, ``swiotlb_alloc_pool()``, ``swiotlb_dyn_alloc()``,
+``limit_nareas()``, ``swiotlb_tbl_map_single()`` (no ``alloc_size`` argument, as in 6.11)
+and ``swiotlb_release_slots()``.  The one change on these paths is ``ba0fb44aed47``
+("dma-mapping: replace zone_dma_bits by zone_dma_limit", 6.12; series
+``cover.1722578375.git.baruch@tkos.co.il``): ``swiotlb_alloc_tlb()`` asks ``__GFP_DMA``
+when ``phys_limit <= zone_dma_limit`` instead of ``phys_limit <=
+DMA_BIT_MASK(zone_dma_bits)``, and ``swiotlb_init_late()``,
+``dma_direct_optimal_gfp_mask()`` (``kernel/dma/direct.c``) and ``cma_in_zone()``
+(``kernel/dma/pool.c``) compare the same way.  x86_64 sets neither variable, so
+``zone_dma_limit`` keeps its default ``DMA_BIT_MASK(24)`` (``kernel/dma/direct.c``) where
+6.11 had ``zone_dma_bits`` 24: the same 16 MiB bound, which
+:func:`swiotlb_lib.dynamic.zone_gfp` takes from the end of the model's ZONE_DMA.  The
+two rules differ only where ZONE_DMA does not end at a power of two (arm64 since
+``3be9b846896d``), which no model machine has.
 """
 from __future__ import annotations
 
@@ -124,7 +145,9 @@ PROFILES: dict[str, KernelProfile] = {
         "v6.11", ALIGN_V69, tail_cap=True, pad_slots=True, has_hiwater=True,
         description="v6.11-rc1 allocator (swiotlb.c@afd81d914f6f), as Debian's 6.12.117 runs it",
         commits="kernel/dma/swiotlb.c@afd81d914f6f (merge of dma-mapping-6.11-2024-07-19, 6.11-rc1): "
-                "alignment fixes 04867a7a3332 and af133562d5af (6.9), tail cap 53c87e846e33",
+                "alignment fixes 04867a7a3332 and af133562d5af (6.9), tail cap 53c87e846e33; "
+                "also models 6.12.117: its one change on these paths, ba0fb44aed47 (zone_dma_limit "
+                "for zone_dma_bits), gives the same 16 MiB ZONE_DMA bound on x86_64",
         config="CONFIG_SWIOTLB_DYNAMIC=n; the default profile"),
 }
 
@@ -154,7 +177,10 @@ PROFILES["v6.6-dynamic"] = PROFILES["v6.6"].with_name(
                                 "dma_uses_io_tlb (read at 009fbfc97b63)")
 PROFILES["v6.11-dynamic"] = PROFILES["v6.11"].with_name(
     "v6.11-dynamic", dynamic="v6.11",
-    commits="v6.11 plus its dynamic code: area-major search across pools 55c543865b76 (6.8)",
+    commits="v6.11 plus its dynamic code: area-major search across pools 55c543865b76 (6.8); "
+            "also models 6.12.117 with CONFIG_SWIOTLB_DYNAMIC=y (data/realkernel-dynamic/): "
+            "swiotlb_alloc_tlb()'s zone test became phys_limit <= zone_dma_limit (ba0fb44aed47), "
+            "the same bound on x86_64",
     config="CONFIG_SWIOTLB_DYNAMIC=y",
     description="v6.11 with CONFIG_SWIOTLB_DYNAMIC=y: area-major search across pools (55c543865b76)")
 
