@@ -28,6 +28,7 @@ MODULES = (
     "swiotlb_lib.scenarios.dynamic",
     "swiotlb_lib.scenarios.review",
     "swiotlb_lib.scenarios.rfc_bugs",
+    "swiotlb_lib.scenarios.dynamic612",
     "swiotlb_lib.trace.sizing",
     "swiotlb_lib.perf.studies",
     "swiotlb_lib.scenarios.today",
