@@ -38,7 +38,8 @@ from .constants import (DMA_ATTR_MAY_SLEEP, DMA_TO_DEVICE, DYNAMIC_POOL_MAX_NSLA
                         PAGE_SHIFT, PAGE_SIZE)
 from .debug import PR_FMT
 from .maple import MapleTree, xa_mk_value
-from .page_alloc import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfpflags_allow_blocking
+from .page_alloc import (GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfp_zone,
+                         gfpflags_allow_blocking)
 from .pool import IoTlbPool, limit_nareas, nr_slots, pool_find_slots, search_pool_area
 
 
@@ -61,6 +62,10 @@ class _Costs:
     def __init__(self) -> None:
         self.c = Counter()
         self.page_orders = Counter()
+
+
+#: :attr:`Grower.only_pool` while following a recorded transient pool: search no pool.
+ONLY_TRANSIENT = "transient"
 
 
 class Grower:
@@ -105,7 +110,7 @@ class Grower:
         self.transient_bytes = 0
         self.pool_bytes = 0
         #: following a recording (:mod:`swiotlb_lib.trace.follow_dynamic`): search only this
-        #: pool (``"transient"``: none, go straight to a transient pool), and put transient
+        #: pool (:data:`ONLY_TRANSIENT`: none, go straight to a transient pool), and put transient
         #: pools at this address instead of asking the page allocator
         self.only_pool = None
         self.transient_at = None
@@ -118,14 +123,14 @@ class Grower:
         self._fail = None
         self.tick(mem.log.now)
         mam, bnd = dev.min_align_mask, dev.seg_boundary
-        if self.only_pool is not None and self.only_pool != "transient":
-            pool = self.only_pool                       # the kernel's pool, from a recording
-            idx = search_pool_area(pool, cpu & (pool.nareas - 1), orig_addr, alloc_size,
-                                   alloc_align_mask, mam, bnd)
+        only = self.only_pool
+        if only is not None and only is not ONLY_TRANSIENT:
+            idx = search_pool_area(only, cpu & (only.nareas - 1), orig_addr, alloc_size,
+                                   alloc_align_mask, mam, bnd)   # the kernel's pool, recorded
             if idx >= 0:
                 dev.dma_uses_io_tlb = True
-            return pool, idx
-        if self.only_pool == "transient":
+            return only, idx
+        if only is ONLY_TRANSIENT:
             pass                                        # the kernel's transient pool: no search
         elif self.flavour == "v6.11":
             if alloc_size > IO_TLB_SEGSIZE * IO_TLB_SIZE:
@@ -321,11 +326,11 @@ class DynSlot:
     dynamic buffer.  ``freed`` is set where the patch calls ``kfree(slot)``, so a tree
     entry left pointing at it can be recognised (the model's use-after-free detector)."""
 
-    __slots__ = ("orig_addr", "alloc_size", "paddr", "nbytes", "how", "buf", "freed")
+    __slots__ = ("orig_addr", "alloc_size", "paddr", "nbytes", "how", "freed")
 
-    def __init__(self, orig_addr, alloc_size, paddr, nbytes, how, buf) -> None:
+    def __init__(self, orig_addr, alloc_size, paddr, nbytes, how) -> None:
         self.orig_addr, self.alloc_size, self.paddr = orig_addr, alloc_size, paddr
-        self.nbytes, self.how, self.buf, self.freed = nbytes, how, buf, False
+        self.nbytes, self.how, self.freed = nbytes, how, False
 
 
 class RfcDynamic:
@@ -384,10 +389,16 @@ class RfcDynamic:
         c["tree_node_visits"] += self._tree_cost()
         c["dyn_lock_acquisitions"] += 1
         index = self.key(paddr >> PAGE_SHIFT)
-        slot, _ = self.tree.mt_find(index, index)
+        slot, advanced = self.tree.mt_find(index, index)
         if slot is not None and slot.freed:
             c["use_after_free_lookups"] += 1
-        return slot
+        return slot, advanced
+
+    def erase_index(self, index: int, advanced: int) -> int:
+        """Where ``swiotlb_dyn_unmap()`` aims ``mtree_erase()`` after ``mt_find(&index)``: as
+        posted at ``advanced`` (``mt_find()`` moved the index past the range it found), as
+        intended at the buffer's own key ``index``."""
+        return advanced if self.posted else index
 
     # map -------------------------------------------------------------------------------
     def dma_direct_alloc_pages(self, dev, nbytes: int, gfp):
@@ -406,6 +417,7 @@ class RfcDynamic:
             idx = pool_find_slots(pool, dev, 0, nbytes, 0, 0)
             if idx < 0:
                 return None
+            self.mem.total_used += nbytes >> IO_TLB_SHIFT      # swiotlb_find_slots() counts them
             c["dyn_from_restricted_pool"] += 1
             got = (pool.start + (idx << IO_TLB_SHIFT), ("swiotlb", idx))
         elif self.mem.cc_mem_encrypt and not gfpflags_allow_blocking(gfp):
@@ -431,7 +443,7 @@ class RfcDynamic:
                     return None
                 self.costs_.page_orders[order] += 1
                 got = (p, order)
-            c["dyn_zone_" + ("DMA" if zone == Gfp.DMA else "DMA32" if zone == Gfp.DMA32 else "Normal")] += 1
+            c["dyn_zone_" + gfp_zone(zone)] += 1
             if self.mem.cc_mem_encrypt:
                 c["decrypt_calls"] += 1                          # dma_set_decrypted()
         c["zeroed_bytes"] += nbytes                              # memset(ret, 0, size)
@@ -468,7 +480,7 @@ class RfcDynamic:
             buf = BounceBuffer(dev, pool, paddr, orig_addr, mapping_size, first, nbytes >> IO_TLB_SHIFT, dir)
         else:
             buf = BounceBuffer(dev, None, paddr, orig_addr, mapping_size, -1, 0, dir)
-        slot = DynSlot(orig_addr, alloc_size, paddr, nbytes, how, buf)
+        slot = DynSlot(orig_addr, alloc_size, paddr, nbytes, how)
         self.tree.store_range(index, index + ((alloc_size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1, slot)
         c["dyn_buffers"] += 1
         self.mem.live[paddr] = buf
@@ -499,13 +511,13 @@ class RfcDynamic:
         p = self.mem.defpool
         if p is not None and p.start <= paddr < p.end:
             return True
-        return self.allow_dyn and self._find(paddr) is not None
+        return self.allow_dyn and self._find(paddr)[0] is not None
 
     def bounce(self, dev, tlb_addr: int, size: int, dir: int) -> int:
         """``swiotlb_dyn_bounce()`` -> ``swiotlb_copy()``: offset from the buffer start.
         A miss copies nothing, as in the patch.  On a freed descriptor the model stops
         (the kernel would copy through the freed ``orig_addr``); it copies nothing."""
-        slot = self._find(tlb_addr)
+        slot, _ = self._find(tlb_addr)
         if slot is None or slot.freed:
             return 0
         alloc_size, paddr = slot.alloc_size, slot.paddr
@@ -531,10 +543,9 @@ class RfcDynamic:
         advanced to; as intended at the buffer's own key."""
         c = self.costs_.c
         index = self.key(buf.tlb_addr >> PAGE_SHIFT)
-        slot = self._find(buf.tlb_addr)
-        _, advanced = self.tree.mt_find(index, index)
+        slot, advanced = self._find(buf.tlb_addr)
         c["tree_erases"] += 1
-        if self.tree.erase(advanced if self.posted else index) is None:
+        if self.tree.erase(self.erase_index(index, advanced)) is None:
             c["tree_erase_misses"] += 1
         self.dyn_bytes -= slot.nbytes
         self.nlive -= 1

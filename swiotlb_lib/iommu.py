@@ -17,7 +17,8 @@ Modelled from ``drivers/iommu/dma-iommu.c@afd81d914f6f`` (6.11-rc1):
   (from ``iova_align_down(virt)`` to the buffer) and the post-padding (from the buffer's
   end to ``iova_align()`` of it).
 
-6.16 moved the same steps into ``iommu_dma_map_swiotlb()`` (Christoph Hellwig, "iommu/dma:
+A later change (release not established: read in linux-next) moved the same steps into
+``iommu_dma_map_swiotlb()`` (Christoph Hellwig, "iommu/dma:
 Factor out a iommu_dma_map_swiotlb helper",
 bff462aa256da76ff11439f58c7f9e1e376d7f2d.1744825142.git.leon@kernel.org) and named the
 test ``iova_unaligned()``; read at ``ColinIanKing/linux-next
@@ -73,7 +74,7 @@ def iova_align_down(granule: int, x: int) -> int:
 
 
 def iova_unaligned(granule: int, phys: int, size: int) -> int:
-    """``iova_unaligned()`` (6.16): ``iova_offset(phys | size)``, non-zero when the buffer
+    """``iova_unaligned()`` (linux-next @01cfe5417a83): ``iova_offset(phys | size)``, non-zero when the buffer
     does not start or does not end on a granule boundary (6.11 writes the same test inline
     in ``iommu_dma_map_page()``)."""
     return iova_offset(granule, phys | size)
@@ -88,7 +89,7 @@ def dev_use_swiotlb(untrusted: bool, kmalloc_needs_bounce: bool = False) -> bool
 
 @dataclass(frozen=True)
 class BounceDecision:
-    """What ``iommu_dma_map_page()`` (6.11) / ``iommu_dma_map_swiotlb()`` (6.16) decide for
+    """What ``iommu_dma_map_page()`` (6.11) / ``iommu_dma_map_swiotlb()`` (linux-next @01cfe5417a83) decide for
     one buffer, and what ``swiotlb_tbl_map_single()`` (v6.11) makes of the request."""
 
     granule: int
@@ -178,7 +179,7 @@ class IommuMapping:
 
 def iommu_dma_map_page(mem: IoTlbMem, dev, phys: int, size: int, granule: int, *, untrusted: bool = True,
                        dir: int = 0, attrs: int = 0, cpu: int = 0) -> IommuMapping:
-    """``iommu_dma_map_page()`` (6.11) / ``iommu_dma_map_swiotlb()`` (6.16) on the model's
+    """``iommu_dma_map_page()`` (6.11) / ``iommu_dma_map_swiotlb()`` (linux-next @01cfe5417a83) on the model's
     allocator ``mem``, up to the IOMMU mapping (not modelled): decide; if bouncing, check
     ``is_swiotlb_active()``, call ``swiotlb_tbl_map_single()`` with
     ``alloc_align_mask = iova_mask(iovad)`` and, for an untrusted device, zero the pre- and

@@ -22,19 +22,10 @@ The model's limits: the reserved-memory parsing (``rmem_swiotlb_setup()`` refuse
 from __future__ import annotations
 
 from .constants import IO_TLB_SHIFT, PAGE_SHIFT, PAGE_SIZE
+from .gfp import get_order
 from .memory import PhysMemory
-from .pool import pool_find_slots, release_slots
+from .pool import nr_slots, pool_find_slots, release_slots
 from .swiotlb import IoTlbMem
-
-
-def get_order(size: int) -> int:
-    """``get_order()``: the smallest page order whose block holds ``size`` bytes."""
-    if type(size) is not int or size < 1:
-        raise ValueError(f"size: must be a positive integer, got {size!r}")
-    order = 0
-    while (PAGE_SIZE << order) < size:
-        order += 1
-    return order
 
 
 def rmem_swiotlb_device_init(base: int, size: int, profile="v6.11", *, name: str = "restricted",
@@ -63,7 +54,7 @@ def swiotlb_alloc(mem: IoTlbMem, dev, size: int, cpu: int = 0) -> int | None:
     index = pool_find_slots(pool, dev, 0, size, align, cpu)
     if index < 0:
         return None
-    nslots = (size + (1 << IO_TLB_SHIFT) - 1) >> IO_TLB_SHIFT
+    nslots = nr_slots(size)
     mem.total_used += nslots
     mem.used_hiwater = max(mem.used_hiwater, mem.total_used)
     tlb_addr = pool.start + (index << IO_TLB_SHIFT)

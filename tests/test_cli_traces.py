@@ -122,3 +122,13 @@ def test_cli_livelock_text_and_json_agree(tmp_path, capsys):
     assert d["failure_rate"] == 1.0 and "failure rate 100.0000% of requests (1 of 1)" in text
     assert (d["attempted"], d["failed"]) == (12, 4) and "attempted 12, mapped 8 (8 bounced), failed 4" in text
     assert "LIVELOCK (1 request)" in text and d["livelocks"][0]["message"] in text
+
+
+def test_requests_choices_are_the_groupings():
+    # the CLI writes the choices out (no model import for --help); they must be the reader's
+    from swiotlb_lib.cli import build_parser
+    from swiotlb_lib.trace.requests import GROUPINGS
+    sub = next(a for a in build_parser()._actions if a.dest == "command" or getattr(a, "choices", None)
+               and "replay" in (a.choices or {}))
+    opt = next(a for a in sub.choices["replay"]._actions if a.dest == "requests")
+    assert tuple(opt.choices) == GROUPINGS

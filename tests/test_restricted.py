@@ -3,7 +3,8 @@ kernel/dma/swiotlb.c@afd81d914f6f: swiotlb_alloc(), rmem_swiotlb_device_init()."
 import pytest
 
 from swiotlb_lib.device import Device
-from swiotlb_lib.restricted import get_order, rmem_swiotlb_device_init, swiotlb_alloc, swiotlb_free
+from swiotlb_lib.gfp import get_order
+from swiotlb_lib.restricted import rmem_swiotlb_device_init, swiotlb_alloc, swiotlb_free
 
 
 def test_alloc_aligns_to_its_order_and_frees():

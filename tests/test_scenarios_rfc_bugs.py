@@ -95,6 +95,25 @@ def test_experiment_runs_and_the_chapter_value():
     assert r.value["unbounced_sync_bytes"] % 512 == 0 and r.value["unbounced_sync_bytes"] > 0
 
 
+def test_tree_keys_of_one_4_page_buffer():
+    # Worked by hand from the patch.  As posted, the keys are 2*pfn+1: relative to the first
+    # page's key, pages 0..3 look up keys 0, 2, 4, 6; the stored range is [0, 0+4-1] = [0, 3],
+    # so pages 0 and 1 hit and pages 2 and 3 miss.  mt_find() leaves the index at 3+1 = 4,
+    # where the erase finds nothing: the range stays, its descriptor freed.
+    from swiotlb_lib.scenarios.rfc_bugs import tree_keys
+    r = tree_keys("rfc-v1-posted", 4)
+    mapped, unmapped = r["stages"]
+    assert r["erase_at"] == 4
+    assert [(k, key, hit) for k, key, hit in mapped["page_keys"]] == [(0, 0, True), (1, 2, True),
+                                                                     (2, 4, False), (3, 6, False)]
+    assert mapped["ranges"] == [(0, 3, False)] and unmapped["ranges"] == [(0, 3, True)]
+    # As intended: PFN keys 0..3, all hit; the erase at the buffer's own key empties the tree.
+    r = tree_keys("rfc-v1", 4)
+    mapped, unmapped = r["stages"]
+    assert r["erase_at"] == 0 and all(hit for _, _, hit in mapped["page_keys"])
+    assert mapped["ranges"] == [(0, 3, False)] and unmapped["ranges"] == []
+
+
 def test_other_profiles_are_refused():
     with pytest.raises(ValueError, match="^kernel: scenario rfc-v1-bugs needs"):
         rfc_v1_bugs("v6.11")

@@ -11,7 +11,7 @@ def _machine(cmdline):
     return Machine(ram="2G", cpus=2, cmdline=cmdline, kernel="v6.11-dynamic")
 
 
-def test_zone_choice_same_under_6_11_and_6_12_rules():
+def test_zone_choice_thresholds_equal_for_the_6_11_and_6_12_rules_on_x86():
     # 6.11: __GFP_DMA iff phys_limit <= DMA_BIT_MASK(zone_dma_bits), zone_dma_bits = 24;
     # 6.12 (ba0fb44aed47): iff phys_limit <= zone_dma_limit, default DMA_BIT_MASK(24).
     # Both: 0xffffff.  __GFP_DMA32 iff <= 0xffffffff; else no zone modifier.

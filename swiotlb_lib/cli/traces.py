@@ -175,6 +175,8 @@ def _common(p) -> None:
     p.add_argument("--cpus", type=int, default=None, help="possible CPUs (default: the trace's)")
     p.add_argument("--ram", default=None, help="RAM, e.g. 2G (default: the smallest that holds the "
                                                "traced buffers)")
+    # trace.requests.GROUPINGS, written out so that --help imports no model module
+    # (tests/test_cli_traces.py checks that they agree)
     p.add_argument("--requests", default="auto", choices=["auto", "virtio-blk", "nvme", "none"],
                    help="group mappings into block requests of a driver (default auto: virtio-blk "
                         "or NVMe when the trace shows it, else none)")

@@ -32,7 +32,7 @@ from ..dynamic import Grower
 from ..evidence import data_path
 from ..report import text_table
 from ..trace import replay
-from ..trace.read import TLB_FAILED
+from ..trace.read import TLB_FAILED, read_trace
 from ..trace.recordings import KERNEL_LIVELOCK_LINES
 from . import Experiment, register
 
@@ -66,20 +66,25 @@ def _boot(boot: str) -> dict:
 
 
 @lru_cache(maxsize=None)
+@lru_cache(maxsize=None)
+def _trace(boot: str):
+    """The boot's trace, read once per process (every replay of it starts from the same
+    parsed :class:`~swiotlb_lib.trace.read.Trace`)."""
+    return read_trace(DATA_DIR / _boot(boot)["trace"])
+
+
 def kernel_pools(boot: str) -> dict:
     """The kernel's pool events of one boot, from its trace: ``worker`` and ``transient``
     (lists of ``(t, start, nslabs)`` at ``apool_ret``), ``transient_asked`` (``apool`` entry
     times with ``gfp=0x2800``), ``transient_freed`` (``(t, start)`` of ``dynfree`` with ``transient=1``),
-    ``failures`` (``map_ret`` with the error value), ``t0`` / ``t1`` (first and last line)."""
+    ``failures`` (``map_ret`` with the error value)."""
     out = dict(worker=[], transient=[], transient_asked=[], transient_freed=[], failures=0)
-    times = []
     with open(DATA_DIR / _boot(boot)["trace"], encoding="utf-8") as f:
         for line in f:
             m = _LINE.search(line)
             if not m:
                 continue
             t, ev, where, rest = float(m.group(1)), m.group(2), m.group(3), m.group(4)
-            times.append(t)
             fields = {k: int(v, 0) for k, v in _FIELD.findall(rest)}
             if ev == "apool" and fields.get("gfp") == 0x2800:
                 out["transient_asked"].append(t)
@@ -90,7 +95,6 @@ def kernel_pools(boot: str) -> dict:
                 out["transient_freed"].append((t, fields["start"]))
             elif ev == "map_ret" and fields.get("tlb") == TLB_FAILED:
                 out["failures"] += 1
-    out["t0"], out["t1"] = (min(times), max(times)) if times else (0.0, 0.0)
     return out
 
 
@@ -176,7 +180,7 @@ def model_run(boot: str, follow: bool, worker_delay: float | None = None, kernel
             transient.append((mems[0].log.now, p.nslabs))
 
     with observe(POOL_ADDED, on_pool), observe(SEARCH_AREA, on_search):
-        r = replay(DATA_DIR / b["trace"], kernel, b["cmdline"], follow=follow, worker_delay=worker_delay)
+        r = replay(_trace(boot), kernel, b["cmdline"], follow=follow, worker_delay=worker_delay)
     res, x = r.result, r.result.extra
     if not follow and len(transient) != res.transient_pools:
         raise RuntimeError(f"{boot}: saw {len(transient)} transient pools, the replay counted {res.transient_pools}")

@@ -190,10 +190,11 @@ def tree_keys(kernel: str = "rfc-v1-posted", pages: int = 4) -> dict:
                 "page_keys": [(k, d.key(pfn + k) - base, d.tree.mt_find(d.key(pfn + k), d.key(pfn + k))[0] is not None)
                               for k in range(pages)]}
     mapped = stage("after dma_map")
-    _, advanced = d.tree.mt_find(base, base)
+    _, advanced = d.tree.mt_find(base, base)           # what swiotlb_dyn_unmap() will find
+    erase_at = d.erase_index(base, advanced)
     m.dma.unmap_single(dev, dma, pages * PAGE_SIZE, DMA_BIDIRECTIONAL)
     return {"kernel": kernel, "pages": pages, "pfn": pfn, "key0": base,
-            "erase_at": (advanced if d.posted else base) - base,
+            "erase_at": erase_at - base,
             "stages": [mapped, stage("after dma_unmap")]}
 
 

@@ -16,7 +16,8 @@ from ..device import Device, nvme, pci32
 from ..iommu import decide, iommu_dma_map_page
 from ..memory import layout_for
 from ..report import mib, text_table
-from ..restricted import get_order, rmem_swiotlb_device_init, swiotlb_alloc, swiotlb_free
+from ..gfp import get_order
+from ..restricted import rmem_swiotlb_device_init, swiotlb_alloc, swiotlb_free
 from ..swiotlb import DmaMappingError, IoTlbMem
 from . import Experiment, register
 

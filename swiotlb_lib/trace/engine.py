@@ -271,7 +271,6 @@ class Engine:
                 if end is None:
                     if self.reqs[u].aborted:            # the kernel failed it: its retry is
                         self.unmap_one(i, tlb)          # later in the trace; give it back now
-                        self.tally["aborted_released"] += 1
                         continue
                     end, line = self.lost_at.get(i), -1     # its unmap event was lost
                     if end is None:

@@ -144,16 +144,21 @@ class Follow(Engine):
                              "(follow=False, --no-follow)")
         return pool
 
-    def _first_slot(self, pool, i: int) -> tuple[int, int]:
-        """The first slot (padding included) and slot count of the kernel's buffer of mapping ``i``."""
+    def _first_addr(self, i: int, has_pad: bool) -> tuple[int, int]:
+        """The address of the first slot (padding included) of the kernel's buffer of mapping
+        ``i``, and its ``swiotlb_align_offset()`` (``kernel/dma/swiotlb.c@afd81d914f6f``;
+        without ``pad_slots``, before 6.9, only the offset inside a slot)."""
         mp = self.maps[i]
         dev = self.devs[mp.dev_name]
         offset = mp.orig & dev.min_align_mask & ((mp.align_mask | (IO_TLB_SIZE - 1))
-                                                 if pool.has_pad else (IO_TLB_SIZE - 1))
-        index = (mp.tlb - pool.start - (offset & (IO_TLB_SIZE - 1))) >> IO_TLB_SHIFT
-        first = index - (offset >> IO_TLB_SHIFT if pool.has_pad else 0)
-        nslots = -(-(mp.size + offset) // IO_TLB_SIZE)
-        return first, nslots
+                                                 if has_pad else (IO_TLB_SIZE - 1))
+        pad = (offset >> IO_TLB_SHIFT) << IO_TLB_SHIFT if has_pad else 0
+        return mp.tlb - (offset & (IO_TLB_SIZE - 1)) - pad, offset
+
+    def _first_slot(self, pool, i: int) -> tuple[int, int]:
+        """The first slot (padding included) and slot count of the kernel's buffer of mapping ``i``."""
+        addr, offset = self._first_addr(i, pool.has_pad)
+        return (addr - pool.start) >> IO_TLB_SHIFT, -(-(self.maps[i].size + offset) // IO_TLB_SIZE)
 
     def _release_lost(self, pool, first: int, nslots: int) -> None:
         """Buffers the model holds where the kernel has just allocated: their unmaps were lost."""

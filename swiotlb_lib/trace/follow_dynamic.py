@@ -35,7 +35,8 @@ transient pool against the transient pools inferred).  ``result.pools_added`` an
 """
 from __future__ import annotations
 
-from ..constants import DYNAMIC_POOL_MAX_NSLABS, IO_TLB_SHIFT, IO_TLB_SIZE, MiB
+from ..constants import DYNAMIC_POOL_MAX_NSLABS, IO_TLB_SHIFT, MiB
+from ..dynamic import ONLY_TRANSIENT
 from ..pool import limit_nareas
 from ..swiotlb import DmaMappingError
 from .follow import Follow
@@ -52,7 +53,7 @@ class FollowDynamic(Follow):
 
     def run(self) -> None:
         g = self.mem.dyn
-        self.delay = g.worker_delay if g.worker_delay is not None else 0.0
+        self.delay = g.worker_delay                     # set by replay(): never None here
         g.worker_delay = None                           # the pools are the kernel's
         self.scratch = self._scratch()
         self.kernel_kicks = 0
@@ -96,19 +97,6 @@ class FollowDynamic(Follow):
         return list(self.mem.pools)
 
     # -- the kernel's pools, from the addresses -----------------------------------------------
-    def _offset(self, i: int, has_pad: bool) -> int:
-        mp = self.maps[i]
-        dev = self.devs[mp.dev_name]
-        return mp.orig & dev.min_align_mask & ((mp.align_mask | (IO_TLB_SIZE - 1))
-                                               if has_pad else (IO_TLB_SIZE - 1))
-
-    def _first_addr(self, i: int) -> int:
-        """The address of the first slot (padding included) of the kernel's buffer of mapping ``i``."""
-        has_pad = self.mem.defpool.has_pad
-        off = self._offset(i, has_pad)
-        return self.maps[i].tlb - (off & (IO_TLB_SIZE - 1)) - (((off >> IO_TLB_SHIFT) << IO_TLB_SHIFT)
-                                                                if has_pad else 0)
-
     def _live_ranges(self):
         out = [(p.start, p.end) for p in self.mem.pools]
         for dev in self.devs.values():
@@ -135,7 +123,7 @@ class FollowDynamic(Follow):
                 return p
         self._held_transient(rec)
         g = self.mem.dyn
-        first_addr = self._first_addr(i)
+        first_addr = self._first_addr(i, self.mem.defpool.has_pad)[0]
         nslabs = min(g.default_nslabs, DYNAMIC_POOL_MAX_NSLABS)
         nareas = max(limit_nareas(g.default_nareas, nslabs), 1)
         size = nslabs << IO_TLB_SHIFT
@@ -164,8 +152,8 @@ class FollowDynamic(Follow):
         self.kernel_worker -= 1
         self.kernel_transient += self.tentative_maps
         for j, tlb in moved:
-            first_addr = self._first_addr(j)
-            g.only_pool, g.transient_at = "transient", first_addr
+            first_addr = self._first_addr(j, self.mem.defpool.has_pad)[0]
+            g.only_pool, g.transient_at = ONLY_TRANSIENT, first_addr
             try:
                 got = self.allocate(j, 0)
             finally:
@@ -236,7 +224,7 @@ class FollowDynamic(Follow):
         self._restore(saved)
         try:
             if ktrans:
-                g.only_pool, g.transient_at = "transient", kpool[1]
+                g.only_pool, g.transient_at = ONLY_TRANSIENT, kpool[1]
                 got = self.allocate(i, 0)
             else:
                 area = first // kpool.area_nslabs

@@ -287,11 +287,12 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         template = replace(template or Device("trace-device"), driver="virtio-pci")
     warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool
-    if isinstance(m.swiotlb.dyn, Grower):
+    grows = isinstance(m.swiotlb.dyn, Grower)
+    if grows:
         m.swiotlb.dyn.worker_delay = Grower.WORKER_DELAY_TCG if worker_delay is None else float(worker_delay)
     if follow is not False and lifetime.kind == "real" and follows(trace):
         first = next((mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED), None)
-        if isinstance(m.swiotlb.dyn, Grower) and pool is not None:
+        if grows and pool is not None:
             # a pool that grows: the new pools are inferred from the addresses (follow_dynamic);
             # the recording starts with the boot pool alone, so its first address is in it
             if first is not None and pool.start <= first < pool.end:
@@ -322,7 +323,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     elif follow:
         raise ValueError("follow: needs a kprobe trace with map_ret and unmap events and lifetime "
                          "'real'" + ("" if follows(trace) else "; this trace has none"))
-    cls = (FollowDynamic if isinstance(m.swiotlb.dyn, Grower) else Follow) if follow else Engine
+    cls = (FollowDynamic if grows else Follow) if follow else Engine
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
               template)
     traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
