@@ -23,7 +23,7 @@ import time
 
 from swiotlb_lib.trace.read import read_trace              # noqa: E402
 from swiotlb_lib.trace.replay import replay                # noqa: E402
-from swiotlb_lib.trace.synthesize import synthesize_trace  # noqa: E402
+from swiotlb_lib.trace.synthesize import write_trace        # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,13 +34,11 @@ def main(argv=None) -> int:
     ap.add_argument("--lifetime", default="fixed:250us")
     a = ap.parse_args(argv)
     fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
+    os.close(fd)
     try:
         t0 = time.perf_counter()
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in synthesize_trace(a.events, seed=a.seed):
-                f.write(line + "\n")
+        size_mb = write_trace(path, a.events, seed=a.seed) / 1e6
         t_syn = time.perf_counter() - t0
-        size_mb = os.path.getsize(path) / 1e6
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()

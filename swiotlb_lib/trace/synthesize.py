@@ -6,6 +6,8 @@ shape is that of ``data/realkernel/README.md``, finding 13.
 """
 from __future__ import annotations
 
+import os
+
 import random
 
 from ..constants import U64, KiB
@@ -80,3 +82,12 @@ def synthesize_trace(n_events: int, seed: int = 1, *, cpus: int = 2, request_kib
                 emitted += 1
                 ts += 2e-6
             t = max(t, ts)
+
+
+def write_trace(path, n_events: int, seed: int = 1) -> int:
+    """Write :func:`synthesize_trace`'s lines to ``path`` (the benchmarks' input file);
+    returns its size in bytes."""
+    with open(path, "w", encoding="utf-8") as f:
+        for line in synthesize_trace(n_events, seed=seed):
+            f.write(line + "\n")
+    return os.path.getsize(path)
