@@ -21,14 +21,13 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from swiotlb_lib.trace.advise import advise                # noqa: E402
 from swiotlb_lib.trace.read import read_trace              # noqa: E402
-from swiotlb_lib.trace.synthesize import write_trace        # noqa: E402
+from swiotlb_lib.trace.synthesize import temp_trace         # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -48,19 +47,13 @@ def main(argv=None) -> int:
     if a.events < 1:
         print("error: --events: must be >= 1", file=sys.stderr)
         return 2
-    fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
-    os.close(fd)
-    try:
-        t0 = time.perf_counter()
-        size_mb = write_trace(path, a.events, seed=a.seed) / 1e6
-        t_syn = time.perf_counter() - t0
+    with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
+        size_mb = size / 1e6
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()
         out = advise(tr, target_failure_rate=a.target, workers=a.workers)
         t3 = time.perf_counter()
-    finally:
-        os.unlink(path)
     read_s, advise_s = t2 - t1, t3 - t1
     times = np.fromiter((mp.time for mp in tr.mappings), dtype=np.float64, count=len(tr.mappings))
     n = len(tr.mappings)

@@ -43,4 +43,4 @@ from .replay import (BLK_MQ_RESOURCE_DELAY, DEFAULT_LIVELOCK_REPEATS, DEFAULT_MA
                      ReplayResult, Timeline, areas_from_trace, calibrate, default_cmdline, prepare_replay, replay)
 from .requests import (MAX_MAPPING_BYTES, VIRTIO_BLK_HDR_BYTES, VIRTIO_BLK_STATUS_BYTES, VRING_DESC_BYTES,
                        Request, group_requests, min_request_slots, request_slots)
-from .synthesize import synthesize_trace, write_trace
+from .synthesize import synthesize_trace, temp_trace

@@ -6,9 +6,12 @@ shape is that of ``data/realkernel/README.md``, finding 13.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import random
+import tempfile
+import time
 
 from ..constants import U64, KiB
 from ..debug import TraceEvent
@@ -84,10 +87,17 @@ def synthesize_trace(n_events: int, seed: int = 1, *, cpus: int = 2, request_kib
             t = max(t, ts)
 
 
-def write_trace(path, n_events: int, seed: int = 1) -> int:
-    """Write :func:`synthesize_trace`'s lines to ``path`` (the benchmarks' input file);
-    returns its size in bytes."""
-    with open(path, "w", encoding="utf-8") as f:
-        for line in synthesize_trace(n_events, seed=seed):
-            f.write(line + "\n")
-    return os.path.getsize(path)
+
+@contextlib.contextmanager
+def temp_trace(n_events: int, seed: int = 1):
+    """:func:`synthesize_trace`'s lines in a temporary file (the benchmarks' input), removed
+    afterwards; yields ``(path, size in bytes, seconds taken to write it)``."""
+    fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
+    try:
+        t0 = time.perf_counter()
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for line in synthesize_trace(n_events, seed=seed):
+                f.write(line + "\n")
+        yield path, os.path.getsize(path), time.perf_counter() - t0
+    finally:
+        os.unlink(path)
