@@ -15,15 +15,13 @@ Usage: python benchmarks/replay.py [--events N] [--seed S] [--kernel P] [--lifet
 """
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 
 
 from swiotlb_lib.trace.read import read_trace              # noqa: E402
 from swiotlb_lib.trace.replay import replay                # noqa: E402
-from swiotlb_lib.trace.synthesize import synthesize_trace  # noqa: E402
+from swiotlb_lib.trace.synthesize import temp_trace         # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -33,21 +31,13 @@ def main(argv=None) -> int:
     ap.add_argument("--kernel", default="v6.11")
     ap.add_argument("--lifetime", default="fixed:250us")
     a = ap.parse_args(argv)
-    fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
-    try:
-        t0 = time.perf_counter()
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in synthesize_trace(a.events, seed=a.seed):
-                f.write(line + "\n")
-        t_syn = time.perf_counter() - t0
-        size_mb = os.path.getsize(path) / 1e6
+    with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
+        size_mb = size / 1e6
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()
         r = replay(tr, kernel=a.kernel, lifetime=a.lifetime, seed=a.seed)
         t3 = time.perf_counter()
-    finally:
-        os.unlink(path)
     res = r.result
     read_s, replay_s, total_s = t2 - t1, t3 - t2, t3 - t1
     print(f"synthesised {a.events:,} events ({size_mb:.0f} MB, seed {a.seed}) in {t_syn:.1f} s (not timed)")

@@ -38,6 +38,18 @@ def test_cli_advise_json(capsys):
                     "target_failure_rate", "target_nslabs", "target_cmdline", "warnings", "tried"):
             assert key in x
         assert x["recommended_cmdline"].endswith(",force")
+        # each pool tried was replayed once (none twice: no max_sectors_kb floor)
+        assert x["replays"] == len(x["tried"]) >= 1
+
+
+def test_cli_advise_says_how_many_replays_ran(capsys):
+    assert main(["advise", str(T1), "--kernel", "v6.11", "--kernel", "v6.6", "--progress"]) == 0
+    cap = capsys.readouterr()
+    tried = [ln.count(":") for ln in cap.out.splitlines() if ln.startswith("  tried: ")]
+    # "tried: 2048:fail, 4096:ok, ..." has one colon after "tried" and one per pool
+    n = [k - 1 for k in tried]
+    assert cap.out.splitlines()[-1].startswith(f"replays: {sum(n)} (v6.11 {n[0]}, v6.6 {n[1]}); ")
+    assert "replays (at most " in cap.err
 
 
 def test_cli_progress_bar(capsys):

@@ -5,7 +5,7 @@ import pytest
 
 from swiotlb_lib import trace as T
 from swiotlb_lib.boot import Machine
-from swiotlb_lib.trace.advise import first_true
+from swiotlb_lib.trace.advise import first_true, max_replays
 from tracedata import T1, T3, trace_fixture
 
 t1 = trace_fixture("t1", T1)
@@ -80,3 +80,81 @@ def test_first_true_is_the_smallest_true_index(n):
             assert first_true(ok, -1, n - 1) == cut
             assert len(probes) <= max(n - 1, 0).bit_length()
 
+
+
+def _lone_256k_trace(n=24):
+    """``n`` lone 256 KiB mappings (128 slots each, one whole 128-slot segment), 1 us apart on
+    CPU 0, page-aligned buffers: with a 1 s lifetime none is unmapped before the last map."""
+    head = ["# tracer: nop", "#", f"# entries-in-buffer/entries-written: {n}/{n}   #P:1", "#"]
+    ev = [f"              dd-200     [000] d..1.     8.{k + 1:06d}: swiotlb_bounced: dev_name: "
+          f"0000:00:03.0 dma_mask=ffffffffffffffff dev_addr={0x10000000 + k * 0x40000:x} "
+          "size=262144 FORCE" for k in range(n)]
+    return T.parse_trace(head + ev)
+
+
+def test_replay_stops_at_the_first_failure():
+    tr = _lone_256k_trace()
+    kw = dict(lifetime="fixed:1s", cpus=1, requests="none")
+    full = T.replay(tr, "v6.11", "swiotlb=256,force", **kw)
+    # a 256-slot pool holds two 128-slot mappings; the 22 later ones fail (none is unmapped)
+    assert full.complete and (full.result.attempted, full.result.failed) == (24, 22)
+    stopped = T.replay(tr, "v6.11", "swiotlb=256,force", stop_when=lambda eng: True, **kw)
+    # stopped at the first failed attempt: 2 mapped, the third failed
+    assert not stopped.complete and (stopped.result.attempted, stopped.result.failed) == (3, 1)
+    assert not stopped.ok and stopped.result.extra["stopped_at"] == 8.000003
+
+
+def test_advisor_stops_replays_it_has_its_answer_from():
+    tr = _lone_256k_trace()
+    adv, = T.advise(tr, ["v6.11"], "fixed:1s", target_failure_rate=0.5, cpus=1, requests="none")
+    # all 24 mappings are live at once: 24 * 128 = 3072 slots, so 4096 (pools on 1 CPU are
+    # powers of two from 128) is the smallest clean pool; a pool of 128 * m slots fails
+    # 24 - m requests: the rate 8/24 <= 0.5 first at 2048 (m = 16)
+    assert (adv.recommended_nslabs, adv.target_nslabs) == (4096, 2048)
+    assert adv.target_replayed_failure_rate == 8 / 24
+    tried = {x["nslabs"]: x for x in adv.tried}
+    # the target search gallops 128, 256, 1024, then 4096 (known clean) and bisects to 2048;
+    # a failing pool of 128 * m slots stops once 13 requests failed (13/24 > 0.5): after
+    # m + 13 attempts; 2048 meets the target, so it is replayed in full (24 attempts)
+    assert {k: (x["complete"], x["attempted"]) for k, x in tried.items() if k <= 2048} == {
+        128: (False, 14), 256: (False, 15), 1024: (False, 21), 2048: (True, 24)}
+    assert adv.replays == len(adv.tried) == len(tried)
+    # without a target, a failing replay stops at its first failure; the answer is the same
+    adv0, = T.advise(tr, ["v6.11"], "fixed:1s", cpus=1, requests="none")
+    assert adv0.recommended_nslabs == 4096 and adv0.replays == len(adv0.tried)
+
+
+def test_advisor_answers_as_with_full_replays(t1, t3):
+    """Every answer, warning and note equals that of full replays: replay each pool the
+    advisor tried without a stop and compare its verdicts."""
+    for tr, target in ((t1, 0.05), (t3, None)):
+        for adv in T.advise(tr, ["v6.11", "rfc-v1"], target_failure_rate=target):
+            for x in adv.tried:
+                r = T.replay(tr, adv.profile, T.pool_cmdline(x["nslabs"], True, adv.profile),
+                             timeline=False, follow=False)
+                assert x["ok"] == r.ok
+                if x["complete"]:
+                    assert (x["attempted"], x["failure_rate"]) == (r.result.attempted, r.failure_rate)
+                else:                                   # a prefix of the full replay
+                    assert x["attempted"] <= r.result.attempted and not r.ok
+                    if target is not None:
+                        assert r.livelocks or r.failure_rate > target
+
+
+def test_parallel_advice_equals_serial(t1):
+    one = T.advise(t1, ["v6.11", "v6.6-dynamic", "rfc-v1"], target_failure_rate=0.05, workers=1)
+    two = T.advise(t1, ["v6.11", "v6.6-dynamic", "rfc-v1"], target_failure_rate=0.05, workers=2)
+    assert [a.to_dict() for a in one] == [a.to_dict() for a in two]
+    for a, b in zip(one, two):
+        assert np.array_equal(a.timeline.t, b.timeline.t) and np.array_equal(a.timeline.used, b.timeline.used)
+    with pytest.raises(ValueError, match="workers"):
+        T.advise(t1, ["v6.11"], workers=0)
+
+
+def test_max_replays_bounds_the_replays(t1):
+    for target in (None, 0.05):
+        out = T.advise(t1, ["v6.11", "v6.6-dynamic"], target_failure_rate=target)
+        # 2 CPUs: pools 256 .. 2**21, 14 sizes; each profile's search tries at most those
+        assert T.pool_candidates(2) and len(T.pool_candidates(2)) == 14
+        bound = max_replays(["v6.11", "v6.6-dynamic"], 2, target_failure_rate=target)
+        assert sum(a.replays for a in out) <= bound <= 2 * 14

@@ -124,12 +124,17 @@ def _cmd_advise(a) -> int:
     bar = _bar(a)
     tr = _read(a, bar)
     kernels = a.kernel or ADVISE_PROFILES
+    progress = None
     if bar:
-        bar.phase("replays").approx_total(advise_replays(kernels, a.cpus or tr.cpus))
+        most = advise_replays(kernels, a.cpus or tr.cpus, a.target_failure_rate, a.max_sectors_kb)
+        bar.phase(f"replays (at most {most})")
+
+        def progress(done, _total, most=most):
+            bar(done, max(most, done))
     out = _run(a, bar, lambda: advise(
         tr, kernels=kernels, lifetime=a.lifetime, target_failure_rate=a.target_failure_rate,
         cpus=a.cpus, ram=a.ram, requests=a.requests, seed=a.seed, max_sectors_kb=a.max_sectors_kb,
-        progress=bar))
+        progress=progress))
     if a.json:
         print(json.dumps([x.to_dict() for x in out]))
         return 0
@@ -138,22 +143,21 @@ def _cmd_advise(a) -> int:
         print(out[0].lifetime_note)
     for x in out:
         print("\n".join(x.summary_lines()))
+    if out:
+        stopped = sum(not t.get("complete", True) for x in out for t in x.tried)
+        print(f"replays: {sum(x.replays for x in out)} ("
+              + ", ".join(f"{x.profile} {x.replays}" for x in out)
+              + f"); {stopped} stopped at the failure that decided them")
     return 0
 
 
-def advise_replays(kernels, cpus: int) -> int:
-    """An estimate of the replays ``advise`` runs (it reports only how many are done): per
-    profile one reference replay, one more while the reference pool fails (counted once),
-    and a bisection over the pool sizes the kernel can build."""
-    from ..trace.advise import pool_candidates
-    total = 0
-    for k in kernels:
-        try:
-            n = len(pool_candidates(cpus, k))
-        except ValueError:
-            n = 2
-        total += 2 + max(n - 1, 1).bit_length()
-    return total
+def advise_replays(kernels, cpus: int, target_failure_rate: float | None = None,
+                   max_sectors_kb: int | None = None) -> int:
+    """An upper bound on the replays ``advise`` runs (the progress line's total, "at most"):
+    :func:`swiotlb_lib.trace.advise.max_replays`."""
+    from ..trace.advise import max_replays
+    return max_replays(kernels, cpus, target_failure_rate=target_failure_rate,
+                       max_sectors_kb=max_sectors_kb)
 
 
 def _seconds(text: str) -> float:

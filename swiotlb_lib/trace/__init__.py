@@ -32,14 +32,15 @@ Nothing here copies kernel code; the behaviour modelled is cited where it is use
 from __future__ import annotations
 
 # The re-exports (no ``__all__``: the API appendix documents each name once, in its module).
-from .advise import ADVISE_PROFILES, Advice, advise, effective_nslabs, pool_candidates, pool_cmdline
+from .advise import (ADVISE_PROFILES, Advice, advise, effective_nslabs, max_replays, pool_candidates,
+                     pool_cmdline)
 from .engine import Livelock, livelock_groups, livelock_warning
 from .lifetime import (DEFAULT_LIFETIME, MAX_DURATION_S, Lifetime, lifetime_stats, parse_duration,
                        parse_lifetime, tracepoint_only)
 from .read import (DEBUGFS_FILES, TLB_FAILED, Debugfs, Mapping, Skipped, Trace, parse_debugfs, parse_trace,
                    read_debugfs, read_trace)
-from .replay import (BLK_MQ_RESOURCE_DELAY, DEFAULT_LIVELOCK_REPEATS, DEFAULT_MAX_RETRIES, ReplayResult,
-                     Timeline, areas_from_trace, calibrate, default_cmdline, replay)
+from .replay import (BLK_MQ_RESOURCE_DELAY, DEFAULT_LIVELOCK_REPEATS, DEFAULT_MAX_RETRIES, PreparedTrace,
+                     ReplayResult, Timeline, areas_from_trace, calibrate, default_cmdline, prepare_replay, replay)
 from .requests import (MAX_MAPPING_BYTES, VIRTIO_BLK_HDR_BYTES, VIRTIO_BLK_STATUS_BYTES, VRING_DESC_BYTES,
                        Request, group_requests, min_request_slots, request_slots)
-from .synthesize import synthesize_trace
+from .synthesize import synthesize_trace, temp_trace

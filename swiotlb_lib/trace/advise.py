@@ -8,7 +8,10 @@ size can complete (``data/realkernel/README.md``, finding 12).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 from ..cmdline import SwiotlbSetup
 from ..constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, KiB, MiB
@@ -16,11 +19,16 @@ from ..versions import PROFILES, get_profile
 from .engine import livelock_warning
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
-from .replay import Timeline, replay
-from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, group_requests, min_request_slots, request_slots
+from .replay import Timeline, prepare_replay, replay
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, min_request_slots, request_slots
 
 #: The profiles :func:`advise` sizes by default (all of them).
 ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic")
+#: Traces with fewer mappings are advised in one process.  Starting two forked workers
+#: costs about 0.05 s (a 300-mapping trace, all profiles: 0.42 s in one process, 0.44-0.48 s
+#: with two), so the gain is small below this; one process also keeps the book's recordings
+#: (a few thousand mappings) from forking a Jupyter kernel.
+PARALLEL_MIN_MAPPINGS = 20_000
 
 
 def effective_nslabs(value: int, cpus: int, kernel=None) -> int:
@@ -79,6 +87,7 @@ class Advice:
     warnings: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     timeline: Timeline | None = None
+    replays: int = 0
 
     def to_dict(self) -> dict:
         return {"profile": self.profile, "recommended_nslabs": self.recommended_nslabs,
@@ -89,7 +98,8 @@ class Advice:
                 "target_failure_rate": self.target_failure_rate,
                 "target_nslabs": self.target_nslabs, "target_cmdline": self.target_cmdline,
                 "target_replayed_failure_rate": self.target_replayed_failure_rate,
-                "tried": self.tried, "warnings": self.warnings, "notes": self.notes}
+                "tried": self.tried, "warnings": self.warnings, "notes": self.notes,
+                "replays": self.replays}
 
     def plot_data(self, points: int = 1000) -> dict:
         """Arrays for a plot of slots in use over time in the replay with the recommended pool,
@@ -143,9 +153,64 @@ def first_true(ok, lo: int, hi: int, *, gallop: bool = False) -> int | None:
     return hi
 
 
+
+def _gallop_probes(lo: int, hi: int) -> int:
+    """How many indexes the reference search (``lo``, ``lo+1``, ``lo+3``, ... capped at ``hi``)
+    and :func:`first_true`'s gallop can try at most between ``lo`` and ``hi``."""
+    k, step, n = lo, 1, 1
+    while k < hi:
+        k, step, n = min(k + step, hi), step * 2, n + 1
+    return n
+
+
+def max_replays(kernels, cpus: int, *, target_failure_rate: float | None = None,
+                max_sectors_kb: int | None = None, max_nslabs: int = 1 << 21) -> int:
+    """An upper bound on the replays :func:`advise` runs for ``kernels`` (each a profile) on
+    ``cpus`` CPUs: per profile, the reference search up from the default pool, a bisection
+    below it, one replay for the ``max_sectors_kb`` floor (and one more if that replay had
+    stopped early), the gallop and bisection of the target search; never more than the
+    pool sizes the kernel can build (plus that one)."""
+    total = 0
+    for k in kernels:
+        try:
+            cands = pool_candidates(cpus, k, max_nslabs)
+        except ValueError:
+            cands = []
+        n = len(cands)
+        if not n:
+            continue
+        ref = next((i for i, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), n - 1)
+        bound = _gallop_probes(ref, n - 1) + (n - 1).bit_length()
+        extra = 2 if max_sectors_kb is not None else 0
+        if target_failure_rate is not None:
+            bound += _gallop_probes(0, n - 1) + n.bit_length()
+        total += min(bound, n) + extra
+    return total
+
+
+@dataclass
+class _Job:
+    """What every profile's search shares (made once by :func:`advise`)."""
+
+    prep: object
+    lt: object
+    target: float | None
+    ncpus: int
+    ram: object
+    requests: str
+    seed: int
+    force: bool
+    floor_slots: int
+    max_sectors_kb: int | None
+    max_nslabs: int
+    whole: list
+    biggest: object
+
+
 def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate: float | None = None,
            cpus: int | None = None, ram=None, requests: str = "auto", seed: int = 1,
-           max_sectors_kb: int | None = None, max_nslabs: int = 1 << 21, progress=None) -> list:
+           max_sectors_kb: int | None = None, max_nslabs: int = 1 << 21, progress=None,
+           workers: int | None = None) -> list:
     """Size the boot pool for each profile in ``kernels`` from a trace.
 
     For each profile, bisect (:func:`first_true`) over :func:`pool_candidates` (sizes the
@@ -158,6 +223,15 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
     back).  ``peak_used_slots`` is only a lower bound on the pool needed: slots come in
     128-slot segments and per-CPU areas, and alignment leaves holes.  ``max_sectors_kb`` (the production queue limit) adds the floor one
     request of that size needs, with a warning when the trace's requests were smaller.
+
+    The trace is read, checked and grouped into requests once (:func:`prepare_replay`) for
+    every replay.  A replay stops at the failure that decides what the search asks of it
+    (``stop_when`` of :func:`replay`; see :func:`_decided`): the answers are those of full
+    replays, and the stopped replays' tallies in ``tried`` (``"complete": False``) count the
+    trace up to that failure (``"stopped_at"``, its trace time in seconds).  Profiles are searched in parallel on ``workers`` processes
+    (default: ``os.cpu_count()``, at most one per profile; one process for traces under
+    :data:`PARALLEL_MIN_MAPPINGS` mappings), with the same results as one process.
+    ``Advice.replays`` is the number of replays run for the profile.
     Returns a list of :class:`Advice`.
     """
     if not isinstance(trace, Trace):
@@ -170,130 +244,202 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
     if target_failure_rate is not None and (not isinstance(target_failure_rate, (int, float))
                                             or not 0 <= target_failure_rate < 1):
         raise ValueError(f"target_failure_rate: must be a number in [0, 1), got {target_failure_rate!r}")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
     if lifetime is None:
         lifetime = "real" if trace.has_unmaps else DEFAULT_LIFETIME
     lt = parse_lifetime(lifetime, seed) if isinstance(lifetime, str) else lifetime
     ncpus = trace.cpus if cpus is None else cpus
-    force = trace.force_seen
     floor_slots = min_request_slots(max_sectors_kb) if max_sectors_kb is not None else 0
-    out = []
-    steps = [0]
 
     if not trace.mappings:
         return [Advice(get_profile(k).name, None, None, 0, 0, lt.spec, target_failure_rate,
                        warnings=["the trace has no bounce mappings: nothing to size"]) for k in kernels]
-    reqs, _ = group_requests(trace.mappings, requests)
-    whole = [q for q in reqs if not q.aborted]
+    prep = prepare_replay(trace, requests)
+    whole = [q for q in prep.reqs if not q.aborted]
     biggest = max(whole, key=lambda q: request_slots(q, trace.mappings), default=None)
-    for prof_name in kernels:
-        cands = pool_candidates(ncpus, prof_name, max_nslabs)
-        dynamic = get_profile(prof_name).is_dynamic
-        cache: dict = {}
+    job = _Job(prep, lt, target_failure_rate, ncpus, ram, requests, seed, trace.force_seen, floor_slots,
+               max_sectors_kb, max_nslabs, whole, biggest)
+    if workers is None:
+        workers = os.cpu_count() or 1 if len(trace.mappings) >= PARALLEL_MIN_MAPPINGS else 1
+    workers = min(workers, len(kernels))
+    if workers == 1:
+        done = [0]
 
-        def run(k, prof_name=prof_name, cands=cands, cache=cache):
-            if k not in cache:
-                r = replay(trace, prof_name, pool_cmdline(cands[k], force, prof_name), lt, cpus=ncpus,
-                           ram=ram, requests=requests, seed=seed, follow=False)
-                cache[k] = r
-                steps[0] += 1
+        def step():
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], None)
+        return [_advise_profile(job, k, step) for k in kernels]
+    # fork: the workers inherit the prepared trace instead of receiving it pickled
+    _SHARED["job"] = job
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
+            futs = [ex.submit(_advise_in_worker, k) for k in kernels]
+            out, done = [], 0
+            for f in futs:                              # in the order of ``kernels``
+                out.append(f.result())
+                done += out[-1].replays
                 if progress is not None:
-                    progress(steps[0], None)
-            return cache[k]
-
-        def valid(r, k, cands=cands):
-            return r.nslabs == cands[k]
-
-        def ok(k):
-            r = run(k)
-            return valid(r, k) and r.ok
-
-        # 1. a clean reference replay: the kernel's default 64 MiB, or larger if need be
-        ref = next((k for k, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), len(cands) - 1)
-        step = 1
-        while ref is not None and not ok(ref):
-            if not valid(run(ref), ref) or ref == len(cands) - 1:
-                ref = None
-                break
-            ref = min(ref + step, len(cands) - 1)
-            step *= 2
-        first = None
-        if ref is not None:
-            # 2. a fixed pool smaller than the clean replay's peak must fail by the time of that
-            # peak (the replays agree until the first failure), so bisect from there
-            peak = run(ref).result.peak_used_slots
-            lo = -1 if dynamic else next(k for k, c in enumerate(cands) if c >= min(peak, cands[ref])) - 1
-            first = first_true(ok, lo, ref)
-        adv = Advice(prof_name, None, None, 0, 0, lt.spec, target_failure_rate)
-        if first is not None and floor_slots and cands[first] < floor_slots:
-            first = next((k for k in range(first, len(cands)) if cands[k] >= floor_slots), None)
-            if first is not None:
-                run(first)
-        if first is not None:
-            r = run(first)
-            adv.recommended_nslabs = cands[first]
-            adv.recommended_cmdline = pool_cmdline(cands[first], force, prof_name)
-            adv.peak_used_slots = r.result.peak_used_slots
-            adv.peak_bounce_bytes = r.result.peak_bounce_bytes
-            adv.timeline = r.timeline
-            if r.result.transient_pools or r.result.pools_added:
-                adv.notes.append(f"the pool grew at run time in this replay ({r.result.pools_added} pools "
-                                 f"added, {r.result.transient_pools} transient pools): memory held "
-                                 f"peaked at {r.result.peak_bounce_bytes / MiB:.2f} MiB")
-        else:
-            adv.warnings.append(f"no pool up to {cands[-1] if cands else max_nslabs} slots replays this "
-                                "trace without failures")
-        if target_failure_rate is not None:
-            hi = first if first is not None else len(cands) - 1
-
-            def ok_rate(k):
-                r = run(k)
-                return valid(r, k) and not r.livelocks and r.failure_rate <= target_failure_rate
-
-            k = first_true(ok_rate, -1, hi, gallop=True)
-            if k is not None:
-                adv.target_nslabs = cands[k]
-                adv.target_cmdline = pool_cmdline(cands[k], force, prof_name)
-                adv.target_replayed_failure_rate = run(k).failure_rate
-        for k in sorted(cache):
-            r = cache[k]
-            adv.tried.append({"nslabs": cands[k], "ok": valid(r, k) and r.ok,
-                              "failed_requests": r.failed_requests, "failed": r.result.failed,
-                              "attempted": r.result.attempted, "failure_rate": r.failure_rate,
-                              "livelocks": len(r.livelocks), "peak_used_slots": r.result.peak_used_slots,
-                              "booted_nslabs": r.nslabs})
-            if not valid(r, k):
-                adv.warnings.append(f"swiotlb={cands[k]} does not fit this machine's low memory: the "
-                                    f"kernel would build only {r.nslabs} slots")
-        # requests that no pool of a given size can ever complete (data/realkernel/README.md,
-        # finding 12): by count of slots, and as the replays found them (fragmentation can
-        # make larger pools fail too)
-        if biggest is not None and not dynamic and len(biggest.members) > 1:
-            need = request_slots(biggest, trace.mappings)
-            below = [c for c in cands if c < need]
-            if below:
-                adv.warnings.append(livelock_warning(biggest.data_bytes, need, below[-1]))
-            locked = [k for k in sorted(cache) if cache[k].livelocks and cands[k] >= need]
-            if locked:
-                adv.warnings.append(cache[locked[-1]].livelocks[0].message())
-        if max_sectors_kb is not None:
-            largest = max((q.data_bytes for q in whole if q.kind == "virtio-blk"), default=0)
-            if max_sectors_kb * KiB > largest:
-                below = [c for c in cands if c < floor_slots]
-                adv.warnings.append(
-                    f"the trace's largest request is {-(-largest // KiB)} KiB but max_sectors_kb is "
-                    f"{max_sectors_kb}: " + livelock_warning(max_sectors_kb * KiB, floor_slots,
-                                                             below[-1] if below else floor_slots - 1))
-        too_big = max((cache[k].result.extra["too_big_requests"] for k in cache), default=0)
-        if too_big:
-            adv.warnings.append(f"{too_big} requests map more than {MAX_MAPPING_BYTES // KiB} KiB at "
-                                "once and fail at any pool size; they were left out of the sizing")
-        if get_profile(prof_name).is_dynamic:
-            adv.notes.append("dynamic profile: the recommended size is the boot pool; the kernel adds "
-                             "pools (and transient pools) when it runs short")
-        adv.notes.append("peak_used_slots is a lower bound on the pool needed: mappings cannot "
-                         "cross 128-slot segments or areas, and alignment leaves holes")
-        adv.lifetime_note = lt.describe("request" if cache and next(iter(cache.values())).grouping
-                                        in BLOCK_KINDS else "mapping")
-        out.append(adv)
+                    progress(done, None)
+    finally:
+        _SHARED.clear()
     return out
 
+
+_SHARED: dict = {}
+
+
+def _advise_in_worker(prof_name: str) -> Advice:
+    return _advise_profile(_SHARED["job"], prof_name, lambda: None)
+
+
+def _decided(target: float | None, need_livelock: bool):
+    """The early stop of the advisor's replays (``stop_when`` of :func:`replay`): true once
+    the replay so far already settles every question the search asks of it, whatever the
+    rest of the trace does.  Tallies only grow during a replay, so:
+
+    - "no failures" (:attr:`ReplayResult.ok`) is settled false by the first request counted
+      in ``failed_requests`` or the first livelock on a mapping a pool can hold;
+    - "at most ``target`` of requests failed" is settled false by any livelock, or once the
+      failed requests (``failed_requests`` + ``too_big_requests``) over *all* the trace's
+      requests (known before the replay) exceed ``target``: a failure rate computed so far
+      over the requests attempted so far would not do, it can still fall;
+    - the livelock warning about pools larger than the biggest request needs (see
+      :func:`advise`) reports the *first* livelock of the largest pool with one: when
+      ``need_livelock``, the replay also runs until its first livelock.
+
+    A replay that answers yes to a question is never stopped, so the recommended and target
+    pools' results (peak, memory held, failure rate, timeline) are complete."""
+    def stop(eng) -> bool:
+        tal, locks = eng.tally, eng.livelocks
+        if not tal["failed_requests"] and all(x.failed_size > MAX_MAPPING_BYTES for x in locks):
+            return False
+        if target is not None and not locks:
+            n = len(eng.reqs)
+            if not (tal["failed_requests"] + tal["too_big_requests"]) / n > target:
+                return False
+        return bool(locks) or not need_livelock
+    return stop
+
+
+def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
+    """:func:`advise` for one profile (``step()`` after each replay)."""
+    trace, lt, target, force = job.prep.trace, job.lt, job.target, job.force
+    cands = pool_candidates(job.ncpus, prof_name, job.max_nslabs)
+    dynamic = get_profile(prof_name).is_dynamic
+    biggest = job.biggest
+    need = request_slots(biggest, trace.mappings) if biggest is not None else 0
+    warn_locked = biggest is not None and not dynamic and len(biggest.members) > 1
+    cache: dict = {}
+    count = [0]
+
+    def run(k, full=False):
+        if k not in cache or (full and not cache[k].complete):
+            # livelocks of a pool matter only if no larger pool (>= need) has shown one yet
+            need_ll = warn_locked and cands[k] >= need and not any(
+                cache[j].livelocks for j in cache if j > k and cands[j] >= need)
+            cache[k] = replay(job.prep, prof_name, pool_cmdline(cands[k], force, prof_name), lt,
+                              cpus=job.ncpus, ram=job.ram, requests=job.requests, seed=job.seed,
+                              follow=False, stop_when=None if full else _decided(target, need_ll))
+            count[0] += 1
+            step()
+        return cache[k]
+
+    def valid(r, k):
+        return r.nslabs == cands[k]
+
+    def ok(k):
+        r = run(k)
+        return valid(r, k) and r.ok
+
+    # 1. a clean reference replay: the kernel's default 64 MiB, or larger if need be
+    ref = next((k for k, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), len(cands) - 1)
+    step_ = 1
+    while ref is not None and not ok(ref):
+        if not valid(run(ref), ref) or ref == len(cands) - 1:
+            ref = None
+            break
+        ref = min(ref + step_, len(cands) - 1)
+        step_ *= 2
+    first = None
+    if ref is not None:
+        # 2. a fixed pool smaller than the clean replay's peak must fail by the time of that
+        # peak (the replays agree until the first failure), so bisect from there
+        peak = run(ref).result.peak_used_slots
+        lo = -1 if dynamic else next(k for k, c in enumerate(cands) if c >= min(peak, cands[ref])) - 1
+        first = first_true(ok, lo, ref)
+    adv = Advice(prof_name, None, None, 0, 0, lt.spec, target)
+    if first is not None and job.floor_slots and cands[first] < job.floor_slots:
+        first = next((k for k in range(first, len(cands)) if cands[k] >= job.floor_slots), None)
+    if first is not None:
+        r = run(first, full=True)
+        adv.recommended_nslabs = cands[first]
+        adv.recommended_cmdline = pool_cmdline(cands[first], force, prof_name)
+        adv.peak_used_slots = r.result.peak_used_slots
+        adv.peak_bounce_bytes = r.result.peak_bounce_bytes
+        adv.timeline = r.timeline
+        if r.result.transient_pools or r.result.pools_added:
+            adv.notes.append(f"the pool grew at run time in this replay ({r.result.pools_added} pools "
+                             f"added, {r.result.transient_pools} transient pools): memory held "
+                             f"peaked at {r.result.peak_bounce_bytes / MiB:.2f} MiB")
+    else:
+        adv.warnings.append(f"no pool up to {cands[-1] if cands else job.max_nslabs} slots replays this "
+                            "trace without failures")
+    if target is not None:
+        hi = first if first is not None else len(cands) - 1
+
+        def ok_rate(k):
+            r = run(k)
+            return valid(r, k) and not r.livelocks and r.failure_rate <= target
+
+        k = first_true(ok_rate, -1, hi, gallop=True)
+        if k is not None:
+            adv.target_nslabs = cands[k]
+            adv.target_cmdline = pool_cmdline(cands[k], force, prof_name)
+            adv.target_replayed_failure_rate = run(k, full=True).failure_rate
+    for k in sorted(cache):
+        r = cache[k]
+        adv.tried.append({"nslabs": cands[k], "ok": valid(r, k) and r.ok,
+                          "failed_requests": r.failed_requests, "failed": r.result.failed,
+                          "attempted": r.result.attempted, "failure_rate": r.failure_rate,
+                          "livelocks": len(r.livelocks), "peak_used_slots": r.result.peak_used_slots,
+                          "booted_nslabs": r.nslabs, "complete": r.complete,
+                          "stopped_at": r.result.extra.get("stopped_at")})
+        if not valid(r, k):
+            adv.warnings.append(f"swiotlb={cands[k]} does not fit this machine's low memory: the "
+                                f"kernel would build only {r.nslabs} slots")
+    # requests that no pool of a given size can ever complete (data/realkernel/README.md,
+    # finding 12): by count of slots, and as the replays found them (fragmentation can
+    # make larger pools fail too)
+    if warn_locked:
+        below = [c for c in cands if c < need]
+        if below:
+            adv.warnings.append(livelock_warning(biggest.data_bytes, need, below[-1]))
+        locked = [k for k in sorted(cache) if cache[k].livelocks and cands[k] >= need]
+        if locked:
+            adv.warnings.append(cache[locked[-1]].livelocks[0].message())
+    if job.max_sectors_kb is not None:
+        largest = max((q.data_bytes for q in job.whole if q.kind == "virtio-blk"), default=0)
+        if job.max_sectors_kb * KiB > largest:
+            below = [c for c in cands if c < job.floor_slots]
+            adv.warnings.append(
+                f"the trace's largest request is {-(-largest // KiB)} KiB but max_sectors_kb is "
+                f"{job.max_sectors_kb}: " + livelock_warning(job.max_sectors_kb * KiB, job.floor_slots,
+                                                             below[-1] if below else job.floor_slots - 1))
+    # with a clean replay among them, its count is every request with a mapping over 256 KiB
+    # (none of them failed first on a full pool), and no replay counts more: a stopped replay's
+    # lower count does not change the maximum
+    too_big = max((cache[k].result.extra["too_big_requests"] for k in cache), default=0)
+    if too_big:
+        adv.warnings.append(f"{too_big} requests map more than {MAX_MAPPING_BYTES // KiB} KiB at "
+                            "once and fail at any pool size; they were left out of the sizing")
+    if dynamic:
+        adv.notes.append("dynamic profile: the recommended size is the boot pool; the kernel adds "
+                         "pools (and transient pools) when it runs short")
+    adv.notes.append("peak_used_slots is a lower bound on the pool needed: mappings cannot "
+                     "cross 128-slot segments or areas, and alignment leaves holes")
+    adv.lifetime_note = lt.describe("request" if cache and next(iter(cache.values())).grouping
+                                    in BLOCK_KINDS else "mapping")
+    adv.replays = count[0]
+    return adv

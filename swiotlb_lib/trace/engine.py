@@ -90,6 +90,12 @@ def livelock_groups(livelocks) -> list:
     return [tuple(v) for v in groups.values()]
 
 
+class StopReplay(Exception):
+    """Raised out of :meth:`Engine.run` when the engine's ``stop`` predicate says the replay
+    has answered its caller's question (see :func:`swiotlb_lib.trace.replay.replay`,
+    ``stop_when``); its argument is the trace time of the failure."""
+
+
 class Engine:
     """One replay: a machine, the trace's mappings in order, completions and queue runs in a heap.
 
@@ -117,6 +123,12 @@ class Engine:
     Event keys are ``(time, prio, counter)``: trace maps use their line number as ``prio``,
     real unmaps theirs (so a replay with real lifetimes keeps the trace's exact order),
     modelled completions and queue runs ``-1`` (before a map with the same timestamp).
+
+    ``stop`` (None, or a predicate of the engine) is asked after every failed mapping
+    attempt, once its tallies (``tally["failed_requests"]``, ``["too_big_requests"]``) and
+    :attr:`livelocks` are updated; when it answers true the run ends with
+    :class:`StopReplay` (an early stop, used by the advisor: the tallies are then those of
+    the run up to that failure).
     """
 
     COMPLETE_UNIT, COMPLETE_MAPPING, RUN = 0, 1, 2
@@ -171,6 +183,7 @@ class Engine:
         self.tl_t = array("d") if timeline else None
         self.tl_u = array("q") if timeline else None
         self.agreement = None                           # Counter(compared, same) with real lifetimes
+        self.stop = None                                # early-stop predicate (see the class)
         # buffers whose unmap event the trace lost: when they were unmapped (inferred)
         self.lost_at = lost_unmap_times(trace, reqs) if lifetime.kind == "real" and self.INFER_LOST else {}
 
@@ -372,6 +385,12 @@ class Engine:
                 return
 
     def failed(self, u: int, i: int, t: float, retry: bool) -> None:
+        """Mapping ``i`` of unit ``u`` failed (:meth:`requeue`), then the early stop, if any."""
+        self.requeue(u, i, t, retry)
+        if self.stop is not None and self.stop(self):
+            raise StopReplay(t)
+
+    def requeue(self, u: int, i: int, t: float, retry: bool) -> None:
         """Mapping ``i`` of unit ``u`` failed: give back what the unit holds (the driver
         unmaps its sg list and answers ``BLK_STS_RESOURCE``) and leave it at the head of its
         queue, unless the traced kernel abandoned this attempt anyway.

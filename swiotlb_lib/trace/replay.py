@@ -25,7 +25,7 @@ from ..memory import layout_for, parse_size
 from ..versions import get_profile
 from ..scenarios.systems import ScenarioResult
 from ..device import Device, preset
-from .engine import Engine, livelock_groups
+from .engine import Engine, StopReplay, livelock_groups
 from .follow_dynamic import FollowDynamic
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
@@ -74,6 +74,12 @@ class ReplayResult:
     timeline: Timeline | None
     trace: Trace
     warnings: list
+
+    @property
+    def complete(self) -> bool:
+        """False when the replay was stopped early (``stop_when``): its tallies then count
+        the trace only up to the failure that stopped it."""
+        return not self.result.extra.get("stopped_early", False)
 
     @property
     def failed_requests(self) -> int:
@@ -189,11 +195,68 @@ def _with_rfc_dynamic(prof, cmdline: str) -> str:
     return (cmdline + " swiotlb=dynamic").strip()
 
 
+@dataclass
+class PreparedTrace:
+    """What every replay of one trace shares, whatever the profile and ``swiotlb=``: the
+    trace (its mappings checked), the grouping into requests (:func:`group_requests`), the
+    device template, the traced bounce addresses' range, and the RAM per layout (computed
+    once per calibration).  Made by :func:`prepare_replay`; pass it to :func:`replay` in
+    place of the trace to replay the same trace many times (the advisor does)."""
+
+    trace: Trace
+    requests: str
+    device: str | None
+    reqs: list
+    mode: str
+    template: Device | None
+    max_cpu: int
+    traced_range: tuple | None
+    ram_cache: dict
+
+    def ram_for(self, ram, calibration: str) -> int:
+        """:func:`_ram_for`, once per ``(ram, calibration)``."""
+        key = (ram, calibration)
+        if key not in self.ram_cache:
+            self.ram_cache[key] = _ram_for(self.trace, ram, calibration)
+        return self.ram_cache[key]
+
+
+def prepare_replay(trace, requests: str = "auto", device: str | None = None) -> PreparedTrace:
+    """Read (if ``trace`` is a path), check and group a trace once for many :func:`replay` calls
+    (see :class:`PreparedTrace`); ``requests`` and ``device`` as for :func:`replay`."""
+    if not isinstance(trace, Trace):
+        trace = read_trace(trace)
+    _check_mappings(trace)
+    if device is not None:
+        if not isinstance(device, str):
+            raise ValueError(f"device: must be a preset name (e.g. 'nvme'), got {device!r}")
+        template = preset(device)
+    else:
+        mask = infer_min_align_mask(trace)
+        template = Device("trace-device", min_align_mask=mask) if mask else None
+    reqs, mode = group_requests(trace.mappings, requests, template.driver if device is not None else None)
+    if mode == "nvme" and device is None:
+        # the trace shows the NVMe driver, whose nvme_probe() sets min_align_mask 0xfff
+        # (swiotlb_lib.device.nvme) and whose PCI function dev_warn() names "nvme"
+        template = (replace(preset("nvme"), name="trace-device") if template is None
+                    else replace(template, driver="nvme"))
+    if mode == "virtio-blk" and (template is None or not template.driver):
+        # a virtio disk's DMA device is its PCI function, bound to virtio-pci, and dev_warn()
+        # prefixes the driver and device names (drivers/base/core.c: __dev_printk(), with
+        # dev_driver_string()): "virtio-pci 0000:00:02.0: ..." as in data/realkernel/boots.jsonl
+        template = replace(template or Device("trace-device"), driver="virtio-pci")
+    traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
+    return PreparedTrace(trace, requests, device, reqs, mode, template,
+                         max((mp.cpu for mp in trace.mappings), default=0),
+                         (min(traced), max(traced)) if traced else None, {})
+
+
 def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpus: int | None = None,
            ram=None, requests: str = "auto", seed: int = 1, max_retries: int = DEFAULT_MAX_RETRIES,
            livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
            timeline: bool = True, progress=None, align_areas: bool = True, follow: bool | None = None,
-           device: str | None = None, worker_delay: float | None = None) -> ReplayResult:
+           device: str | None = None, worker_delay: float | None = None,
+           stop_when=None) -> ReplayResult:
     """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
 
     ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
@@ -227,8 +290,23 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     seconds of trace time between the first mapping that fits in no pool and the growth
     worker's new pool; ``None`` takes the model's calibrated value
     (:attr:`swiotlb_lib.dynamic.Grower.WORKER_DELAY_TCG`, measured in emulated guest time).
+
+    ``trace`` may also be a :class:`PreparedTrace` (:func:`prepare_replay`, made with the same
+    ``requests`` and ``device``): the checks and the grouping are then not repeated.
+
+    ``stop_when``: None, or a predicate of the :class:`~swiotlb_lib.trace.engine.Engine`
+    asked after every failed mapping attempt; when it answers true the replay ends there
+    (``complete`` is False, ``extra["stopped_early"]`` True, ``extra["stopped_at"]`` the trace
+    time of that failure, and every tally counts the trace up to it).  Only for replays that do not follow the recording.
     """
-    if not isinstance(trace, Trace):
+    prep = None
+    if isinstance(trace, PreparedTrace):
+        prep = trace
+        if (requests, device) != (prep.requests, prep.device):
+            raise ValueError(f"requests, device: {requests!r}, {device!r} differ from those the trace "
+                             f"was prepared with ({prep.requests!r}, {prep.device!r})")
+        trace = prep.trace
+    elif not isinstance(trace, Trace):
         trace = read_trace(trace)
     prof = get_profile(kernel)
     if cmdline is None:
@@ -256,35 +334,19 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         cpus = tcpus
     if type(cpus) is not int or not 1 <= cpus <= 8192:
         raise ValueError(f"cpus: must be an integer in 1..8192, got {cpus!r}")
-    if cpus < max((mp.cpu for mp in trace.mappings), default=0) + 1:
-        raise ValueError(f"cpus: the trace has events on CPU {max(mp.cpu for mp in trace.mappings)}; "
-                         f"give at least {max(mp.cpu for mp in trace.mappings) + 1}")
+    max_cpu = prep.max_cpu if prep is not None else max((mp.cpu for mp in trace.mappings), default=0)
+    if cpus < max_cpu + 1:
+        raise ValueError(f"cpus: the trace has events on CPU {max_cpu}; give at least {max_cpu + 1}")
     if worker_delay is not None and (isinstance(worker_delay, bool) or not isinstance(worker_delay, (int, float))
                                      or not 0 <= worker_delay <= 60):
         raise ValueError(f"worker_delay: must be a number of seconds in [0, 60], got {worker_delay!r}")
     if follow not in (None, True, False):
         raise ValueError(f"follow: must be True, False or None (follow when possible), got {follow!r}")
-    _check_mappings(trace)
-    if device is not None:
-        if not isinstance(device, str):
-            raise ValueError(f"device: must be a preset name (e.g. 'nvme'), got {device!r}")
-        template = preset(device)
-    else:
-        mask = infer_min_align_mask(trace)
-        template = Device("trace-device", min_align_mask=mask) if mask else None
-    ram_bytes = _ram_for(trace, ram, "6.12" if prof.pad_slots else "6.1")
+    if prep is None:
+        prep = prepare_replay(trace, requests, device)
+    reqs, mode, template = prep.reqs, prep.mode, prep.template
+    ram_bytes = prep.ram_for(ram, "6.12" if prof.pad_slots else "6.1")
     m = Machine(ram=ram_bytes, cpus=cpus, cmdline=cmdline, kernel=prof)
-    reqs, mode = group_requests(trace.mappings, requests, template.driver if device is not None else None)
-    if mode == "nvme" and device is None:
-        # the trace shows the NVMe driver, whose nvme_probe() sets min_align_mask 0xfff
-        # (swiotlb_lib.device.nvme) and whose PCI function dev_warn() names "nvme"
-        template = (replace(preset("nvme"), name="trace-device") if template is None
-                    else replace(template, driver="nvme"))
-    if mode == "virtio-blk" and (template is None or not template.driver):
-        # a virtio disk's DMA device is its PCI function, bound to virtio-pci, and dev_warn()
-        # prefixes the driver and device names (drivers/base/core.c: __dev_printk(), with
-        # dev_driver_string()): "virtio-pci 0000:00:02.0: ..." as in data/realkernel/boots.jsonl
-        template = replace(template or Device("trace-device"), driver="virtio-pci")
     warnings = list(m.setup.warnings)
     pool = m.swiotlb.defpool
     grows = isinstance(m.swiotlb.dyn, Grower)
@@ -323,18 +385,29 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     elif follow:
         raise ValueError("follow: needs a kprobe trace with map_ret and unmap events and lifetime "
                          "'real'" + ("" if follows(trace) else "; this trace has none"))
+    if stop_when is not None and follow:
+        raise ValueError("stop_when: an early stop needs a replay that does not follow the recording "
+                         "(follow=False)")
     cls = (FollowDynamic if grows else Follow) if follow else Engine
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
               template)
-    traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
+    eng.stop = stop_when
+    traced = prep.traced_range
     if (lifetime.kind == "real" and align_areas and pool is not None and traced
-            and pool.start <= min(traced) and max(traced) < pool.end):
+            and pool.start <= traced[0] and traced[1] < pool.end):
         if not follow:
             eng.agreement = Counter()                   # same pool as the traced kernel's
         areas_from_trace(pool, trace)
+    stopped = None
     with gc_paused():
-        eng.run()
+        try:
+            eng.run()
+        except StopReplay as e:
+            stopped = e.args[0]
     res = eng.finish()
+    if stopped is not None:
+        res.extra["stopped_early"] = True
+        res.extra["stopped_at"] = stopped
     if eng.agreement is not None:
         res.extra["slot_agreement"] = f"{eng.agreement['same']}/{eng.agreement['compared']}"
     res.extra["grouping"] = mode

@@ -6,7 +6,12 @@ shape is that of ``data/realkernel/README.md``, finding 13.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 import random
+import tempfile
+import time
 
 from ..constants import U64, KiB
 from ..debug import TraceEvent
@@ -80,3 +85,19 @@ def synthesize_trace(n_events: int, seed: int = 1, *, cpus: int = 2, request_kib
                 emitted += 1
                 ts += 2e-6
             t = max(t, ts)
+
+
+
+@contextlib.contextmanager
+def temp_trace(n_events: int, seed: int = 1):
+    """:func:`synthesize_trace`'s lines in a temporary file (the benchmarks' input), removed
+    afterwards; yields ``(path, size in bytes, seconds taken to write it)``."""
+    fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
+    try:
+        t0 = time.perf_counter()
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for line in synthesize_trace(n_events, seed=seed):
+                f.write(line + "\n")
+        yield path, os.path.getsize(path), time.perf_counter() - t0
+    finally:
+        os.unlink(path)

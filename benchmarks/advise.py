@@ -1,0 +1,79 @@
+"""Benchmark: ``advise`` over all seven profiles on a seeded N-event SWIOTLB trace (default 10 000 000).
+
+Method: :func:`swiotlb_lib.trace.synthesize_trace` writes a seeded trace in the text format
+of Linux 6.12's ``/sys/kernel/tracing/trace`` (``swiotlb_bounced`` events of virtio-blk
+requests, see ``benchmarks/replay.py``) to a temporary file; that is not timed.  The timed
+part is what ``python -m swiotlb_lib advise FILE`` does: read and parse the file
+(``read_s``), then :func:`swiotlb_lib.trace.advise` over every profile with the default
+lifetime model (``advise_s`` is the whole run, reading included).  ``replays`` is the number
+of replays the advisor ran; ``replay_events_per_s`` the trace events those replays went
+through (a replay stopped early counts the events up to its stop) per second of the
+advisor's wall-clock time after reading; ``peak_rss_mb`` the largest resident set of this
+process and of its worker processes (``resource.getrusage``, self and children, in MB).
+
+Prints the phases, then one JSON line with ``events``, ``read_s``, ``advise_s``, ``replays``,
+``replay_events_per_s``, ``peak_rss_mb``.
+
+Usage: python benchmarks/advise.py [--events N] [--seed S] [--target R] [--workers W]
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+from swiotlb_lib.trace.advise import advise                # noqa: E402
+from swiotlb_lib.trace.read import read_trace              # noqa: E402
+from swiotlb_lib.trace.synthesize import temp_trace         # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    """Max RSS of this process and of its waited-for children (Linux reports KiB)."""
+    kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return kib * 1024 / 1e6
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=10_000_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--target", type=float, default=None, help="--target-failure-rate of advise")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes (default: advise's)")
+    a = ap.parse_args(argv)
+    if a.events < 1:
+        print("error: --events: must be >= 1", file=sys.stderr)
+        return 2
+    with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
+        size_mb = size / 1e6
+        t1 = time.perf_counter()
+        tr = read_trace(path)
+        t2 = time.perf_counter()
+        out = advise(tr, target_failure_rate=a.target, workers=a.workers)
+        t3 = time.perf_counter()
+    read_s, advise_s = t2 - t1, t3 - t1
+    times = np.fromiter((mp.time for mp in tr.mappings), dtype=np.float64, count=len(tr.mappings))
+    n = len(tr.mappings)
+    replays = sum(x.replays for x in out)
+    replayed = sum(n if t["complete"] else int(np.searchsorted(times, t["stopped_at"], "right"))
+                   for x in out for t in x.tried)
+    rate = replayed / (t3 - t2) if t3 > t2 else 0.0
+    print(f"synthesised {a.events:,} events ({size_mb:.0f} MB, seed {a.seed}) in {t_syn:.1f} s (not timed)")
+    print(f"read + parse : {read_s:7.1f} s  ({a.events / read_s:,.0f} lines/s)")
+    print(f"advise       : {advise_s:7.1f} s  reading included; {replays} replays "
+          f"({sum(not t['complete'] for x in out for t in x.tried)} stopped early), "
+          f"{rate:,.0f} replayed events/s, {os.cpu_count()} CPUs")
+    for x in out:
+        print(f"  {x.profile:14} {x.recommended_cmdline or 'none found':24} {x.replays} replays")
+    print(f"peak RSS     : {peak_rss_mb():7.0f} MB (this process and its workers)")
+    print(json.dumps({"events": a.events, "read_s": round(read_s, 2), "advise_s": round(advise_s, 2),
+                      "replays": replays, "replay_events_per_s": round(rate),
+                      "peak_rss_mb": round(peak_rss_mb())}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
