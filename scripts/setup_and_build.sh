@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PYTHON=${PYTHON:-python3}
+say() { echo "==> [${SECONDS} s] $*"; }   # each step with the seconds since the start
 
 HTML_MANAGER=@jupyter-widgets/html-manager@1.0.15
 REQUIREJS=requirejs@2.3.7
@@ -26,28 +27,28 @@ MATHJAX=mathjax@3.2.2
 
 # --- 1. Python environment --------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
-    echo "==> creating .venv"
+    say "creating .venv"
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! .venv/bin/python -c "import swiotlb_lib" 2>/dev/null; then
-    echo "==> installing requirements.txt and swiotlb_lib (editable) into .venv"
+    say "installing requirements.txt and swiotlb_lib (editable) into .venv"
     uv_pin=$(grep -E '^uv==' requirements.txt)
     .venv/bin/python -m pip install --quiet --disable-pip-version-check "$uv_pin"
     .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt
     .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
     echo "$want" > "$stamp"
 else
-    echo "==> .venv is up to date with requirements.txt"
+    say ".venv is up to date with requirements.txt"
 fi
 
 # --- 2. Browser JavaScript, vendored from the npm registry ---------------------------------
 VENDOR=book/_vendor
 if [ -f $VENDOR/embed-amd.js ] && [ -f $VENDOR/require.js ] && [ -f $VENDOR/mathjax/tex-mml-chtml.js ]; then
-    echo "==> $VENDOR is already populated"
+    say "$VENDOR is already populated"
 else
-    echo "==> vendoring $HTML_MANAGER $REQUIREJS $MATHJAX into $VENDOR"
+    say "vendoring $HTML_MANAGER $REQUIREJS $MATHJAX into $VENDOR"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && npm pack --silent "$HTML_MANAGER" "$REQUIREJS" "$MATHJAX" > /dev/null)
@@ -76,13 +77,14 @@ inputs_sha256() {
 }
 inputs=$(inputs_sha256)
 if [ -f _build/html/index.html ] && [ "$(cat _build/inputs.sha256 2>/dev/null || true)" = "$inputs" ]; then
-    echo "==> the book in _build/html is up to date with its inputs: not rebuilt"
+    say "the book in _build/html is up to date with its inputs: not rebuilt"
 else
     # No stale pages from renamed chapters and no executed notebook from an older library:
     # the cache only ever holds this build's executions (jupyter-cache matches code only).
-    echo "==> building the book: executing every notebook, then jupyter-book build"
+    say "building the book: executing every notebook, then jupyter-book build"
     find _build -mindepth 1 -maxdepth 1 ! -name exec-seconds.json -exec rm -rf {} + 2>/dev/null || true
     .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
+    say "jupyter-book build -W -n: the pages, from the executed notebooks"
     .venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
     # The pages must not load anything from the network.
     if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then
@@ -91,4 +93,4 @@ else
     fi
     echo "$inputs" > _build/inputs.sha256   # as they were when the build began
 fi
-echo "==> done: open _build/html/index.html"
+say "done: open _build/html/index.html"
