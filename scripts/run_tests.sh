@@ -11,7 +11,8 @@
 #     one chapter run live in JupyterLab; each browser and server on its own free port and in
 #     its own temporary folder). The browser tests are skipped when chromium is missing,
 #     except under CI=true, where that is a failure.
-# Every test and every notebook cell runs; the exit code is pytest's.
+# Every test and every notebook cell runs; the exit code is pytest's. Extra arguments go to
+# pytest (e.g. --durations=20).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,4 +24,4 @@ fi
 echo "==> pytest --nbval book/ and pytest tests/, on $(nproc) cores"
 exec .venv/bin/python -m pytest -n auto --dist loadfile \
     --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
-    book tests
+    book tests "$@"
