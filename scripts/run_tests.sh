@@ -2,13 +2,17 @@
 # README command 2: all tests. Run README command 1 (scripts/setup_and_build.sh) first:
 # it creates .venv, and the browser tests check the book it builds in _build/html.
 #
-#   1. pytest over tests/: the library tests and tests/browser/ (the built pages in headless
-#      Chromium, and one chapter run live in JupyterLab). The browser tests are skipped when
-#      chromium is missing, except under CI=true, where that is a failure.
-#   2. pytest --nbval over book/: every chapter notebook is run again and its outputs must
-#      match the committed ones (cells tagged nbval-ignore-output are run, not compared).
-#
-# Both runs always happen; the exit code is the first non-zero pytest exit code, else 0.
+# One pytest run, spread over the machine's cores by pytest-xdist (-n auto --dist loadfile:
+# each file, so each notebook, runs whole and in order on one worker), over
+#   - book/ with --nbval: every chapter notebook is run again and its outputs must match the
+#     committed ones (cells tagged nbval-ignore-output are run, not compared). First, so the
+#     long notebooks start early and the short test files fill in behind them.
+#   - tests/: the library tests and tests/browser/ (the built pages in headless Chromium, and
+#     one chapter run live in JupyterLab; each browser and server on its own free port and in
+#     its own temporary folder). The browser tests are skipped when chromium is missing,
+#     except under CI=true, where that is a failure.
+# Every test and every notebook cell runs; the exit code is pytest's. Extra arguments go to
+# pytest (e.g. --durations=20).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,15 +21,7 @@ if [ ! -x .venv/bin/python ]; then
     exit 2
 fi
 
-status=0
-
-echo "==> pytest tests/"
-.venv/bin/python -m pytest tests || status=$?
-
-echo "==> pytest --nbval book/"
-nbval_status=0
-.venv/bin/python -m pytest --nbval --nbval-current-env \
-    --nbval-sanitize-with tests/nbval_sanitize.cfg book || nbval_status=$?
-[ "$status" -ne 0 ] || status=$nbval_status
-
-exit "$status"
+echo "==> pytest --nbval book/ and pytest tests/, on $(nproc) cores"
+exec .venv/bin/python -m pytest -n auto --dist loadfile \
+    --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+    book tests "$@"

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # README command 1: set up everything and build the book into _build/html.
 #
-#   1. .venv/ with the exact pins of requirements.txt (re-installed only when that file changes)
-#      and swiotlb_lib itself installed from this checkout in editable mode (pip install -e .)
+#   1. .venv/ with the exact pins of requirements.txt, installed by uv (itself pinned there and
+#      bootstrapped into .venv with pip), and swiotlb_lib itself from this checkout in editable
+#      mode (the same as pip install -e .); re-installed only when requirements.txt or
+#      pyproject.toml change
 #   2. book/_vendor/: the widget manager, require.js and MathJax from the npm registry, so the
 #      built pages load nothing from a CDN (skipped when already there)
-#   3. jupyter-book build, executing every notebook; any warning or failing cell is an error
+#   3. the book, rebuilt from nothing whenever any of its inputs changed (book/, swiotlb_lib/,
+#      data/, _config.yml, _toc.yml, requirements.txt, pyproject.toml, this script: one sha256
+#      over all of them, kept in _build/inputs.sha256 after a successful build), else left as
+#      it is ("up to date"). A rebuild executes every notebook against the current library,
+#      one per core at a time (scripts/execute_book.py, into _build/.jupyter_cache), then
+#      jupyter-book build -W -n turns those executed notebooks into the pages
+#      (execute_notebooks: cache in _config.yml). Any warning or failing cell is an error.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 PYTHON=${PYTHON:-python3}
+say() { echo "==> [${SECONDS} s] $*"; }   # each step with the seconds since the start
 
 HTML_MANAGER=@jupyter-widgets/html-manager@1.0.15
 REQUIREJS=requirejs@2.3.7
@@ -18,26 +27,28 @@ MATHJAX=mathjax@3.2.2
 
 # --- 1. Python environment --------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
-    echo "==> creating .venv"
+    say "creating .venv"
     "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! .venv/bin/python -c "import swiotlb_lib" 2>/dev/null; then
-    echo "==> installing requirements.txt and swiotlb_lib (editable) into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    say "installing requirements.txt and swiotlb_lib (editable) into .venv"
+    uv_pin=$(grep -E '^uv==' requirements.txt)
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check "$uv_pin"
+    .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.txt
+    .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
     echo "$want" > "$stamp"
 else
-    echo "==> .venv is up to date with requirements.txt"
+    say ".venv is up to date with requirements.txt"
 fi
 
 # --- 2. Browser JavaScript, vendored from the npm registry ---------------------------------
 VENDOR=book/_vendor
 if [ -f $VENDOR/embed-amd.js ] && [ -f $VENDOR/require.js ] && [ -f $VENDOR/mathjax/tex-mml-chtml.js ]; then
-    echo "==> $VENDOR is already populated"
+    say "$VENDOR is already populated"
 else
-    echo "==> vendoring $HTML_MANAGER $REQUIREJS $MATHJAX into $VENDOR"
+    say "vendoring $HTML_MANAGER $REQUIREJS $MATHJAX into $VENDOR"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     (cd "$tmp" && npm pack --silent "$HTML_MANAGER" "$REQUIREJS" "$MATHJAX" > /dev/null)
@@ -56,13 +67,30 @@ else
 fi
 
 # --- 3. Build ----------------------------------------------------------------------------
-echo "==> building the book (executes every notebook)"
-rm -rf _build   # no stale pages from chapters that were renamed or removed
-.venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
-
-# The pages must not load anything from the network.
-if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then
-    echo "ERROR: the pages above reference a CDN" >&2
-    exit 1
+# One sha256 over every input of the book: file names and contents (not times).
+inputs_sha256() {
+    find book swiotlb_lib data _config.yml _toc.yml requirements.txt pyproject.toml \
+         scripts/setup_and_build.sh scripts/execute_book.py \
+         -type d \( -name __pycache__ -o -name .ipynb_checkpoints -o -path book/_vendor \) -prune \
+         -o -type f -print0 \
+        | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+inputs=$(inputs_sha256)
+if [ -f _build/html/index.html ] && [ "$(cat _build/inputs.sha256 2>/dev/null || true)" = "$inputs" ]; then
+    say "the book in _build/html is up to date with its inputs: not rebuilt"
+else
+    # No stale pages from renamed chapters and no executed notebook from an older library:
+    # the cache only ever holds this build's executions (jupyter-cache matches code only).
+    say "building the book: executing every notebook, then jupyter-book build"
+    find _build -mindepth 1 -maxdepth 1 ! -name exec-seconds.json -exec rm -rf {} + 2>/dev/null || true
+    .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
+    say "jupyter-book build -W -n: the pages, from the executed notebooks"
+    .venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
+    # The pages must not load anything from the network.
+    if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then
+        echo "ERROR: the pages above reference a CDN" >&2
+        exit 1
+    fi
+    echo "$inputs" > _build/inputs.sha256   # as they were when the build began
 fi
-echo "==> done: open _build/html/index.html"
+say "done: open _build/html/index.html"
