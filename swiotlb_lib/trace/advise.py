@@ -16,7 +16,8 @@ from multiprocessing import get_context
 from ..cmdline import SwiotlbSetup
 from ..constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, KiB, MiB
 from ..versions import PROFILES, get_profile
-from .engine import livelock_warning
+from .engine import StopRule, livelock_warning
+from .fast import columns
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
 from .replay import Timeline, prepare_replay, replay
@@ -226,7 +227,7 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
 
     The trace is read, checked and grouped into requests once (:func:`prepare_replay`) for
     every replay.  A replay stops at the failure that decides what the search asks of it
-    (``stop_when`` of :func:`replay`; see :func:`_decided`): the answers are those of full
+    (``stop_when`` of :func:`replay`; see :class:`~swiotlb_lib.trace.engine.StopRule`): the answers are those of full
     replays, and the stopped replays' tallies in ``tried`` (``"complete": False``) count the
     trace up to that failure (``"stopped_at"``, its trace time in seconds).  Profiles are searched in parallel on ``workers`` processes
     (default: ``os.cpu_count()``, at most one per profile; one process for traces under
@@ -271,7 +272,10 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
             if progress is not None:
                 progress(done[0], None)
         return [_advise_profile(job, k, step) for k in kernels]
-    # fork: the workers inherit the prepared trace instead of receiving it pickled
+    # fork: the workers inherit the prepared trace instead of receiving it pickled, with the
+    # engines' shared indexes made once here
+    lost = lt.kind == "real"
+    columns(trace, prep.reqs, lost, prep.engine_cache)
     _SHARED["job"] = job
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
@@ -294,35 +298,6 @@ def _advise_in_worker(prof_name: str) -> Advice:
     return _advise_profile(_SHARED["job"], prof_name, lambda: None)
 
 
-def _decided(target: float | None, need_livelock: bool):
-    """The early stop of the advisor's replays (``stop_when`` of :func:`replay`): true once
-    the replay so far already settles every question the search asks of it, whatever the
-    rest of the trace does.  Tallies only grow during a replay, so:
-
-    - "no failures" (:attr:`ReplayResult.ok`) is settled false by the first request counted
-      in ``failed_requests`` or the first livelock on a mapping a pool can hold;
-    - "at most ``target`` of requests failed" is settled false by any livelock, or once the
-      failed requests (``failed_requests`` + ``too_big_requests``) over *all* the trace's
-      requests (known before the replay) exceed ``target``: a failure rate computed so far
-      over the requests attempted so far would not do, it can still fall;
-    - the livelock warning about pools larger than the biggest request needs (see
-      :func:`advise`) reports the *first* livelock of the largest pool with one: when
-      ``need_livelock``, the replay also runs until its first livelock.
-
-    A replay that answers yes to a question is never stopped, so the recommended and target
-    pools' results (peak, memory held, failure rate, timeline) are complete."""
-    def stop(eng) -> bool:
-        tal, locks = eng.tally, eng.livelocks
-        if not tal["failed_requests"] and all(x.failed_size > MAX_MAPPING_BYTES for x in locks):
-            return False
-        if target is not None and not locks:
-            n = len(eng.reqs)
-            if not (tal["failed_requests"] + tal["too_big_requests"]) / n > target:
-                return False
-        return bool(locks) or not need_livelock
-    return stop
-
-
 def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
     """:func:`advise` for one profile (``step()`` after each replay)."""
     trace, lt, target, force = job.prep.trace, job.lt, job.target, job.force
@@ -341,7 +316,7 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
                 cache[j].livelocks for j in cache if j > k and cands[j] >= need)
             cache[k] = replay(job.prep, prof_name, pool_cmdline(cands[k], force, prof_name), lt,
                               cpus=job.ncpus, ram=job.ram, requests=job.requests, seed=job.seed,
-                              follow=False, stop_when=None if full else _decided(target, need_ll))
+                              follow=False, stop_when=None if full else StopRule(target, need_ll))
             count[0] += 1
             step()
         return cache[k]

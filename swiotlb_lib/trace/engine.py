@@ -96,6 +96,57 @@ class StopReplay(Exception):
     ``stop_when``); its argument is the trace time of the failure."""
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """The advisor's early stop (``stop_when`` of :func:`swiotlb_lib.trace.replay.replay`): true
+    once the replay so far settles every question the search asks of it, whatever the rest of
+    the trace does.  Tallies only grow during a replay, so:
+
+    - "no failures" is settled false by the first request counted in ``failed_requests`` or
+      the first livelock on a mapping a pool can hold (at most
+      :data:`~swiotlb_lib.trace.requests.MAX_MAPPING_BYTES`);
+    - "at most ``target`` of requests failed" is settled false by any livelock, or once the
+      failed requests (``failed_requests`` + ``too_big_requests``) over *all* the trace's
+      requests (known before the replay) exceed ``target``;
+    - with ``need_livelock`` the replay also runs until its first livelock.
+
+    A data object rather than a closure, so that the compiled engine
+    (:mod:`swiotlb_lib.trace.fast`) can apply the same rule."""
+
+    target: float | None = None
+    need_livelock: bool = False
+
+    def __call__(self, eng) -> bool:
+        tal, locks = eng.tally, eng.livelocks
+        if not tal["failed_requests"] and all(x.failed_size > MAX_MAPPING_BYTES for x in locks):
+            return False
+        if self.target is not None and not locks:
+            n = len(eng.reqs)
+            if not (tal["failed_requests"] + tal["too_big_requests"]) / n > self.target:
+                return False
+        return bool(locks) or not self.need_livelock
+
+
+def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
+    """What every replay of ``trace`` grouped into ``reqs`` shares: the request of each
+    mapping (``unit_of``), each device's DMA mask (the last the trace shows), and with
+    ``lost`` the inferred unmap times of buffers whose unmap event the trace lost
+    (:func:`~swiotlb_lib.trace.lifetime.lost_unmap_times`).  Kept in ``cache`` (a dict, e.g.
+    :attr:`PreparedTrace.engine_cache <swiotlb_lib.trace.replay.PreparedTrace>`) when given."""
+    key = ("index", id(reqs), lost)
+    if cache is not None and key in cache:
+        return cache[key]
+    unit_of = array("q", bytes(8 * len(trace.mappings)))
+    for u, r in enumerate(reqs):
+        for i in r.members:
+            unit_of[i] = u
+    out = (unit_of, {mp.dev_name: mp.dma_mask for mp in trace.mappings},
+           lost_unmap_times(trace, reqs) if lost else {})
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 class Engine:
     """One replay: a machine, the trace's mappings in order, completions and queue runs in a heap.
 
@@ -136,7 +187,8 @@ class Engine:
     IDLE, LIVE, QUEUED, DONE = 0, 1, 2, 3
 
     def __init__(self, trace, m: Machine, lifetime: Lifetime, reqs, max_retries, livelock_repeats,
-                 retry_delay, timeline: bool, progress, device: Device | None = None) -> None:
+                 retry_delay, timeline: bool, progress, device: Device | None = None,
+                 cache: dict | None = None) -> None:
         self.trace, self.m, self.lt = trace, m, lifetime
         self.mem = m.swiotlb
         self.maps = trace.mappings
@@ -147,10 +199,8 @@ class Engine:
         self.res.failures = {c: 0 for c in CAUSES}
         self.rec = Recorder(m, self.res)
         self.rec.step = 0.0
-        self.unit_of = array("q", bytes(8 * len(self.maps)))
-        for u, r in enumerate(reqs):
-            for i in r.members:
-                self.unit_of[i] = u
+        self.cache = cache
+        self.unit_of, dev_masks, self.lost_at = self.index(lifetime.kind == "real" and self.INFER_LOST)
         self.last_member = [r.members[-1] for r in reqs]
         self.state = bytearray(len(reqs))
         self.handles: list = [None] * len(reqs)        # unit -> [(mapping index, tlb or -1)]
@@ -167,7 +217,7 @@ class Engine:
         self.ctr = 0
         self.sample = lifetime.sampler() if lifetime.kind in ("fixed", "exp", "lognormal") else None
         self.devs = {}
-        for name, mask in {mp.dev_name: mp.dma_mask for mp in self.maps}.items():
+        for name, mask in dev_masks.items():
             # the trace names the device and its DMA mask; min_align_mask and the segment
             # boundary are not in it: they come from ``device`` (a preset), else defaults
             dev = (Device(name, dma_mask=mask or U64) if device is None
@@ -184,8 +234,10 @@ class Engine:
         self.tl_u = array("q") if timeline else None
         self.agreement = None                           # Counter(compared, same) with real lifetimes
         self.stop = None                                # early-stop predicate (see the class)
-        # buffers whose unmap event the trace lost: when they were unmapped (inferred)
-        self.lost_at = lost_unmap_times(trace, reqs) if lifetime.kind == "real" and self.INFER_LOST else {}
+
+    def index(self, lost: bool) -> tuple:
+        """:func:`replay_index` of this replay's trace and requests, kept in ``cache``."""
+        return replay_index(self.trace, self.reqs, lost, self.cache)
 
     # -- the DMA operations -------------------------------------------------------------
     def _now(self, t: float) -> None:

@@ -13,7 +13,7 @@ other drivers' mappings are replayed ungrouped, and the text and JSON (``groupin
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from ..versions import get_profile
 from ..scenarios.systems import ScenarioResult
 from ..device import Device, preset
 from .engine import Engine, StopReplay, livelock_groups
+from .fast import CompiledEngine, supported
 from .follow_dynamic import FollowDynamic
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
@@ -212,6 +213,9 @@ class PreparedTrace:
     max_cpu: int
     traced_range: tuple | None
     ram_cache: dict
+    #: what the replay engines share between replays (:func:`~swiotlb_lib.trace.engine.replay_index`,
+    #: :func:`swiotlb_lib.trace.fast.columns`)
+    engine_cache: dict = field(default_factory=dict)
 
     def ram_for(self, ram, calibration: str) -> int:
         """:func:`_ram_for`, once per ``(ram, calibration)``."""
@@ -256,7 +260,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
            livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
            timeline: bool = True, progress=None, align_areas: bool = True, follow: bool | None = None,
            device: str | None = None, worker_delay: float | None = None,
-           stop_when=None) -> ReplayResult:
+           stop_when=None, engine: str = "auto") -> ReplayResult:
     """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
 
     ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
@@ -298,6 +302,13 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     asked after every failed mapping attempt; when it answers true the replay ends there
     (``complete`` is False, ``extra["stopped_early"]`` True, ``extra["stopped_at"]`` the trace
     time of that failure, and every tally counts the trace up to it).  Only for replays that do not follow the recording.
+
+    ``engine``: ``"auto"`` (the default) runs a replay that does not follow the recording on
+    the compiled engine (:mod:`swiotlb_lib.trace.fast`) when it supports the case
+    (:func:`swiotlb_lib.trace.fast.supported`), else on the readable
+    :class:`~swiotlb_lib.trace.engine.Engine`; ``"reference"`` always on the readable one;
+    ``"compiled"`` on the compiled one or a :class:`ValueError` saying why not.  Both give
+    the same results (``tests/test_trace_fast.py``).
     """
     prep = None
     if isinstance(trace, PreparedTrace):
@@ -342,6 +353,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         raise ValueError(f"worker_delay: must be a number of seconds in [0, 60], got {worker_delay!r}")
     if follow not in (None, True, False):
         raise ValueError(f"follow: must be True, False or None (follow when possible), got {follow!r}")
+    if engine not in ("auto", "reference", "compiled"):
+        raise ValueError(f"engine: must be 'auto', 'reference' or 'compiled', got {engine!r}")
     if prep is None:
         prep = prepare_replay(trace, requests, device)
     reqs, mode, template = prep.reqs, prep.mode, prep.template
@@ -388,9 +401,12 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     if stop_when is not None and follow:
         raise ValueError("stop_when: an early stop needs a replay that does not follow the recording "
                          "(follow=False)")
-    cls = (FollowDynamic if grows else Follow) if follow else Engine
+    if follow:
+        cls = FollowDynamic if grows else Follow
+    else:
+        cls = Engine if engine == "reference" else CompiledEngine
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
-              template)
+              template, prep.engine_cache)
     eng.stop = stop_when
     traced = prep.traced_range
     if (lifetime.kind == "real" and align_areas and pool is not None and traced
@@ -398,6 +414,11 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         if not follow:
             eng.agreement = Counter()                   # same pool as the traced kernel's
         areas_from_trace(pool, trace)
+    if engine == "compiled":
+        why = "it follows the recording" if follow else supported(eng)
+        if why is not None:
+            raise ValueError(f"engine: the compiled engine cannot run this replay: {why}")
+        eng.strict = True
     stopped = None
     with gc_paused():
         try:

@@ -1,0 +1,1013 @@
+"""The compiled replay engine: :class:`~swiotlb_lib.trace.engine.Engine` for a pool that
+does not grow, compiled by Numba.
+
+This module is the fast twin of two readable references, and the one duplication of rules
+the project accepts (issue "Sizing at production scale"): the slot search and release of
+:mod:`swiotlb_lib.pool` (``swiotlb_search_pool_area``, ``swiotlb_release_slots``,
+``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) and the replay loop of
+:class:`~swiotlb_lib.trace.engine.Engine` (blk-mq requeue and reruns, lifetimes, livelock
+detection, the advisor's early stop).  The chapters teach from the references; this file
+only runs them faster.  ``tests/test_trace_fast.py`` runs both on thousands of random traces
+per profile and on every recorded trace and oracle vector, and they must agree on every
+slot, failure, counter, timeline point and log line.
+
+How it works.  :class:`CompiledEngine` is an :class:`Engine` whose :meth:`~CompiledEngine.run`
+turns the trace, the requests and the booted pool into flat arrays (:func:`_columns`),
+runs the compiled loop (:func:`_run_range`, :func:`_drain`) on them, working in place on the
+pool's own ``list``/``alloc_size``/``pad_slots``/``orig_addr`` arrays, and writes the tallies
+back where the reference keeps them, so :meth:`Engine.finish` and
+:func:`~swiotlb_lib.trace.replay.replay` read the same fields.  What the compiled loop cannot
+do itself it records and the Python side replays afterwards, in order: the kernel log lines
+(``swiotlb buffer is full`` through the same rate limit, the once-only warnings) and the
+livelocks.  Per-mapping quantities that depend only on the mapping, the device and the
+profile (the allocation size with its sub-slot offset and padding, the alignment test's
+bits, whether dma-direct would bounce at all) are computed once per trace with the
+readable functions (:func:`swiotlb_lib.pool.search_params`) rather than in the loop.
+
+:func:`supported` says when the compiled engine applies: a profile without run-time growth
+(``io_tlb_mem.dyn`` unset), one boot pool, no probe registered on
+:data:`~swiotlb_lib.debug.SEARCH_AREA` or :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED`, no
+``swiotlb_bounced`` recording, no memory encryption message, and an early stop that is a
+:class:`~swiotlb_lib.trace.engine.StopRule` (or none).  Otherwise the reference runs.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import namedtuple
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..constants import (DMA_ATTR_NO_WARN, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
+                         KNOWN_ATTRS, PAGE_SIZE, U32, U64)
+from ..debug import REPLAY_MAP_FAILED, SEARCH_AREA
+from ..pool import search_params
+from .engine import Engine, Livelock, StopReplay, StopRule, replay_index
+from .read import TLB_FAILED
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, request_slots
+
+try:                                                    # numba is a dependency (pyproject.toml);
+    from numba import njit                              # without it the reference runs
+    from numba.experimental import structref
+    from numba.extending import overload
+    from numba.typed import Dict, List
+    from numba import types
+    HAVE_NUMBA = True
+except ImportError:                                     # pragma: no cover - exercised by hand
+    HAVE_NUMBA = False
+
+# -- counters: indexes into the int64 array ``C`` ---------------------------------------
+(ATTEMPTED, MAPPED, BOUNCED, FAILED, F_TOO_BIG, F_POOL_FULL, F_OUT_OF_REACH, TOTAL_USED, HIWATER,
+ PEAK, SLOTS_EXAMINED, BYTES_COPIED, PARTIAL, INFLIGHT, CTR, COMPLETED, FAILED_REQ, TOO_BIG_REQ,
+ REQUEUED, RETRIES, QUEUED_BEHIND, GAVE_UP, DROPPED, ABORTED_FAILED, LIVE_AT_END, LOST_UNMAPS,
+ NOT_ATTEMPTED, AG_COMPARED, AG_SAME, NLOCKS, NLOCKS_SMALL, STOPPED, NKEYS, NFIFO, SAMPLE,
+ NCOUNTERS) = range(36)
+# floats: ``F``
+NOW, STOP_T, NFLOATS = range(3)
+# parameters: ``P`` (int64) and ``PF`` (float64)
+(P_NAREAS, P_AREA_NSLABS, P_ROUND_START, P_HAS_PAD, P_START, P_LT, P_DEPTH, P_MAX_RETRIES,
+ P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE, P_NCPUS, NPARAMS) = range(16)
+PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, NPFLOATS = range(4)
+# lifetime kinds
+LT_FIXED, LT_SAMPLED, LT_QD, LT_REAL = range(4)
+# event kinds (as Engine), unit states (as Engine), log records
+COMPLETE_UNIT, COMPLETE_MAPPING, RUN = Engine.COMPLETE_UNIT, Engine.COMPLETE_MAPPING, Engine.RUN
+IDLE, LIVE, QUEUED, DONE = Engine.IDLE, Engine.LIVE, Engine.QUEUED, Engine.DONE
+LOG_FULL, LOG_OVERFLOW, LOG_ALIGN = range(3)
+# map results below -1: the failure causes
+R_POOL_FULL, R_TOO_BIG, R_OUT_OF_REACH = -2, -3, -4
+NO_HANDLE = -(1 << 62)
+SEG_LAST = IO_TLB_SEGSIZE - 1
+
+
+#: The compiled loop's state: counters and parameters, the pool's arrays, the trace's and the
+#: requests' columns, and the engine's mutable per-request, per-mapping and per-queue arrays.
+STATE_FIELDS = ((
+    "C F P PF pl params heap logs locks sig tl_t tl_u samples "
+    "m_time m_line m_cpu m_dev m_size m_orig m_param m_nslots m_rest m_tlboff m_pad m_skip m_obits "
+    "m_direct m_swmap m_alignwarn m_nowarn m_end m_endline m_lost m_traced unit_of "
+    "u_ptr u_members u_dev u_block u_aborted u_last u_key d_mam d_reach d_warned "
+    "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
+    "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
+
+if HAVE_NUMBA:
+    @structref.register
+    class StateType(types.StructRef):
+        """The numba type of :class:`State`: one reference, passed to every compiled function."""
+
+        def preprocess_fields(self, fields):
+            return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+    class State(structref.StructRefProxy):
+        """The compiled loop's state (fields: :data:`STATE_FIELDS`)."""
+
+    structref.define_proxy(State, StateType, list(STATE_FIELDS))
+    HEAP_ITEM = types.Tuple((types.float64, types.int64, types.int64, types.int64, types.int64))
+    LOG_ITEM = types.Tuple((types.int64, types.float64, types.int64, types.int64))
+    LOCK_ITEM = types.Tuple((types.int64, types.int64, types.float64, types.int64, types.int64, types.int64))
+    SIG_KEY = types.UniTuple(types.int64, 4)
+
+    # State(*values) would compile the proxy's constructor in every process; building the
+    # state in a cached function from a namedtuple of the same fields compiles it once.
+    StateTuple = namedtuple("StateTuple", STATE_FIELDS)
+
+    def _struct_of(nt):
+        """The :class:`State` with the fields of ``nt`` (a :data:`StateTuple`); compiled only."""
+
+    @overload(_struct_of)
+    def _struct_of_impl(nt):
+        typ = StateType([(name, t) for name, t in zip(STATE_FIELDS, nt.types)])
+        src = "def impl(nt):\n    st = new(typ)\n" + "".join(
+            f"    st.{name} = nt.{name}\n" for name in STATE_FIELDS) + "    return st\n"
+        scope = {"new": structref.new, "typ": typ}
+        exec(src, scope)
+        return scope["impl"]
+
+
+def _jit(fn):
+    return njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
+
+
+# -- the allocator: twins of pool._search_area, pool._renumber_before, pool.release_slots --
+@_jit
+def renumber_before(lst, s, count):
+    """Twin of :func:`swiotlb_lib.pool._renumber_before` (slot by slot)."""
+    j = s - 1
+    while (j & SEG_LAST) != SEG_LAST and lst[j]:
+        count += 1
+        lst[j] = count
+        j -= 1
+
+
+@_jit
+def search_area(pl, C, a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask, orig_bits,
+                area_nslabs, round_start):
+    """Twin of :func:`swiotlb_lib.pool.search_pool_area` for one area (``swiotlb_search_pool_area``,
+    v6.9+; ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3).
+    ``rest`` is what the first slot's ``alloc_size`` records.  Returns the first slot or -1."""
+    lst, asize, area_index, area_used, area_locks = pl[0], pl[1], pl[4], pl[5], pl[6]
+    area_locks[a] += 1
+    if nslots > area_nslabs - area_used[a]:
+        return -1
+    base = a * area_nslabs
+    end = base + area_nslabs
+    index = area_index[a]
+    if round_start:
+        index = (index + stride - 1) & ~(stride - 1)
+        if index >= area_nslabs:
+            index = 0
+    slot = base + index
+    checked = 0
+    examined = 0
+    found = False
+    while checked < area_nslabs:
+        examined += 1
+        if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
+            slot += 1
+            checked += 1
+        elif lst[slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
+            found = True
+            break
+        else:
+            slot += stride
+            checked += stride
+        if slot >= end:
+            slot = base
+    C[SLOTS_EXAMINED] += examined
+    if not found:
+        return -1
+    for k in range(slot, slot + nslots):
+        lst[k] = 0
+        asize[k] = np.uint64(rest)
+        rest -= IO_TLB_SIZE
+    if slot & SEG_LAST and lst[slot - 1]:
+        renumber_before(lst, slot, 0)
+    nxt = slot - base + nslots
+    area_index[a] = nxt if nxt < area_nslabs else 0
+    area_used[a] += nslots
+    return slot
+
+
+@_jit
+def release_slots(pl, P, tlb, min_align_mask):
+    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``).  Returns
+    the number of slots freed."""
+    lst, asize, orig, pad, area_used, area_locks = pl[0], pl[1], pl[2], pl[3], pl[5], pl[6]
+    offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
+    index = (tlb - offset - P[P_START]) >> IO_TLB_SHIFT
+    if P[P_HAS_PAD]:
+        index -= pad[index]
+    nslots = np.int64((asize[index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1)) >> np.uint64(IO_TLB_SHIFT))
+    aindex = index // P[P_AREA_NSLABS]
+    area_locks[aindex] += 1
+    end = index + nslots
+    count = np.int64(lst[end]) if end & SEG_LAST else np.int64(0)
+    for i in range(end - 1, index - 1, -1):
+        count += 1
+        lst[i] = count
+        orig[i] = np.uint64(INVALID_PHYS_ADDR)
+        asize[i] = 0
+        pad[i] = 0
+    if index & SEG_LAST and lst[index - 1]:
+        renumber_before(lst, index, count)
+    area_used[aindex] -= nslots
+    return nslots
+
+
+# -- the engine: twins of Engine's methods ------------------------------------------------
+@_jit
+def _push(S, t, prio, kind, payload):
+    S.C[CTR] += 1
+    heapq.heappush(S.heap, (t, prio, S.C[CTR], kind, payload))
+
+
+@_jit
+def _now(S, t):
+    if t > S.F[NOW]:
+        S.F[NOW] = t
+
+
+@_jit
+def _record(S, t):
+    if S.P[P_TIMELINE]:
+        S.tl_t.append(t)
+        S.tl_u.append(S.C[TOTAL_USED])
+
+
+@_jit
+def _log(S, kind, i, value):
+    S.logs.append((kind, S.F[NOW], i, value))
+
+
+@_jit
+def _allocate(S, i):
+    """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for mapping ``i`` (Engine.allocate with
+    IoTlbMem.map_checked_args and swiotlb_map_checked_args).  Returns the bounce address
+    or a failure code (R_*)."""
+    C, P, pl = S.C, S.P, S.pl
+    d = S.m_dev[i]
+    if S.m_alignwarn[i] and not S.d_warned[d, 0]:
+        S.d_warned[d, 0] = 1
+        _log(S, LOG_ALIGN, i, 0)
+    nslots = S.m_nslots[i]
+    p = S.m_param[i]
+    pt = S.params[p]
+    nareas = P[P_NAREAS]
+    start = a = S.m_cpu[i] & (nareas - 1)
+    while True:
+        index = search_area(pl, C, a, nslots, S.m_rest[i], pt[0], pt[1], pt[2], pt[5], pt[6],
+                            S.m_skip[i], S.m_obits[i], P[P_AREA_NSLABS], P[P_ROUND_START])
+        if index >= 0:
+            break
+        a += 1
+        if a >= nareas:
+            a = 0
+        if a == start:
+            break
+    if index < 0:
+        if not S.m_nowarn[i]:
+            _log(S, LOG_FULL, i, C[TOTAL_USED])
+        return R_TOO_BIG if nslots > IO_TLB_SEGSIZE else R_POOL_FULL
+    used = C[TOTAL_USED] + nslots
+    C[TOTAL_USED] = used
+    if used > C[HIWATER]:
+        C[HIWATER] = used
+    first = index
+    if P[P_HAS_PAD]:
+        index += S.m_pad[i]
+        pl[3][index] = S.m_pad[i]
+    orig = pl[2]
+    o = S.m_orig[i]
+    for k in range(index, first + nslots):
+        orig[k] = o
+        o += np.uint64(IO_TLB_SIZE)
+    tlb = P[P_START] + (index << IO_TLB_SHIFT) + S.m_tlboff[i]
+    C[BYTES_COPIED] += S.m_size[i]
+    if S.m_swmap[i] and tlb + S.m_size[i] - 1 > S.d_reach[d]:    # dma_capable() of the bounce address
+        C[TOTAL_USED] -= release_slots(pl, P, tlb, S.d_mam[d])
+        if not S.d_warned[d, 1]:
+            S.d_warned[d, 1] = 1
+            _log(S, LOG_OVERFLOW, i, tlb)
+        return R_OUT_OF_REACH
+    return tlb
+
+
+@_jit
+def _map_one(S, i):
+    """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
+    C = S.C
+    C[ATTEMPTED] += 1
+    if S.m_direct[i]:
+        C[MAPPED] += 1
+        return -1
+    r = _allocate(S, i)
+    if r < -1:
+        C[FAILED] += 1
+        if r == R_TOO_BIG:
+            C[F_TOO_BIG] += 1
+        elif r == R_OUT_OF_REACH:
+            C[F_OUT_OF_REACH] += 1
+        else:
+            C[F_POOL_FULL] += 1
+        return r
+    C[MAPPED] += 1
+    C[BOUNCED] += 1
+    if C[TOTAL_USED] > C[PEAK]:
+        C[PEAK] = C[TOTAL_USED]
+    return r
+
+
+@_jit
+def _unmap_one(S, i, tlb):
+    if tlb >= 0:
+        S.C[TOTAL_USED] -= release_slots(S.pl, S.P, tlb, S.d_mam[S.m_dev[i]])
+
+
+@_jit
+def _release(S, u, t):
+    n = S.nh[u]
+    if n > 0:
+        base = S.u_ptr[u]
+        for k in range(n - 1, -1, -1):
+            i = S.u_members[base + k]
+            _unmap_one(S, i, S.tlb_of[i])
+        _record(S, t)
+    S.nh[u] = -1
+
+
+# queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
+@_jit
+def _key_touch(S, key):
+    if not S.k_made[key]:
+        S.k_made[key] = 1
+        S.k_order[S.C[NKEYS]] = key
+        S.C[NKEYS] += 1
+
+
+@_jit
+def _q_push(S, key, u, front):
+    h = S.k_head[key]
+    if h < 0:
+        S.k_head[key] = S.k_tail[key] = u
+        S.q_next[u] = S.q_prev[u] = -1
+    elif front:
+        S.q_prev[h] = u
+        S.q_next[u] = h
+        S.q_prev[u] = -1
+        S.k_head[key] = u
+    else:
+        tl = S.k_tail[key]
+        S.q_next[tl] = u
+        S.q_prev[u] = tl
+        S.q_next[u] = -1
+        S.k_tail[key] = u
+
+
+@_jit
+def _q_popleft(S, key):
+    h = S.k_head[key]
+    n = S.q_next[h]
+    S.k_head[key] = n
+    if n < 0:
+        S.k_tail[key] = -1
+    else:
+        S.q_prev[n] = -1
+    return h
+
+
+@_jit
+def _f_append(S, d, u):
+    if not S.f_made[d]:
+        S.f_made[d] = 1
+        S.f_order[S.C[NFIFO]] = d
+        S.C[NFIFO] += 1
+    if S.f_len[d] == 0:
+        S.f_head[d] = u
+    else:
+        S.f_next[S.f_tail[d]] = u
+    S.f_tail[d] = u
+    S.f_next[u] = -1
+    S.f_len[d] += 1
+
+
+@_jit
+def _f_popleft(S, d):
+    h = S.f_head[d]
+    S.f_head[d] = S.f_next[h]
+    S.f_len[d] -= 1
+    return h
+
+
+@_jit
+def _unit_mapped(S, u, t):
+    C, P = S.C, S.P
+    lt = P[P_LT]
+    if S.u_aborted[u] and lt != LT_REAL:
+        _release(S, u, t)
+        S.state[u] = DONE
+        return
+    S.state[u] = LIVE
+    if lt == LT_REAL:
+        agree = P[P_AGREE] and S.attempts[u] == 0
+        base = S.u_ptr[u]
+        for k in range(S.nh[u]):
+            i = S.u_members[base + k]
+            tlb = S.tlb_of[i]
+            if agree and S.m_traced[i] >= 0:
+                C[AG_COMPARED] += 1
+                if tlb == S.m_traced[i]:
+                    C[AG_SAME] += 1
+            end = S.m_end[i]
+            line = S.m_endline[i]
+            if math.isnan(end):
+                if S.u_aborted[u]:
+                    _unmap_one(S, i, tlb)
+                    continue
+                end = S.m_lost[i]
+                line = -1
+                if math.isnan(end):
+                    C[LIVE_AT_END] += 1
+                    continue
+                if S.attempts[u] == 0:
+                    C[LOST_UNMAPS] += 1
+            S.handle_of[i] = tlb
+            S.left[u] += 1
+            C[INFLIGHT] += 1
+            if S.attempts[u] == 0:
+                _push(S, max(t, end), line, COMPLETE_MAPPING, i)
+            else:
+                _push(S, t + (end - S.m_time[i]), -1, COMPLETE_MAPPING, i)
+        S.nh[u] = -1
+        if S.left[u] == 0:
+            S.state[u] = DONE
+        return
+    C[INFLIGHT] += 1
+    if lt == LT_QD:
+        _f_append(S, S.u_dev[u], u)
+    elif lt == LT_FIXED:
+        _push(S, t + S.PF[PF_LIFETIME], -1, COMPLETE_UNIT, u)
+    else:
+        _push(S, t + S.samples[C[SAMPLE]], -1, COMPLETE_UNIT, u)
+        C[SAMPLE] += 1
+
+
+@_jit
+def _wake(S, d, t):
+    for k in range(S.C[NKEYS]):
+        key = S.k_order[k]
+        if S.k_head[key] >= 0 and S.k_dev[key] == d:
+            _push(S, t, -1, RUN, key)
+
+
+@_jit
+def _complete_unit(S, u, t):
+    _now(S, t)
+    _release(S, u, t)
+    S.state[u] = DONE
+    S.C[INFLIGHT] -= 1
+    S.C[COMPLETED] += 1
+    _wake(S, S.u_dev[u], t)
+
+
+@_jit
+def _complete_mapping(S, i, t):
+    tlb = S.handle_of[i]
+    if tlb == NO_HANDLE:
+        return
+    S.handle_of[i] = NO_HANDLE
+    _now(S, t)
+    _unmap_one(S, i, tlb)
+    _record(S, t)
+    S.C[INFLIGHT] -= 1
+    u = S.unit_of[i]
+    S.left[u] -= 1
+    if S.left[u] == 0:
+        S.state[u] = DONE
+        S.C[COMPLETED] += 1
+        _wake(S, S.u_dev[u], t)
+
+
+@_jit
+def _stop_now(S):
+    """Twin of :meth:`StopRule.__call__`."""
+    C, P = S.C, S.P
+    if C[FAILED_REQ] == 0 and C[NLOCKS_SMALL] == 0:
+        return False
+    if S.PF[PF_TARGET] >= 0 and C[NLOCKS] == 0:
+        if not (C[FAILED_REQ] + C[TOO_BIG_REQ]) / P[P_NREQS] > S.PF[PF_TARGET]:
+            return False
+    return C[NLOCKS] > 0 or not P[P_NEED_LIVELOCK]
+
+
+@_jit
+def _requeue(S, u, i, t, retry):
+    C, P = S.C, S.P
+    used = C[TOTAL_USED]
+    alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
+    _release(S, u, t)
+    _record(S, t)
+    big = S.m_size[i] > MAX_MAPPING_BYTES
+    if S.attempts[u] == 0:
+        if big:
+            C[TOO_BIG_REQ] += 1
+        else:
+            C[FAILED_REQ] += 1
+    if S.u_aborted[u] or not S.u_block[u]:
+        S.attempts[u] += 1
+        S.state[u] = DONE
+        if not S.u_block[u]:
+            C[DROPPED] += 1
+        else:
+            C[ABORTED_FAILED] += 1
+        return
+    S.attempts[u] += 1
+    reps = 0
+    if alone:
+        key = (u, S.sig_gen[u], i, used)
+        reps = S.sig.get(key, 0) + 1
+        S.sig[key] = reps
+    else:
+        S.sig_gen[u] += 1
+    if reps >= P[P_REPEATS]:
+        S.state[u] = DONE
+        S.locks.append((u, i, t, used, S.attempts[u], reps))
+        C[NLOCKS] += 1
+        if not big:
+            C[NLOCKS_SMALL] += 1
+        return
+    if S.attempts[u] > P[P_MAX_RETRIES]:
+        S.state[u] = DONE
+        C[GAVE_UP] += 1
+        return
+    if S.attempts[u] == 1:
+        C[REQUEUED] += 1
+    key = S.u_key[u]
+    _key_touch(S, key)
+    if S.state[u] != QUEUED:
+        S.state[u] = QUEUED
+        _q_push(S, key, u, True)
+    d = S.u_dev[u]
+    if P[P_LT] == LT_QD and S.f_len[d] > 0:
+        _complete_unit(S, _f_popleft(S, d), t)
+    else:
+        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+
+
+@_jit
+def _failed(S, u, i, t, retry):
+    _requeue(S, u, i, t, retry)
+    if S.P[P_HAS_STOP] and _stop_now(S):
+        S.C[STOPPED] = 1
+        S.F[STOP_T] = t
+
+
+@_jit
+def _attempt(S, u, t):
+    _now(S, t)
+    S.nh[u] = 0
+    base = S.u_ptr[u]
+    for k in range(S.u_ptr[u + 1] - base):
+        i = S.u_members[base + k]
+        r = _map_one(S, i)
+        if r < -1:
+            _failed(S, u, i, t, True)
+            return False
+        S.tlb_of[i] = r
+        S.nh[u] += 1
+    _record(S, t)
+    _unit_mapped(S, u, t)
+    return True
+
+
+@_jit
+def _run_queue(S, key, t):
+    while S.k_head[key] >= 0:
+        u = S.k_head[key]
+        if S.state[u] != QUEUED:
+            _q_popleft(S, key)
+            continue
+        if S.attempts[u]:
+            S.C[RETRIES] += 1
+        if _attempt(S, u, t):
+            _q_popleft(S, key)
+        elif S.C[STOPPED]:
+            return
+        elif S.state[u] == DONE:
+            _q_popleft(S, key)
+        else:
+            return
+
+
+@_jit
+def _handle(S, ev):
+    t, kind, x = ev[0], ev[3], ev[4]
+    if kind == COMPLETE_UNIT:
+        _complete_unit(S, x, t)
+    elif kind == COMPLETE_MAPPING:
+        _complete_mapping(S, x, t)
+    else:
+        _run_queue(S, x, t)
+
+
+@_jit
+def _run_range(S, i0, i1):
+    """Engine.run's loop over trace mappings ``i0..i1-1``; stops early when S.C[STOPPED]."""
+    C, P = S.C, S.P
+    heap = S.heap
+    qd = P[P_LT] == LT_QD
+    depth = P[P_DEPTH]
+    for i in range(i0, i1):
+        t = S.m_time[i]
+        line = S.m_line[i]
+        while len(heap) and (heap[0][0] < t or (heap[0][0] == t and heap[0][1] < line)):
+            _handle(S, heapq.heappop(heap))
+            if C[STOPPED]:
+                return
+        u = S.unit_of[i]
+        if S.state[u] != IDLE:
+            C[NOT_ATTEMPTED] += 1
+            continue
+        if S.nh[u] < 0:                                 # a new request arrives
+            key = S.u_key[u]
+            if S.u_block[u] and S.k_head[key] >= 0:     # behind requeued requests
+                S.state[u] = QUEUED
+                _q_push(S, key, u, False)
+                C[NOT_ATTEMPTED] += 1
+                C[QUEUED_BEHIND] += 1
+                continue
+            if qd:
+                _now(S, t)
+                d = S.u_dev[u]
+                while S.f_len[d] > 0 and S.f_len[d] >= depth:
+                    _complete_unit(S, _f_popleft(S, d), t)
+            S.nh[u] = 0
+            C[PARTIAL] += 1
+        _now(S, t)
+        r = _map_one(S, i)
+        if r < -1:
+            C[PARTIAL] -= 1
+            _failed(S, u, i, t, False)
+            if C[STOPPED]:
+                return
+            continue
+        S.tlb_of[i] = r
+        S.nh[u] += 1
+        _record(S, t)
+        if i == S.u_last[u]:
+            C[PARTIAL] -= 1
+            _unit_mapped(S, u, t)
+
+
+@_jit
+def _drain(S):
+    """Engine.drain."""
+    C = S.C
+    heap = S.heap
+    for u in range(len(S.nh)):
+        if S.nh[u] > 0 and S.state[u] == IDLE:
+            C[PARTIAL] -= 1
+            _unit_mapped(S, u, S.F[NOW])
+    while True:
+        while len(heap):
+            _handle(S, heapq.heappop(heap))
+            if C[STOPPED]:
+                return
+        t = S.F[NOW]
+        busy = 0
+        for k in range(C[NFIFO]):
+            if S.f_len[S.f_order[k]] > 0:
+                busy += 1
+        if busy:
+            for k in range(C[NFIFO]):
+                d = S.f_order[k]
+                if S.f_len[d] > 0:
+                    _complete_unit(S, _f_popleft(S, d), t)
+            continue
+        waiting = 0
+        for k in range(C[NKEYS]):
+            key = S.k_order[k]
+            if S.k_head[key] >= 0:
+                waiting += 1
+                _push(S, t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+        if not waiting:
+            break
+
+
+@_jit
+def _new_state(nt):
+    return _struct_of(nt)
+
+
+@_jit
+def _containers():
+    """The state's growable parts, made here (typed containers made in Python compile their
+    methods in every process): event heap, log and livelock records, signatures, timeline."""
+    heap = List.empty_list(HEAP_ITEM)
+    logs = List.empty_list(LOG_ITEM)
+    locks = List.empty_list(LOCK_ITEM)
+    sig = Dict.empty(SIG_KEY, types.int64)
+    return heap, logs, locks, sig, List.empty_list(types.float64), List.empty_list(types.int64)
+
+
+@_jit
+def _export(S):
+    """The records the Python side replays, as arrays: log records, livelocks, timeline."""
+    nl = len(S.logs)
+    lk, li, lv = np.empty(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64)
+    lt = np.empty(nl, np.float64)
+    for k in range(nl):
+        r = S.logs[k]
+        lk[k], lt[k], li[k], lv[k] = r[0], r[1], r[2], r[3]
+    nk = len(S.locks)
+    ki = np.empty((nk, 5), np.int64)
+    kt = np.empty(nk, np.float64)
+    for k in range(nk):
+        r = S.locks[k]
+        ki[k, 0], ki[k, 1], kt[k], ki[k, 2], ki[k, 3], ki[k, 4] = r[0], r[1], r[2], r[3], r[4], r[5]
+    n = len(S.tl_t)
+    t = np.empty(n, np.float64)
+    u = np.empty(n, np.int64)
+    for k in range(n):
+        t[k] = S.tl_t[k]
+        u[k] = S.tl_u[k]
+    return lk, lt, li, lv, ki, kt, t, u
+
+
+# -- the Python side ------------------------------------------------------------------------
+def supported(eng) -> str | None:
+    """Why the compiled engine cannot run replay ``eng`` (an :class:`Engine`), or None if it can."""
+    mem = eng.mem
+    if not HAVE_NUMBA:
+        return "numba is not installed"
+    if type(eng) is not CompiledEngine:
+        return f"{type(eng).__name__} is not the plain replay engine"
+    if mem.dyn is not None:
+        return "the profile grows the pool at run time"
+    if mem.defpool is None or not mem.nslabs or len(mem.pools) != 1:
+        return "no single boot pool"
+    if SEARCH_AREA.probes or REPLAY_MAP_FAILED.probes:
+        return "a probe is registered"
+    if mem.trace_enabled:
+        return "swiotlb_bounced events are being recorded"
+    if mem.cc_mem_encrypt:
+        return "memory encryption is active (its once-only message)"
+    if eng.stop is not None and not isinstance(eng.stop, StopRule):
+        return "the early stop is not a StopRule"
+    return None
+
+
+class Columns:
+    """The trace and its requests as flat arrays (what every replay of one grouping shares)."""
+
+    def __init__(self, maps, reqs, unit_of, lost_at) -> None:
+        n = len(maps)
+        self.dev_names = sorted({mp.dev_name for mp in maps})
+        dev_index = {d: k for k, d in enumerate(self.dev_names)}
+        self.time = np.fromiter((mp.time for mp in maps), np.float64, n)
+        self.line = np.fromiter((mp.line for mp in maps), np.int64, n)
+        self.cpu = np.fromiter((mp.cpu for mp in maps), np.int64, n)
+        self.dev = np.fromiter((dev_index[mp.dev_name] for mp in maps), np.int64, n)
+        self.size = np.fromiter((mp.size for mp in maps), np.int64, n)
+        self.orig = np.fromiter((mp.orig for mp in maps), np.uint64, n)
+        self.align = np.fromiter((mp.align_mask for mp in maps), np.int64, n)
+        self.attrs = np.fromiter((mp.attrs & KNOWN_ATTRS for mp in maps), np.int64, n)
+        nan = math.nan
+        self.end = np.fromiter((nan if mp.unmap_time is None else mp.unmap_time for mp in maps), np.float64, n)
+        self.endline = np.fromiter((-1 if mp.unmap_line is None else mp.unmap_line for mp in maps), np.int64, n)
+        self.traced = np.fromiter((-1 if mp.tlb is None or mp.tlb == TLB_FAILED else mp.tlb for mp in maps),
+                                  np.int64, n)
+        self.lost = np.full(n, nan)
+        for i, t in lost_at.items():
+            self.lost[i] = t
+        self.unit_of = np.frombuffer(unit_of, dtype=np.int64).copy() if n else np.zeros(0, np.int64)
+        sizes = np.fromiter((len(r.members) for r in reqs), np.int64, len(reqs))
+        self.u_ptr = np.zeros(len(reqs) + 1, np.int64)
+        np.cumsum(sizes, out=self.u_ptr[1:])
+        self.u_members = np.fromiter((i for r in reqs for i in r.members), np.int64, int(self.u_ptr[-1]))
+        self.u_dev = np.fromiter((dev_index.get(r.dev_name, 0) for r in reqs), np.int64, len(reqs))
+        self.u_cpu = np.fromiter((r.cpu for r in reqs), np.int64, len(reqs))
+        self.u_block = np.fromiter((r.kind in BLOCK_KINDS for r in reqs), np.int8, len(reqs))
+        self.u_aborted = np.fromiter((r.aborted for r in reqs), np.int8, len(reqs))
+        self.u_last = self.u_members[self.u_ptr[1:] - 1] if len(reqs) else np.zeros(0, np.int64)
+        # the loop maps a request's members in trace order: they must ascend
+        d = np.diff(self.u_members)
+        same = np.ones(len(d), bool)
+        b = self.u_ptr[1:-1] - 1                        # last member of each request but the last
+        same[b[(b >= 0) & (b < len(d))]] = False
+        self.ordered = bool(np.all(d[same] > 0))
+
+
+def columns(trace, reqs, lost: bool, cache: dict | None = None) -> Columns:
+    """The :class:`Columns` of ``trace`` grouped into ``reqs`` (``lost`` as for
+    :func:`~swiotlb_lib.trace.engine.replay_index`), kept in ``cache`` when given."""
+    key = ("columns", id(reqs), lost)
+    if cache is not None and key in cache:
+        return cache[key]
+    unit_of, _, lost_at = replay_index(trace, reqs, lost, cache)
+    cols = Columns(trace.mappings, reqs, unit_of, lost_at)
+    if cache is not None:
+        cache[key] = cols
+    return cols
+
+
+def _log_full(mem, dev, msg_size, used):
+    """The failure message of ``swiotlb_tbl_map_single`` (as IoTlbMem.map_checked_args)."""
+    mem.log.ratelimited("swiotlb_tbl_map_single",
+                        f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
+                        f"total {mem.nslabs} (slots), used {used} (slots)")
+
+
+class CompiledEngine(Engine):
+    """:class:`Engine` with :meth:`run` compiled (see the module docstring); the same results.
+
+    ``cache`` (a dict, or None) keeps the trace's :class:`Columns` between replays of one
+    prepared trace (:class:`~swiotlb_lib.trace.replay.PreparedTrace`)."""
+
+    #: refuse to fall back to the reference (``engine="compiled"`` of replay())
+    strict = False
+
+    def run(self) -> None:
+        why = supported(self)
+        if why is not None:
+            self.fallback = why
+            return super().run()
+        self.fallback = None
+        m, mem, pool, lt = self.m, self.mem, self.mem.defpool, self.lt
+        cols = columns(self.trace, self.reqs, lt.kind == "real" and self.INFER_LOST, self.cache)
+        if not cols.ordered:
+            self.fallback = "a request's mappings are not in trace order"
+            if self.strict:
+                raise ValueError(f"engine: the compiled engine cannot run this replay: {self.fallback}")
+            return super().run()
+        n, nu = len(cols.time), len(cols.u_ptr) - 1
+        devs = [self.devs[d] for d in cols.dev_names]
+        nd = max(len(devs), 1)
+        d_mam = np.array([d.min_align_mask for d in devs] or [0], np.int64)
+        d_seg = [d.seg_boundary for d in devs] or [U64]
+        reach_u = np.array([d.reach for d in devs] or [U64], np.uint64)
+        d_reach = np.array([min(d.reach, (1 << 63) - 1) for d in devs] or [0], np.int64)
+        # per mapping, what depends only on it, its device and the profile
+        dv = cols.dev
+        mam = d_mam[dv] if n else np.zeros(0, np.int64)
+        orig, size, align = cols.orig, cols.size, cols.align
+        low = (orig & np.uint64(IO_TLB_SIZE - 1)).astype(np.int64)
+        if pool.has_pad:                                # 6.9+: offset, padding, rounding
+            offset = (orig & (mam & (align | (IO_TLB_SIZE - 1))).astype(np.uint64)).astype(np.int64)
+            raw = size + offset
+            asz = np.where(align > 0, -(-raw // (align + 1)) * (align + 1), raw)
+            tlboff = offset & (IO_TLB_SIZE - 1)
+            pad = offset >> IO_TLB_SHIFT
+            rest = asz - (low & mam)
+            self.msg_size = asz
+        else:
+            offset = low & mam
+            asz = size + offset
+            tlboff, pad = offset, np.zeros(n, np.int64)
+            rest = size.copy()
+            self.msg_size = size
+        nslots = (asz + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+        big = asz >= PAGE_SIZE
+        # one row of search constants per (device, alloc_align_mask, big) in the trace
+        combo = (dv << 34) | (align << 1) | big          # align_mask <= U32 (checked by replay)
+        uniq, m_param = np.unique(combo, return_inverse=True)
+        params = np.zeros((max(len(uniq), 1), 7), np.int64)
+        for k, c in enumerate(uniq.tolist()):
+            d = c >> 34
+            p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), d_seg[d])
+            params[k] = [p[0], p[1], p[2], p[3], p[4], p[5], int(p[6])]
+        m_param = m_param.reshape(-1).astype(np.int64)
+        zero, cmp = params[m_param, 3], params[m_param, 4]
+        has_orig = orig != 0
+        obits = np.where(has_orig, (orig >> np.uint64(IO_TLB_SHIFT)).astype(np.int64) & cmp, 0)
+        skip = np.where(has_orig, zero | cmp, zero)
+        last_byte = orig + (size - 1).astype(np.uint64)
+        direct = (last_byte <= reach_u[dv]) & (not mem.force_bounce) if n else np.zeros(0, bool)
+        swmap = (align == 0) & (reach_u[dv] != np.uint64(U64)) if n else np.zeros(0, bool)
+        alignwarn = (align > PAGE_SIZE - 1) & bool(pool.has_pad)
+        nowarn = (cols.attrs & DMA_ATTR_NO_WARN) != 0
+        ncpus = int(max(cols.cpu.max(initial=0), cols.u_cpu.max(initial=0))) + 1
+        nkeys = nd * ncpus
+        u_key = cols.u_dev * ncpus + cols.u_cpu
+        k_dev = np.arange(nkeys, dtype=np.int64) // ncpus
+
+        C = np.zeros(NCOUNTERS, np.int64)
+        C[TOTAL_USED], C[HIWATER], C[PEAK] = mem.total_used, mem.used_hiwater, self.peak
+        C[CTR] = self.ctr
+        F = np.zeros(NFLOATS)
+        F[NOW] = m.log.now
+        P = np.zeros(NPARAMS, np.int64)
+        P[P_NAREAS], P[P_AREA_NSLABS] = pool.nareas, pool.area_nslabs
+        P[P_ROUND_START], P[P_HAS_PAD], P[P_START] = pool.round_start, pool.has_pad, pool.start
+        kind = {"fixed": LT_FIXED, "exp": LT_SAMPLED, "lognormal": LT_SAMPLED, "qd": LT_QD, "real": LT_REAL}
+        P[P_LT] = kind[lt.kind]
+        P[P_DEPTH] = int(lt.value) if lt.kind == "qd" else 0
+        P[P_MAX_RETRIES], P[P_REPEATS] = self.max_retries, self.repeats_needed
+        stop = self.stop
+        P[P_HAS_STOP] = stop is not None
+        P[P_NEED_LIVELOCK] = bool(stop.need_livelock) if stop is not None else 0
+        P[P_NREQS] = max(nu, 1)
+        P[P_TIMELINE] = self.tl_t is not None
+        P[P_AGREE] = self.agreement is not None
+        P[P_NCPUS] = ncpus
+        PF = np.zeros(NPFLOATS)
+        PF[PF_LIFETIME] = lt.value if lt.kind == "fixed" else 0.0
+        PF[PF_RETRY_DELAY] = self.retry_delay
+        PF[PF_TARGET] = stop.target if stop is not None and stop.target is not None else -1.0
+        if lt.kind in ("exp", "lognormal"):             # one draw per request, in the order
+            draw = self.sample                          # the reference draws them
+            samples = np.fromiter((draw() for _ in range(nu)), np.float64, nu)
+        else:
+            samples = np.zeros(1)
+        area_index = np.array(pool.area_index, np.int64)
+        area_used = np.array(pool.area_used, np.int64)
+        area_locks = np.array(pool.area_locks, np.int64)
+        pl = (pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots, area_index, area_used, area_locks)
+        heap, logs, locks, sig, tl_t, tl_u = _containers()
+        values = (C, F, P, PF, pl, params, heap, logs, locks, sig, tl_t, tl_u, samples,
+                  cols.time, cols.line, cols.cpu, dv, size, orig, m_param, nslots, rest, tlboff, pad,
+                  skip, obits, direct.astype(np.int8), swmap.astype(np.int8), alignwarn.astype(np.int8),
+                  nowarn.astype(np.int8), cols.end, cols.endline, cols.lost, cols.traced, cols.unit_of,
+                  cols.u_ptr, cols.u_members, cols.u_dev, cols.u_block, cols.u_aborted, cols.u_last, u_key,
+                  d_mam, d_reach, np.zeros((nd, 2), np.int8),
+                  np.zeros(nu, np.int8), np.zeros(nu, np.int64), np.zeros(nu, np.int64),
+                  np.full(nu, -1, np.int64), np.zeros(nu, np.int64),
+                  np.full(n, -1, np.int64), np.full(n, NO_HANDLE, np.int64),
+                  np.full(nu, -1, np.int64), np.full(nu, -1, np.int64),
+                  np.zeros(nkeys, np.int8), np.zeros(nkeys, np.int64), np.full(nkeys, -1, np.int64),
+                  np.full(nkeys, -1, np.int64), k_dev,
+                  np.zeros(nd, np.int8), np.zeros(nd, np.int64), np.full(nd, -1, np.int64),
+                  np.full(nd, -1, np.int64), np.zeros(nd, np.int64), np.full(nu, -1, np.int64))
+        S = _new_state(StateTuple(*values))
+        V = SimpleNamespace(**dict(zip(STATE_FIELDS, values)))
+        step = max(n // 200, 1)
+        progress = self.progress
+        if progress is None:
+            _run_range(S, 0, n)
+        else:
+            for i0 in range(0, n, step):
+                progress(i0, n)
+                _run_range(S, i0, min(i0 + step, n))
+                if C[STOPPED]:
+                    break
+        if not C[STOPPED]:
+            _drain(S)
+        self._write_back(V, _export(S))
+        if C[STOPPED]:
+            raise StopReplay(float(F[STOP_T]))
+        if progress is not None:
+            progress(n, n)
+
+    def _write_back(self, S, records) -> None:
+        """Put what the compiled loop did where the reference keeps it."""
+        C, mem, pool, m = S.C, self.mem, self.mem.defpool, self.m
+        lk, lt, li, lv, ki, kt, tl_t, tl_u = records
+        for kind, now, i, value in zip(lk.tolist(), lt.tolist(), li.tolist(), lv.tolist()):
+            m.log.now = now
+            mp = self.maps[i]
+            dev = self.devs[mp.dev_name]
+            if kind == LOG_FULL:
+                _log_full(mem, dev, int(self.msg_size[i]), value)
+            elif kind == LOG_OVERFLOW:
+                mem.log.once(("swiotlb addr", dev.name),
+                             f"{dev.dev_name}: swiotlb addr {value:#018x}+{mp.size} overflow (mask "
+                             f"{dev.dma_mask:x}, bus limit {dev.bus_dma_limit:x}).")
+            else:
+                mem.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
+                             "fulfilling requests with max mapping_size")
+        m.log.now = float(S.F[NOW])
+        pool.area_index[:] = S.pl[4].tolist()
+        pool.area_used[:] = S.pl[5].tolist()
+        pool.area_locks[:] = S.pl[6].tolist()
+        pool.slots_examined += int(C[SLOTS_EXAMINED])
+        mem.total_used = int(C[TOTAL_USED])
+        mem.used_hiwater = int(C[HIWATER])
+        mem.bytes_copied += int(C[BYTES_COPIED])
+        res = self.res
+        res.attempted += int(C[ATTEMPTED])
+        res.mapped += int(C[MAPPED])
+        res.bounced += int(C[BOUNCED])
+        res.failed += int(C[FAILED])
+        for cause, k in (("too_big", F_TOO_BIG), ("pool_full", F_POOL_FULL), ("out_of_reach", F_OUT_OF_REACH)):
+            res.failures[cause] += int(C[k])
+        self.peak = int(C[PEAK])
+        self.ctr = int(C[CTR])
+        for name, k in (("completed", COMPLETED), ("failed_requests", FAILED_REQ),
+                        ("too_big_requests", TOO_BIG_REQ), ("requeued", REQUEUED),
+                        ("retry_attempts", RETRIES), ("queued_behind", QUEUED_BEHIND),
+                        ("gave_up", GAVE_UP), ("dropped", DROPPED), ("aborted_failed", ABORTED_FAILED),
+                        ("live_at_end", LIVE_AT_END), ("lost_unmaps", LOST_UNMAPS),
+                        ("not_attempted", NOT_ATTEMPTED)):
+            if C[k]:
+                self.tally[name] += int(C[k])
+        if self.agreement is not None and C[AG_COMPARED]:
+            self.agreement["compared"] += int(C[AG_COMPARED])
+            self.agreement["same"] += int(C[AG_SAME])
+        for (u, i, used, attempts, reps), t in zip(ki.tolist(), kt.tolist()):
+            req = self.reqs[u]
+            self.livelocks.append(Livelock(self.maps[req.members[0]].line, t, req.dev_name, req.data_bytes,
+                                           request_slots(req, self.maps), used, mem.nslabs, attempts,
+                                           self.maps[i].size, reps))
+        if self.tl_t is not None:
+            self.tl_t.frombytes(tl_t.tobytes())
+            self.tl_u.frombytes(tl_u.astype(np.int64).tobytes())

@@ -1,0 +1,183 @@
+"""The compiled replay engine against the readable one (swiotlb_lib/trace/fast.py).
+
+The compiled engine is a twin of swiotlb_lib.pool's slot search and release and of
+swiotlb_lib.trace.engine.Engine; the two must agree on every slot (the cost counters count
+every candidate slot examined and every area lock), failure, tally, livelock, timeline
+point and kernel log line.  Three sets of inputs:
+
+- random traces, a thousand per profile that the compiled engine runs (every profile whose
+  pool does not grow): mixed devices (DMA masks below and above the buffers,
+  min_align_mask and segment boundaries from the device presets), alignment masks and
+  NO_WARN attributes as the kprobe records carry them, mappings too big for any pool,
+  virtio-blk requests and lone mappings, every lifetime model, real unmaps with some lost,
+  pools from 128 slots up, with and without force, the advisor's early stop;
+- every recorded trace in data/ at its own size and at a small pool that fails;
+- the profiles that grow pools run the readable engine (the compiled one refuses them).
+"""
+import random
+
+import pytest
+
+from swiotlb_lib.constants import DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, U64
+from swiotlb_lib.evidence import data_path
+from swiotlb_lib.trace import read_trace
+from swiotlb_lib.trace.engine import StopRule
+from swiotlb_lib.trace.read import Mapping, Trace
+from swiotlb_lib.trace.replay import prepare_replay, replay
+from swiotlb_lib.trace.synthesize import synthesize_trace
+from swiotlb_lib.trace.read import parse_trace
+from swiotlb_lib.versions import PROFILES, get_profile
+
+STATIC = [p for p in PROFILES if not get_profile(p).is_dynamic]
+GROWING = [p for p in PROFILES if get_profile(p).is_dynamic]
+PER_PROFILE = 1000
+
+
+def outcome(r) -> dict:
+    """Everything a replay reports."""
+    d = r.result.to_dict()
+    d["livelocks"] = [x.to_dict() for x in r.livelocks]
+    d["nslabs"] = r.nslabs
+    d["warnings"] = list(r.warnings)
+    d["complete"] = r.complete
+    if r.timeline is not None:
+        d["timeline_t"] = r.timeline.t.tolist()
+        d["timeline_used"] = r.timeline.used.tolist()
+    return d
+
+
+def both(trace, *args, **kw):
+    """Replay on both engines, assert they agree; returns the outcome (``"compiled"``: whether
+    the compiled engine could run it: not when the machine boots no pool)."""
+    a = outcome(replay(trace, *args, engine="reference", **kw))
+    try:
+        b = outcome(replay(trace, *args, engine="compiled", **kw))
+    except ValueError as e:
+        assert "cannot run this replay: no single boot pool" in str(e)
+        assert a["nslabs"] == 0
+        b = outcome(replay(trace, *args, engine="auto", **kw))
+        a["compiled"] = b["compiled"] = False
+    diff = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+    assert not diff, f"engines differ on {sorted(diff)}: {str(diff)[:600]}"
+    a.setdefault("compiled", True)
+    return a
+
+
+def random_kprobe_trace(rng: random.Random, n: int) -> Trace:
+    """Lone mappings with what the kprobes record: direction, alignment mask, attributes,
+    unmap times (some lost: no unmap event, some never unmapped)."""
+    devs = [("0000:00:04.0", U64), ("0000:00:05.0", (1 << 32) - 1), ("0000:00:06.0", (1 << 30) - 1)]
+    events = []
+    t = 1.0
+    for _ in range(n):
+        t += rng.expovariate(1 / 50e-6)
+        dev, mask = rng.choice(devs)
+        size = rng.choice([1, 16, 200, 2048, 4096, 4097, 8192, 65536, 131072, 262144, 262145,
+                           rng.randrange(1, 300000)])
+        orig = rng.choice([rng.randrange(1 << 20, 1 << 29), rng.randrange(1 << 32, 1 << 34)])
+        orig &= ~rng.choice([0, 0xF, 0x7FF, 0xFFF])
+        align = rng.choice([0, 0, 0, 0xFFF, 0xFFFF, 0x1FFFF])
+        attrs = rng.choice([0, 0, DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC])
+        mp = Mapping(0, t, rng.randrange(4), "fio-1", dev, mask, orig, size, "FORCE",
+                     dir=rng.choice([0, 1, 2]), align_mask=align, attrs=attrs)
+        fate = rng.random()
+        end = None if fate < 0.05 else t + rng.expovariate(1 / rng.choice([100e-6, 2e-3]))
+        events.append((t, 0, mp))
+        if end is not None:
+            events.append((end, 1, mp))
+    events.sort(key=lambda e: (e[0], e[1]))
+    tr = Trace("random")
+    for line, (tm, kind, mp) in enumerate(events, 10):
+        if kind == 0:
+            mp.line = mp.map_line = line
+            tr.mappings.append(mp)
+        else:
+            mp.unmap_time, mp.unmap_line = tm, line
+            tr.counts["unmap"] += 1
+    tr.counts["map"] = tr.counts["swiotlb_bounced"] = len(tr.mappings)
+    return tr
+
+
+def random_block_trace(rng: random.Random, n: int) -> Trace:
+    return parse_trace(synthesize_trace(n, seed=rng.randrange(1 << 30), cpus=rng.choice([1, 2, 4]),
+                                        request_kib=tuple(rng.sample([4, 16, 64, 256, 512, 1024], 3)),
+                                        max_sectors_kb=rng.choice([128, 256, 1280]),
+                                        contiguity=rng.random(), gap_us=rng.choice([5.0, 40.0, 200.0])))
+
+
+def random_case(rng: random.Random, profile: str):
+    kprobes = rng.random() < 0.5
+    tr = random_kprobe_trace(rng, rng.randrange(10, 150)) if kprobes else \
+        random_block_trace(rng, rng.randrange(10, 200))
+    nslabs = rng.choice([128, 256, 512, 1024, 4096])
+    opts = [str(nslabs)]
+    if rng.random() < 0.3:
+        opts.append(str(rng.choice([1, 2, 4, 8])))      # areas
+    if rng.random() < 0.85:
+        opts.append("force")
+    lt = rng.choice(["fixed:300us", "fixed:3ms", "exp:1ms", "lognormal:800us,0.7", "qd:1", "qd:8"]
+                    + (["real", "real"] if kprobes else []))
+    kw = dict(cpus=rng.choice([4, 8]), device=rng.choice([None, None, "nvme", "pci32"]),
+              seed=rng.randrange(100), timeline=rng.random() < 0.7, max_retries=rng.choice([3, 1000]),
+              livelock_repeats=rng.choice([2, 3]), follow=False)
+    if rng.random() < 0.3:
+        kw["stop_when"] = StopRule(rng.choice([None, 0.01, 0.2]), rng.random() < 0.5)
+    return tr, profile, "swiotlb=" + ",".join(opts), lt, kw
+
+
+@pytest.mark.parametrize("profile", STATIC)
+def test_random_traces_agree(profile):
+    rng = random.Random(f"fast-{profile}")
+    seen = {"failed": 0, "livelocks": 0, "stopped": 0, "real": 0, "qd": 0, "direct": 0, "compiled": 0}
+    for _ in range(PER_PROFILE):
+        tr, prof, cmdline, lt, kw = random_case(rng, profile)
+        out = _both_prepared(tr, prof, cmdline, lt, kw)
+        seen["failed"] += out["failed"] > 0
+        seen["livelocks"] += bool(out["livelocks"])
+        seen["stopped"] += not out["complete"]
+        seen["real"] += lt == "real"
+        seen["qd"] += lt.startswith("qd")
+        seen["direct"] += out["mapped"] > out["bounced"]
+        seen["compiled"] += out["compiled"]
+    # the random cases reach every path (counts vary with the seed; each is many)
+    assert all(v >= PER_PROFILE // 50 for v in seen.values()), seen
+    assert seen["compiled"] >= PER_PROFILE * 3 // 4, seen
+
+
+def _both_prepared(tr, prof, cmdline, lt, kw):
+    device = kw.pop("device")
+    prep = prepare_replay(tr, "auto", device)
+    return both(prep, prof, cmdline, lt, device=device, **kw)
+
+
+RECORDED = sorted(p for d in ("realkernel", "realkernel-nvme", "realkernel-dynamic")
+                  for p in data_path(d).glob("trace-*.txt"))
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.name)
+def test_recorded_traces_agree(path):
+    tr = read_trace(path)
+    prep = prepare_replay(tr)
+    lts = ["real", "fixed:1500us"] if tr.has_unmaps else ["fixed:1500us", "qd:4"]
+    for k, profile in enumerate(STATIC):
+        for lt in lts:
+            both(prep, profile, None, lt, follow=False)
+        if k % 2 == 0:                                  # a pool that fails, for half the profiles
+            both(prep, profile, "swiotlb=256,force", lts[k // 2 % 2], follow=False)
+
+
+@pytest.mark.parametrize("profile", GROWING)
+def test_growing_profiles_run_the_reference(profile):
+    tr = random_block_trace(random.Random(1), 200)
+    with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: the profile "
+                                         "grows the pool at run time"):
+        replay(tr, profile, engine="compiled")
+    assert outcome(replay(tr, profile)) == outcome(replay(tr, profile, engine="reference"))
+
+
+def test_engine_argument_is_checked():
+    tr = random_block_trace(random.Random(2), 50)
+    with pytest.raises(ValueError, match="engine: must be 'auto', 'reference' or 'compiled', got 'fast'"):
+        replay(tr, "v6.11", engine="fast")
+    with pytest.raises(ValueError, match="the early stop is not a StopRule"):
+        replay(tr, "v6.11", engine="compiled", stop_when=lambda eng: False)
