@@ -32,7 +32,6 @@ readable functions (:func:`swiotlb_lib.pool.search_params`) rather than in the l
 """
 from __future__ import annotations
 
-import heapq
 import math
 from collections import namedtuple
 from types import SimpleNamespace
@@ -62,13 +61,19 @@ except ImportError:                                     # pragma: no cover - exe
  PEAK, SLOTS_EXAMINED, BYTES_COPIED, PARTIAL, INFLIGHT, CTR, COMPLETED, FAILED_REQ, TOO_BIG_REQ,
  REQUEUED, RETRIES, QUEUED_BEHIND, GAVE_UP, DROPPED, ABORTED_FAILED, LIVE_AT_END, LOST_UNMAPS,
  NOT_ATTEMPTED, AG_COMPARED, AG_SAME, NLOCKS, NLOCKS_SMALL, STOPPED, NKEYS, NFIFO, SAMPLE,
- NCOUNTERS) = range(36)
+ HEAP_N, TL_N, NCOUNTERS) = range(38)
 # floats: ``F``
 NOW, STOP_T, NFLOATS = range(3)
 # parameters: ``P`` (int64) and ``PF`` (float64)
 (P_NAREAS, P_AREA_NSLABS, P_ROUND_START, P_HAS_PAD, P_START, P_LT, P_DEPTH, P_MAX_RETRIES,
  P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE, P_NCPUS, NPARAMS) = range(16)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, NPFLOATS = range(4)
+# columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
+# the per-device table DI: one table per kind, read through one field of the state
+(M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT, M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, NMI) = range(18)
+(M_TIME, M_END, M_LOST, NMF) = range(4)
+(U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
+(D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, NDI) = range(5)
 # lifetime kinds
 LT_FIXED, LT_SAMPLED, LT_QD, LT_REAL = range(4)
 # event kinds (as Engine), unit states (as Engine), log records
@@ -84,10 +89,8 @@ SEG_LAST = IO_TLB_SEGSIZE - 1
 #: The compiled loop's state: counters and parameters, the pool's arrays, the trace's and the
 #: requests' columns, and the engine's mutable per-request, per-mapping and per-queue arrays.
 STATE_FIELDS = ((
-    "C F P PF pl params heap logs locks sig tl_t tl_u samples "
-    "m_time m_line m_cpu m_dev m_size m_orig m_param m_nslots m_rest m_tlboff m_pad m_skip m_obits "
-    "m_direct m_swmap m_alignwarn m_nowarn m_end m_endline m_lost m_traced unit_of "
-    "u_ptr u_members u_dev u_block u_aborted u_last u_key d_mam d_reach d_warned "
+    "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks params h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples "
+    "MI MF m_orig unit_of u_ptr u_members UI DI "
     "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
     "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
 
@@ -103,7 +106,6 @@ if HAVE_NUMBA:
         """The compiled loop's state (fields: :data:`STATE_FIELDS`)."""
 
     structref.define_proxy(State, StateType, list(STATE_FIELDS))
-    HEAP_ITEM = types.Tuple((types.float64, types.int64, types.int64, types.int64, types.int64))
     LOG_ITEM = types.Tuple((types.int64, types.float64, types.int64, types.int64))
     LOCK_ITEM = types.Tuple((types.int64, types.int64, types.float64, types.int64, types.int64, types.int64))
     SIG_KEY = types.UniTuple(types.int64, 4)
@@ -129,24 +131,37 @@ def _jit(fn):
     return njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
 
 
+def _jit_inline(fn):
+    """For the allocator's small functions: inlined where they are called, since a call to a
+    separately compiled function takes a reference on every array argument."""
+    return njit(cache=True, nogil=True, inline="always")(fn) if HAVE_NUMBA else fn
+
+
 # -- the allocator: twins of pool._search_area, pool._renumber_before, pool.release_slots --
-@_jit
+@_jit_inline
 def renumber_before(lst, s, count):
-    """Twin of :func:`swiotlb_lib.pool._renumber_before` (slot by slot)."""
+    """Twin of :func:`swiotlb_lib.pool._renumber_before`: the free slots just before slot
+    ``s`` in its segment get ``count + 1``, ``count + 2``, ... walking back to a used slot or
+    the segment start.  As in the reference, the run is found first (a load-only scan) and
+    then written in one pass, which the compiler vectorizes; the values are the kernel loop's.
+    ``s`` is not the first slot of its segment (the callers check)."""
+    first = s & ~SEG_LAST
     j = s - 1
-    while (j & SEG_LAST) != SEG_LAST and lst[j]:
-        count += 1
-        lst[j] = count
+    while j >= first and lst[j]:
         j -= 1
+    for i in range(j + 1, s):
+        lst[i] = count + (s - i)
 
 
-@_jit
-def search_area(pl, C, a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask, orig_bits,
-                area_nslabs, round_start):
+@_jit_inline
+def search_area(lst, asize, area_index, area_used, area_locks, C, a, nslots, rest, shift, bmask, max_slots,
+                stride, unbounded, skip_mask, orig_bits, area_nslabs, round_start):
     """Twin of :func:`swiotlb_lib.pool.search_pool_area` for one area (``swiotlb_search_pool_area``,
-    v6.9+; ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3).
-    ``rest`` is what the first slot's ``alloc_size`` records.  Returns the first slot or -1."""
-    lst, asize, area_index, area_used, area_locks = pl[0], pl[1], pl[4], pl[5], pl[6]
+    v6.9+; ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3) on
+    the pool's arrays (``list``, ``alloc_size``, and the areas' ``index``, ``used``, lock
+    counts).  ``rest`` is what the first slot's ``alloc_size`` records.  Returns the first
+    slot or -1.  (The arrays are passed one by one: a compiled function borrows its
+    arguments, where unpacking a tuple or structure of arrays costs reference counting.)"""
     area_locks[a] += 1
     if nslots > area_nslabs - area_used[a]:
         return -1
@@ -189,17 +204,18 @@ def search_area(pl, C, a, nslots, rest, shift, bmask, max_slots, stride, unbound
     return slot
 
 
-@_jit
-def release_slots(pl, P, tlb, min_align_mask):
-    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``).  Returns
-    the number of slots freed."""
-    lst, asize, orig, pad, area_used, area_locks = pl[0], pl[1], pl[2], pl[3], pl[5], pl[6]
+@_jit_inline
+def release_slots(lst, asize, orig, pad, area_used, area_locks, start, has_pad, area_nslabs, tlb,
+                  min_align_mask):
+    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``) on the
+    pool's arrays (``list``, ``alloc_size``, ``orig_addr``, ``pad_slots``, the areas' ``used``
+    and lock counts).  Returns the number of slots freed."""
     offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb - offset - P[P_START]) >> IO_TLB_SHIFT
-    if P[P_HAS_PAD]:
+    index = (tlb - offset - start) >> IO_TLB_SHIFT
+    if has_pad:
         index -= pad[index]
     nslots = np.int64((asize[index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1)) >> np.uint64(IO_TLB_SHIFT))
-    aindex = index // P[P_AREA_NSLABS]
+    aindex = index // area_nslabs
     area_locks[aindex] += 1
     end = index + nslots
     count = np.int64(lst[end]) if end & SEG_LAST else np.int64(0)
@@ -216,10 +232,60 @@ def release_slots(pl, P, tlb, min_align_mask):
 
 
 # -- the engine: twins of Engine's methods ------------------------------------------------
+# the event heap: Engine's heapq of (time, prio, counter, kind, payload) as five arrays (the
+# counter is unique, so the order is that of the tuples whatever the sifting)
+@_jit
+def _before(t1, p1, c1, t2, p2, c2):
+    return t1 < t2 or (t1 == t2 and (p1 < p2 or (p1 == p2 and c1 < c2)))
+
+
 @_jit
 def _push(S, t, prio, kind, payload):
-    S.C[CTR] += 1
-    heapq.heappush(S.heap, (t, prio, S.C[CTR], kind, payload))
+    C = S.C
+    C[CTR] += 1
+    c = C[CTR]
+    n = C[HEAP_N]
+    if n == len(S.h_t):
+        S.h_t = np.concatenate((S.h_t, np.empty_like(S.h_t)))
+        S.h_p = np.concatenate((S.h_p, np.empty_like(S.h_p)))
+        S.h_c = np.concatenate((S.h_c, np.empty_like(S.h_c)))
+        S.h_k = np.concatenate((S.h_k, np.empty_like(S.h_k)))
+        S.h_x = np.concatenate((S.h_x, np.empty_like(S.h_x)))
+    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
+    i = n
+    while i > 0:
+        up = (i - 1) >> 1
+        if not _before(t, prio, c, ht[up], hp[up], hc[up]):
+            break
+        ht[i], hp[i], hc[i], hk[i], hx[i] = ht[up], hp[up], hc[up], hk[up], hx[up]
+        i = up
+    ht[i], hp[i], hc[i], hk[i], hx[i] = t, prio, c, kind, payload
+    C[HEAP_N] = n + 1
+
+
+@_jit
+def _pop(S):
+    """Remove the first event; returns (time, kind, payload)."""
+    C = S.C
+    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
+    t0, k0, x0 = ht[0], hk[0], hx[0]
+    n = C[HEAP_N] - 1
+    C[HEAP_N] = n
+    if n > 0:
+        t, p, c, k, x = ht[n], hp[n], hc[n], hk[n], hx[n]
+        i = 0
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                break
+            if j + 1 < n and _before(ht[j + 1], hp[j + 1], hc[j + 1], ht[j], hp[j], hc[j]):
+                j += 1
+            if not _before(ht[j], hp[j], hc[j], t, p, c):
+                break
+            ht[i], hp[i], hc[i], hk[i], hx[i] = ht[j], hp[j], hc[j], hk[j], hx[j]
+            i = j
+        ht[i], hp[i], hc[i], hk[i], hx[i] = t, p, c, k, x
+    return t0, k0, x0
 
 
 @_jit
@@ -231,8 +297,14 @@ def _now(S, t):
 @_jit
 def _record(S, t):
     if S.P[P_TIMELINE]:
-        S.tl_t.append(t)
-        S.tl_u.append(S.C[TOTAL_USED])
+        C = S.C
+        n = C[TL_N]
+        if n == len(S.tl_t):
+            S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
+            S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
+        S.tl_t[n] = t
+        S.tl_u[n] = C[TOTAL_USED]
+        C[TL_N] = n + 1
 
 
 @_jit
@@ -245,19 +317,22 @@ def _allocate(S, i):
     """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for mapping ``i`` (Engine.allocate with
     IoTlbMem.map_checked_args and swiotlb_map_checked_args).  Returns the bounce address
     or a failure code (R_*)."""
-    C, P, pl = S.C, S.P, S.pl
-    d = S.m_dev[i]
-    if S.m_alignwarn[i] and not S.d_warned[d, 0]:
-        S.d_warned[d, 0] = 1
+    # (each field of S read once: a read costs a reference count, an index into it does not)
+    C, P, MI, DI = S.C, S.P, S.MI, S.DI
+    d = MI[i, M_DEV]
+    if MI[i, M_ALIGNWARN] and not DI[d, D_WARN_ALIGN]:
+        DI[d, D_WARN_ALIGN] = 1
         _log(S, LOG_ALIGN, i, 0)
-    nslots = S.m_nslots[i]
-    p = S.m_param[i]
-    pt = S.params[p]
+    nslots = MI[i, M_NSLOTS]
+    p = MI[i, M_PARAM]
+    params = S.params
+    lst, asize, a_index, a_used, a_locks = S.p_list, S.p_asize, S.a_index, S.a_used, S.a_locks
     nareas = P[P_NAREAS]
-    start = a = S.m_cpu[i] & (nareas - 1)
+    start = a = MI[i, M_CPU] & (nareas - 1)
     while True:
-        index = search_area(pl, C, a, nslots, S.m_rest[i], pt[0], pt[1], pt[2], pt[5], pt[6],
-                            S.m_skip[i], S.m_obits[i], P[P_AREA_NSLABS], P[P_ROUND_START])
+        index = search_area(lst, asize, a_index, a_used, a_locks, C, a, nslots, MI[i, M_REST],
+                            params[p, 0], params[p, 1], params[p, 2], params[p, 5], params[p, 6],
+                            MI[i, M_SKIP], MI[i, M_OBITS], P[P_AREA_NSLABS], P[P_ROUND_START])
         if index >= 0:
             break
         a += 1
@@ -266,7 +341,7 @@ def _allocate(S, i):
         if a == start:
             break
     if index < 0:
-        if not S.m_nowarn[i]:
+        if not MI[i, M_NOWARN]:
             _log(S, LOG_FULL, i, C[TOTAL_USED])
         return R_TOO_BIG if nslots > IO_TLB_SEGSIZE else R_POOL_FULL
     used = C[TOTAL_USED] + nslots
@@ -275,19 +350,20 @@ def _allocate(S, i):
         C[HIWATER] = used
     first = index
     if P[P_HAS_PAD]:
-        index += S.m_pad[i]
-        pl[3][index] = S.m_pad[i]
-    orig = pl[2]
+        index += MI[i, M_PAD]
+        S.p_pad[index] = MI[i, M_PAD]
+    orig = S.p_orig
     o = S.m_orig[i]
     for k in range(index, first + nslots):
         orig[k] = o
         o += np.uint64(IO_TLB_SIZE)
-    tlb = P[P_START] + (index << IO_TLB_SHIFT) + S.m_tlboff[i]
-    C[BYTES_COPIED] += S.m_size[i]
-    if S.m_swmap[i] and tlb + S.m_size[i] - 1 > S.d_reach[d]:    # dma_capable() of the bounce address
-        C[TOTAL_USED] -= release_slots(pl, P, tlb, S.d_mam[d])
-        if not S.d_warned[d, 1]:
-            S.d_warned[d, 1] = 1
+    tlb = P[P_START] + (index << IO_TLB_SHIFT) + MI[i, M_TLBOFF]
+    size = MI[i, M_SIZE]
+    C[BYTES_COPIED] += size
+    if MI[i, M_SWMAP] and tlb + size - 1 > DI[d, D_REACH]:    # dma_capable() of the bounce address
+        C[TOTAL_USED] -= _release_slots(S, tlb, DI[d, D_MAM])
+        if not DI[d, D_WARN_OVERFLOW]:
+            DI[d, D_WARN_OVERFLOW] = 1
             _log(S, LOG_OVERFLOW, i, tlb)
         return R_OUT_OF_REACH
     return tlb
@@ -298,7 +374,7 @@ def _map_one(S, i):
     """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
     C = S.C
     C[ATTEMPTED] += 1
-    if S.m_direct[i]:
+    if S.MI[i, M_DIRECT]:
         C[MAPPED] += 1
         return -1
     r = _allocate(S, i)
@@ -319,21 +395,34 @@ def _map_one(S, i):
 
 
 @_jit
+def _release_slots(S, tlb, min_align_mask):
+    P = S.P
+    return release_slots(S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks, P[P_START],
+                         P[P_HAS_PAD], P[P_AREA_NSLABS], tlb, min_align_mask)
+
+
+@_jit
 def _unmap_one(S, i, tlb):
     if tlb >= 0:
-        S.C[TOTAL_USED] -= release_slots(S.pl, S.P, tlb, S.d_mam[S.m_dev[i]])
+        S.C[TOTAL_USED] -= _release_slots(S, tlb, S.DI[S.MI[i, M_DEV], D_MAM])
 
 
 @_jit
 def _release(S, u, t):
-    n = S.nh[u]
+    nh = S.nh
+    n = nh[u]
     if n > 0:
+        P, C, MI, DI, members, tlb_of = S.P, S.C, S.MI, S.DI, S.u_members, S.tlb_of
+        lst, asize, orig, pad, a_used, a_locks = S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks
         base = S.u_ptr[u]
         for k in range(n - 1, -1, -1):
-            i = S.u_members[base + k]
-            _unmap_one(S, i, S.tlb_of[i])
+            i = members[base + k]
+            tlb = tlb_of[i]
+            if tlb >= 0:                                # _unmap_one
+                C[TOTAL_USED] -= release_slots(lst, asize, orig, pad, a_used, a_locks, P[P_START],
+                                               P[P_HAS_PAD], P[P_AREA_NSLABS], tlb, DI[MI[i, M_DEV], D_MAM])
         _record(S, t)
-    S.nh[u] = -1
+    nh[u] = -1
 
 
 # queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
@@ -403,7 +492,7 @@ def _f_popleft(S, d):
 def _unit_mapped(S, u, t):
     C, P = S.C, S.P
     lt = P[P_LT]
-    if S.u_aborted[u] and lt != LT_REAL:
+    if S.UI[u, U_ABORTED] and lt != LT_REAL:
         _release(S, u, t)
         S.state[u] = DONE
         return
@@ -414,17 +503,17 @@ def _unit_mapped(S, u, t):
         for k in range(S.nh[u]):
             i = S.u_members[base + k]
             tlb = S.tlb_of[i]
-            if agree and S.m_traced[i] >= 0:
+            if agree and S.MI[i, M_TRACED] >= 0:
                 C[AG_COMPARED] += 1
-                if tlb == S.m_traced[i]:
+                if tlb == S.MI[i, M_TRACED]:
                     C[AG_SAME] += 1
-            end = S.m_end[i]
-            line = S.m_endline[i]
+            end = S.MF[i, M_END]
+            line = S.MI[i, M_ENDLINE]
             if math.isnan(end):
-                if S.u_aborted[u]:
+                if S.UI[u, U_ABORTED]:
                     _unmap_one(S, i, tlb)
                     continue
-                end = S.m_lost[i]
+                end = S.MF[i, M_LOST]
                 line = -1
                 if math.isnan(end):
                     C[LIVE_AT_END] += 1
@@ -437,14 +526,14 @@ def _unit_mapped(S, u, t):
             if S.attempts[u] == 0:
                 _push(S, max(t, end), line, COMPLETE_MAPPING, i)
             else:
-                _push(S, t + (end - S.m_time[i]), -1, COMPLETE_MAPPING, i)
+                _push(S, t + (end - S.MF[i, M_TIME]), -1, COMPLETE_MAPPING, i)
         S.nh[u] = -1
         if S.left[u] == 0:
             S.state[u] = DONE
         return
     C[INFLIGHT] += 1
     if lt == LT_QD:
-        _f_append(S, S.u_dev[u], u)
+        _f_append(S, S.UI[u, U_DEV], u)
     elif lt == LT_FIXED:
         _push(S, t + S.PF[PF_LIFETIME], -1, COMPLETE_UNIT, u)
     else:
@@ -467,7 +556,7 @@ def _complete_unit(S, u, t):
     S.state[u] = DONE
     S.C[INFLIGHT] -= 1
     S.C[COMPLETED] += 1
-    _wake(S, S.u_dev[u], t)
+    _wake(S, S.UI[u, U_DEV], t)
 
 
 @_jit
@@ -485,7 +574,7 @@ def _complete_mapping(S, i, t):
     if S.left[u] == 0:
         S.state[u] = DONE
         S.C[COMPLETED] += 1
-        _wake(S, S.u_dev[u], t)
+        _wake(S, S.UI[u, U_DEV], t)
 
 
 @_jit
@@ -507,16 +596,16 @@ def _requeue(S, u, i, t, retry):
     alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
     _release(S, u, t)
     _record(S, t)
-    big = S.m_size[i] > MAX_MAPPING_BYTES
+    big = S.MI[i, M_SIZE] > MAX_MAPPING_BYTES
     if S.attempts[u] == 0:
         if big:
             C[TOO_BIG_REQ] += 1
         else:
             C[FAILED_REQ] += 1
-    if S.u_aborted[u] or not S.u_block[u]:
+    if S.UI[u, U_ABORTED] or not S.UI[u, U_BLOCK]:
         S.attempts[u] += 1
         S.state[u] = DONE
-        if not S.u_block[u]:
+        if not S.UI[u, U_BLOCK]:
             C[DROPPED] += 1
         else:
             C[ABORTED_FAILED] += 1
@@ -542,12 +631,12 @@ def _requeue(S, u, i, t, retry):
         return
     if S.attempts[u] == 1:
         C[REQUEUED] += 1
-    key = S.u_key[u]
+    key = S.UI[u, U_KEY]
     _key_touch(S, key)
     if S.state[u] != QUEUED:
         S.state[u] = QUEUED
         _q_push(S, key, u, True)
-    d = S.u_dev[u]
+    d = S.UI[u, U_DEV]
     if P[P_LT] == LT_QD and S.f_len[d] > 0:
         _complete_unit(S, _f_popleft(S, d), t)
     else:
@@ -601,7 +690,7 @@ def _run_queue(S, key, t):
 
 @_jit
 def _handle(S, ev):
-    t, kind, x = ev[0], ev[3], ev[4]
+    t, kind, x = ev
     if kind == COMPLETE_UNIT:
         _complete_unit(S, x, t)
     elif kind == COMPLETE_MAPPING:
@@ -614,14 +703,13 @@ def _handle(S, ev):
 def _run_range(S, i0, i1):
     """Engine.run's loop over trace mappings ``i0..i1-1``; stops early when S.C[STOPPED]."""
     C, P = S.C, S.P
-    heap = S.heap
     qd = P[P_LT] == LT_QD
     depth = P[P_DEPTH]
     for i in range(i0, i1):
-        t = S.m_time[i]
-        line = S.m_line[i]
-        while len(heap) and (heap[0][0] < t or (heap[0][0] == t and heap[0][1] < line)):
-            _handle(S, heapq.heappop(heap))
+        t = S.MF[i, M_TIME]
+        line = S.MI[i, M_LINE]
+        while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
+            _handle(S, _pop(S))
             if C[STOPPED]:
                 return
         u = S.unit_of[i]
@@ -629,8 +717,8 @@ def _run_range(S, i0, i1):
             C[NOT_ATTEMPTED] += 1
             continue
         if S.nh[u] < 0:                                 # a new request arrives
-            key = S.u_key[u]
-            if S.u_block[u] and S.k_head[key] >= 0:     # behind requeued requests
+            key = S.UI[u, U_KEY]
+            if S.UI[u, U_BLOCK] and S.k_head[key] >= 0:     # behind requeued requests
                 S.state[u] = QUEUED
                 _q_push(S, key, u, False)
                 C[NOT_ATTEMPTED] += 1
@@ -638,7 +726,7 @@ def _run_range(S, i0, i1):
                 continue
             if qd:
                 _now(S, t)
-                d = S.u_dev[u]
+                d = S.UI[u, U_DEV]
                 while S.f_len[d] > 0 and S.f_len[d] >= depth:
                     _complete_unit(S, _f_popleft(S, d), t)
             S.nh[u] = 0
@@ -654,7 +742,7 @@ def _run_range(S, i0, i1):
         S.tlb_of[i] = r
         S.nh[u] += 1
         _record(S, t)
-        if i == S.u_last[u]:
+        if i == S.UI[u, U_LAST]:
             C[PARTIAL] -= 1
             _unit_mapped(S, u, t)
 
@@ -663,14 +751,13 @@ def _run_range(S, i0, i1):
 def _drain(S):
     """Engine.drain."""
     C = S.C
-    heap = S.heap
     for u in range(len(S.nh)):
         if S.nh[u] > 0 and S.state[u] == IDLE:
             C[PARTIAL] -= 1
             _unit_mapped(S, u, S.F[NOW])
     while True:
-        while len(heap):
-            _handle(S, heapq.heappop(heap))
+        while C[HEAP_N]:
+            _handle(S, _pop(S))
             if C[STOPPED]:
                 return
         t = S.F[NOW]
@@ -702,12 +789,11 @@ def _new_state(nt):
 @_jit
 def _containers():
     """The state's growable parts, made here (typed containers made in Python compile their
-    methods in every process): event heap, log and livelock records, signatures, timeline."""
-    heap = List.empty_list(HEAP_ITEM)
+    methods in every process): log and livelock records, livelock signatures."""
     logs = List.empty_list(LOG_ITEM)
     locks = List.empty_list(LOCK_ITEM)
     sig = Dict.empty(SIG_KEY, types.int64)
-    return heap, logs, locks, sig, List.empty_list(types.float64), List.empty_list(types.int64)
+    return logs, locks, sig
 
 
 @_jit
@@ -725,13 +811,8 @@ def _export(S):
     for k in range(nk):
         r = S.locks[k]
         ki[k, 0], ki[k, 1], kt[k], ki[k, 2], ki[k, 3], ki[k, 4] = r[0], r[1], r[2], r[3], r[4], r[5]
-    n = len(S.tl_t)
-    t = np.empty(n, np.float64)
-    u = np.empty(n, np.int64)
-    for k in range(n):
-        t[k] = S.tl_t[k]
-        u[k] = S.tl_u[k]
-    return lk, lt, li, lv, ki, kt, t, u
+    n = S.C[TL_N]
+    return lk, lt, li, lv, ki, kt, S.tl_t[:n].copy(), S.tl_u[:n].copy()
 
 
 # -- the Python side ------------------------------------------------------------------------
@@ -891,6 +972,19 @@ class CompiledEngine(Engine):
         u_key = cols.u_dev * ncpus + cols.u_cpu
         k_dev = np.arange(nkeys, dtype=np.int64) // ncpus
 
+        MI = np.empty((n, NMI), np.int64)
+        for k, col in ((M_DEV, dv), (M_CPU, cols.cpu), (M_SIZE, size), (M_PARAM, m_param), (M_NSLOTS, nslots),
+                       (M_REST, rest), (M_TLBOFF, tlboff), (M_PAD, pad), (M_SKIP, skip), (M_OBITS, obits),
+                       (M_DIRECT, direct), (M_SWMAP, swmap), (M_ALIGNWARN, alignwarn), (M_NOWARN, nowarn),
+                       (M_LINE, cols.line), (M_ENDLINE, cols.endline), (M_TRACED, cols.traced)):
+            MI[:, k] = col
+        MF = np.empty((n, NMF))
+        MF[:, M_TIME], MF[:, M_END], MF[:, M_LOST] = cols.time, cols.end, cols.lost
+        UI = np.empty((nu, NUI), np.int64)
+        UI[:, U_DEV], UI[:, U_BLOCK], UI[:, U_ABORTED] = cols.u_dev, cols.u_block, cols.u_aborted
+        UI[:, U_LAST], UI[:, U_KEY] = cols.u_last, u_key
+        DI = np.zeros((nd, NDI), np.int64)
+        DI[:, D_MAM], DI[:, D_REACH] = d_mam, d_reach
         C = np.zeros(NCOUNTERS, np.int64)
         C[TOTAL_USED], C[HIWATER], C[PEAK] = mem.total_used, mem.used_hiwater, self.peak
         C[CTR] = self.ctr
@@ -922,14 +1016,14 @@ class CompiledEngine(Engine):
         area_index = np.array(pool.area_index, np.int64)
         area_used = np.array(pool.area_used, np.int64)
         area_locks = np.array(pool.area_locks, np.int64)
-        pl = (pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots, area_index, area_used, area_locks)
-        heap, logs, locks, sig, tl_t, tl_u = _containers()
-        values = (C, F, P, PF, pl, params, heap, logs, locks, sig, tl_t, tl_u, samples,
-                  cols.time, cols.line, cols.cpu, dv, size, orig, m_param, nslots, rest, tlboff, pad,
-                  skip, obits, direct.astype(np.int8), swmap.astype(np.int8), alignwarn.astype(np.int8),
-                  nowarn.astype(np.int8), cols.end, cols.endline, cols.lost, cols.traced, cols.unit_of,
-                  cols.u_ptr, cols.u_members, cols.u_dev, cols.u_block, cols.u_aborted, cols.u_last, u_key,
-                  d_mam, d_reach, np.zeros((nd, 2), np.int8),
+        logs, locks, sig = _containers()
+        cap = max(64, nu)
+        values = (C, F, P, PF, pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots, area_index,
+                  area_used, area_locks, params, np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64),
+                  np.empty(cap, np.int64), np.empty(cap, np.int64), logs, locks, sig,
+                  np.empty(max(64, 2 * n) if self.tl_t is not None else 1),
+                  np.empty(max(64, 2 * n) if self.tl_t is not None else 1, np.int64), samples,
+                  MI, MF, orig, cols.unit_of, cols.u_ptr, cols.u_members, UI, DI,
                   np.zeros(nu, np.int8), np.zeros(nu, np.int64), np.zeros(nu, np.int64),
                   np.full(nu, -1, np.int64), np.zeros(nu, np.int64),
                   np.full(n, -1, np.int64), np.full(n, NO_HANDLE, np.int64),
@@ -976,9 +1070,9 @@ class CompiledEngine(Engine):
                 mem.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
                              "fulfilling requests with max mapping_size")
         m.log.now = float(S.F[NOW])
-        pool.area_index[:] = S.pl[4].tolist()
-        pool.area_used[:] = S.pl[5].tolist()
-        pool.area_locks[:] = S.pl[6].tolist()
+        pool.area_index[:] = S.a_index.tolist()
+        pool.area_used[:] = S.a_used.tolist()
+        pool.area_locks[:] = S.a_locks.tolist()
         pool.slots_examined += int(C[SLOTS_EXAMINED])
         mem.total_used = int(C[TOTAL_USED])
         mem.used_hiwater = int(C[HIWATER])
