@@ -259,8 +259,9 @@ class IoTlbMem:
         first = index
         if pool.has_pad:
             pad = offset >> IO_TLB_SHIFT
-            index += pad
-            pool._pad[index] = pad
+            if pad:                 # a free slot's pad_slots is 0 already (release_slots zeroes it)
+                index += pad
+                pool._pad[index] = pad
         # slot i of the buffer records orig_addr + i * 2048 (phys_addr_t: wraps at 2**64)
         orig = pool._orig
         a = orig_addr
