@@ -39,8 +39,8 @@ class PhysMemory:
         #: the same ranges, largest first: the order the fast checks try them in
         self.by_size = tuple(sorted(self.ranges, key=lambda r: r[0] - r[1]))
         #: the largest range, clipped to [0, U64]: ``ram_lo <= addr and addr + size <=
-        #: ram_hi`` is the one comparison the mapping path's fast checks make (an address
-        #: that fails it goes through the full checks, which try every range)
+        #: ram_hi`` is the first comparison the mapping path's fast checks make (an address
+        #: that fails it is tried against every range)
         lo, hi = self.by_size[0] if self.by_size else (0, 0)
         self.ram_lo, self.ram_hi = max(lo, 0), max(min(hi, U64), 0)
         self.pages: dict[int, bytearray] = {}

@@ -67,13 +67,16 @@ class BounceBuffer:
 def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
     """The checks every map entry point makes before touching any state.
 
-    One fast test for plain, in-range arguments inside the largest RAM range; anything
-    else goes through the full checks, which name the first bad argument."""
+    Fast tests for plain, in-range arguments: one comparison for the largest RAM range,
+    then the other ranges; anything else goes through the full checks, which name the
+    first bad argument."""
     if (type(addr) is type(size) is type(dir) is type(attrs) is type(cpu) is int and mem is not None
             and 0 < size <= MAX_SIZE and dir in DMA_DIRS and not attrs & UNKNOWN_ATTRS
             and 0 <= cpu < mem.nr_cpus):
         ram = mem.memory
         if ram.ram_lo <= addr and addr + size <= ram.ram_hi:   # so also 0 <= addr < U64
+            return
+        if 0 <= addr < U64 and ram.in_ram(addr, addr + size):   # in another RAM range
             return
     if mem is None:
         raise ValueError("dev: not attached to a machine; attach it with Machine.add_device(dev) first")

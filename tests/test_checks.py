@@ -50,8 +50,8 @@ def test_attribute_and_direction_constants():
 
 def test_map_outside_the_largest_ram_range_takes_the_full_checks():
     """An 8 GiB x86_64 guest has RAM [0, 0x9fc00), [1 MiB, 3 GiB - 0x23000) and
-    [4 GiB, 9 GiB) (layout_for): the fast check tries only the largest range, the full
-    checks every range, so a buffer in low RAM maps and one in the 640 KiB hole does not."""
+    [4 GiB, 9 GiB) (layout_for): the fast check tries the largest range first, then the
+    others, so a buffer in low RAM maps and one in the 640 KiB hole does not."""
     from swiotlb_lib.boot import Machine
     m = Machine(ram="8G", cmdline="swiotlb=1024,force")
     assert (m.memory.ram_lo, m.memory.ram_hi) == (1 << 32, (1 << 32) + (5 << 30))
