@@ -18,7 +18,7 @@ from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIO
                         DMA_TO_DEVICE, KNOWN_ATTRS, U64)
 
 __all__ = ["is_int", "check_int", "check_int_at_least", "check_positive", "check_dir", "check_attrs",
-           "check_size", "check_addr", "MAX_SIZE"]
+           "check_size", "check_addr", "MAX_SIZE", "UNKNOWN_ATTRS", "DMA_DIRS"]
 
 
 def is_int(v) -> bool:
@@ -63,19 +63,24 @@ def check_positive(name: str, v, *, allow_zero: bool = False) -> float:
     return float(v)
 
 
-_DIRS = (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE)
+#: the directions the mapping API accepts (``DMA_NONE`` is not one of them)
+DMA_DIRS = (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE)
 
 
 def check_dir(dir) -> int:
     """Validate a ``dma_data_direction`` (``DMA_NONE`` and others are rejected)."""
-    if type(dir) is not int or dir not in _DIRS:
+    if type(dir) is not int or dir not in DMA_DIRS:
         raise ValueError(f"dir: must be DMA_BIDIRECTIONAL (0), DMA_TO_DEVICE (1) or "
                          f"DMA_FROM_DEVICE (2), got {dir!r}")
     return dir
 
 
+#: the attribute bits the model does not know: ``attrs & UNKNOWN_ATTRS`` must be 0
+UNKNOWN_ATTRS = ~KNOWN_ATTRS
+
+
 def check_attrs(attrs) -> int:
-    if type(attrs) is not int or attrs < 0 or attrs & ~KNOWN_ATTRS:
+    if type(attrs) is not int or attrs < 0 or attrs & UNKNOWN_ATTRS:
         raise ValueError(f"attrs: only DMA_ATTR_SKIP_CPU_SYNC ({DMA_ATTR_SKIP_CPU_SYNC:#x}), "
                          f"DMA_ATTR_NO_WARN ({DMA_ATTR_NO_WARN:#x}) and DMA_ATTR_MAY_SLEEP "
                          f"are modelled, got {attrs!r}")

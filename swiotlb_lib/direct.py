@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .constants import (DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE,
-                        KNOWN_ATTRS, U64)
-from .checks import MAX_SIZE, check_addr, check_attrs, check_dir, check_size
+from .constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, U64
+from .checks import DMA_DIRS, MAX_SIZE, UNKNOWN_ATTRS, check_addr, check_attrs, check_dir, check_size
 from .swiotlb import DmaMappingError, check_map_args
 
 SIZE_MAX = U64
@@ -108,9 +107,8 @@ class DmaApi:
         """``dma_direct_unmap_page`` (v6.3-rc to v6.11): sync for the CPU unless ``SKIP_CPU_SYNC``, then
         ``swiotlb_tbl_unmap_single`` with ``SKIP_CPU_SYNC`` added, so the copy back
         happens exactly once."""
-        if not (type(dma_addr) is int and type(size) is int and type(dir) is int
-                and type(attrs) is int and 0 <= dma_addr < U64 and 0 < size <= MAX_SIZE
-                and 0 <= dir <= 2 and not attrs & ~KNOWN_ATTRS):
+        if not (type(dma_addr) is type(size) is type(dir) is type(attrs) is int and 0 <= dma_addr < U64
+                and 0 < size <= MAX_SIZE and dir in DMA_DIRS and not attrs & UNKNOWN_ATTRS):
             check_addr("dma_addr", dma_addr)
             check_size("size", size)
             check_dir(dir)

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from .constants import PAGE_SHIFT, PAGE_SIZE, U64, GiB, MiB
 
 _PMASK = PAGE_SIZE - 1
-#: a page of zeros to copy from where the source page was never written (never modified;
-#: a bytearray because slice-assigning bytearray to bytearray is the fastest copy)
+#: a page of zeros to copy from where the source page was never written (never modified),
+#: and a view of it to slice without copying
 _ZERO_PAGE = bytearray(PAGE_SIZE)
+_ZERO_VIEW = memoryview(_ZERO_PAGE)
 
 
 def _no_copy(dst: int, src: int, size: int) -> None:
@@ -37,6 +38,11 @@ class PhysMemory:
         self.ranges = tuple(ranges)
         #: the same ranges, largest first: the order the fast checks try them in
         self.by_size = tuple(sorted(self.ranges, key=lambda r: r[0] - r[1]))
+        #: the largest range, clipped to [0, U64]: ``ram_lo <= addr and addr + size <=
+        #: ram_hi`` is the first comparison the mapping path's fast checks make (an address
+        #: that fails it is tried against every range)
+        lo, hi = self.by_size[0] if self.by_size else (0, 0)
+        self.ram_lo, self.ram_hi = max(lo, 0), max(min(hi, U64), 0)
         self.pages: dict[int, bytearray] = {}
 
     def in_ram(self, addr: int, end: int) -> bool:
@@ -148,17 +154,17 @@ class PhysMemory:
     def copy_unchecked(self, dst: int, src: int, size: int) -> None:
         """:meth:`copy` for callers that validated both ranges already (the bounce path)."""
         pages = self.pages
-        so, do = src & _PMASK, dst & _PMASK
+        sp = pages.get(src >> PAGE_SHIFT)
+        dp = pages.get(dst >> PAGE_SHIFT)
+        so = src & _PMASK
+        do = dst & _PMASK
         if so + size <= PAGE_SIZE and do + size <= PAGE_SIZE:   # within one page each
-            sp = pages.get(src >> PAGE_SHIFT)
-            dp = pages.get(dst >> PAGE_SHIFT)
-            if sp is None:
-                if dp is not None:
-                    dp[do:do + size] = _ZERO_PAGE[:size]
-            else:
+            if sp is not None:
                 if dp is None:
                     dp = pages[dst >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
                 dp[do:do + size] = sp[so:so + size]
+            elif dp is not None:
+                dp[do:do + size] = _ZERO_VIEW[:size]
             return
         pos = 0
         while pos < size:
@@ -170,7 +176,7 @@ class PhysMemory:
             dp = pages.get(dpfn)
             if sp is None:
                 if dp is not None:
-                    dp[d & _PMASK:(d & _PMASK) + n] = _ZERO_PAGE[:n]
+                    dp[d & _PMASK:(d & _PMASK) + n] = _ZERO_VIEW[:n]
             else:
                 if dp is None:
                     dp = pages[dpfn] = bytearray(PAGE_SIZE)

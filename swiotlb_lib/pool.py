@@ -181,8 +181,15 @@ _SHORT_WALK = 6
 
 
 #: ``_DESC[256 - k]`` is k: slicing it gives a descending run of free-run counts.
-_DESC = np.arange(256, 0, -1, dtype=np.int32)
+_DESC = memoryview(np.arange(256, 0, -1, dtype=np.int32))
 _ZERO_SLOT = b"\0\0\0\0"
+#: ``_FREED_ORIG[n]``, ``_FREED_SIZE[n]``, ``_FREED_PAD[n]``: the ``orig_addr``
+#: (``INVALID_PHYS_ADDR``), ``alloc_size`` and ``pad_slots`` (0) of ``n`` freed slots, as
+#: views to slice-assign in one step.  A live buffer spans at most one segment
+#: (``IO_TLB_SEGSIZE`` slots, padding included), so ``n`` never exceeds 128.
+_FREED_ORIG = [memoryview(np.full(n, INVALID_PHYS_ADDR, dtype=np.uint64)) for n in range(IO_TLB_SEGSIZE + 1)]
+_FREED_SIZE = [memoryview(np.zeros(n, dtype=np.uint64)) for n in range(IO_TLB_SEGSIZE + 1)]
+_FREED_PAD = [memoryview(np.zeros(n, dtype=np.uint16)) for n in range(IO_TLB_SEGSIZE + 1)]
 
 
 def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
@@ -205,7 +212,7 @@ def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
             z = pool._bytes[seg0 << 2:(j + 1) << 2].tobytes().rfind(_ZERO_SLOT)
             rs = seg0 + (z >> 2) + 1 if z >= 0 else seg0
             n = j + 1 - rs
-            pool.list[rs:j + 1] = _DESC[256 - count - n:256 - count]
+            lst[rs:j + 1] = _DESC[256 - count - n:256 - count]
             return
         count += 1
         lst[j] = count
@@ -346,7 +353,7 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     # a candidate is skipped by one slot if its zero-mask bits are set or, when orig_addr
     # is not 0, its compared bits differ from orig_addr's: one test, as the masks are
     # disjoint and orig_bits has no zero-mask bits
-    if orig_addr:
+    if cmp_slots and orig_addr:
         orig_bits = (orig_addr >> IO_TLB_SHIFT) & cmp_slots
         skip_mask = zero_slots | cmp_slots
     else:
@@ -381,12 +388,14 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
         return -1
     pool.slots_examined += examined
 
+    # the slots' alloc_size: what is left of the request from each slot on (size_t, so
+    # a negative rest wraps modulo 2**64 as in the kernel)
     asize = pool._asize
-    rest = (alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1))) & U64
+    rest = alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1)) if min_align_mask else alloc_size
     for k in range(slot, slot + nslots):
         lst[k] = 0
-        asize[k] = rest
-        rest = (rest - IO_TLB_SIZE) & U64
+        asize[k] = rest if rest >= 0 else rest & U64
+        rest -= IO_TLB_SIZE
     if slot & _SEG_LAST and lst[slot - 1]:
         _renumber_before(pool, slot, 0)
     nxt = slot - base + nslots
@@ -412,19 +421,22 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     if pool.has_pad:
         index -= pad[index]
     asize = pool._asize
-    nslots = (((asize[index] + offset) & U64) + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+    size = asize[index]
+    if offset:
+        size = (size + offset) & U64                     # size_t arithmetic
+    nslots = (size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     aindex = index // pool.area_nslabs
     lst = pool._list
-    orig = pool._orig
     pool.area_locks[aindex] += 1
     end = index + nslots
     count = lst[end] if end & _SEG_LAST else 0      # the free run after it, inside the segment
-    for i in range(end - 1, index - 1, -1):
-        count += 1
-        lst[i] = count
-        orig[i] = INVALID_PHYS_ADDR
-        asize[i] = 0
-        pad[i] = 0
+    # the kernel's loop from the last slot down: list = ++count, orig_addr =
+    # INVALID_PHYS_ADDR, alloc_size = 0, pad_slots = 0; here one slice per array
+    lst[index:end] = _DESC[256 - count - nslots:256 - count]
+    count += nslots
+    pool._orig[index:end] = _FREED_ORIG[nslots]
+    asize[index:end] = _FREED_SIZE[nslots]
+    pad[index:end] = _FREED_PAD[nslots]
     if index & _SEG_LAST and lst[index - 1]:
         _renumber_before(pool, index, count)
     pool.area_used[aindex] -= nslots

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                         DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
-                        IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KNOWN_ATTRS, PAGE_SIZE, U32, U64)
-from .checks import MAX_SIZE, check_addr, check_attrs, check_dir, check_size
+                        IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, U32, U64)
+from .checks import DMA_DIRS, MAX_SIZE, UNKNOWN_ATTRS, check_addr, check_attrs, check_dir, check_size
 from .debug import POOL_ADDED, PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
 from .pool import IoTlbPool, nr_slots, pool_find_slots, release_slots
@@ -47,6 +47,9 @@ class DmaMappingError(Exception):
         self.rejected_slot = rejected_slot
 
 
+_new_object = object.__new__
+
+
 @dataclass(slots=True)
 class BounceBuffer:
     """A live bounce buffer: what the kernel keeps in the slots, kept whole for checks."""
@@ -62,11 +65,18 @@ class BounceBuffer:
 
 
 def check_map_args(mem: "IoTlbMem", addr_name: str, addr, size, dir, attrs, cpu) -> None:
-    """The checks every map entry point makes before touching any state."""
-    if (type(addr) is int and type(size) is int and type(dir) is int and type(attrs) is int
-            and type(cpu) is int and 0 <= addr < U64 and 0 < size <= MAX_SIZE and 0 <= dir <= 2
-            and not attrs & ~KNOWN_ATTRS and mem is not None and 0 <= cpu < mem.nr_cpus):
-        if mem.memory.in_ram(addr, addr + size):     # fast path: all plain and in range
+    """The checks every map entry point makes before touching any state.
+
+    Fast tests for plain, in-range arguments: one comparison for the largest RAM range,
+    then the other ranges; anything else goes through the full checks, which name the
+    first bad argument."""
+    if (type(addr) is type(size) is type(dir) is type(attrs) is type(cpu) is int and mem is not None
+            and 0 < size <= MAX_SIZE and dir in DMA_DIRS and not attrs & UNKNOWN_ATTRS
+            and 0 <= cpu < mem.nr_cpus):
+        ram = mem.memory
+        if ram.ram_lo <= addr and addr + size <= ram.ram_hi:   # so also 0 <= addr < U64
+            return
+        if 0 <= addr < U64 and ram.in_ram(addr, addr + size):   # in another RAM range
             return
     if mem is None:
         raise ValueError("dev: not attached to a machine; attach it with Machine.add_device(dev) first")
@@ -201,42 +211,43 @@ class IoTlbMem:
             raise DmaMappingError("no_pool", "no SWIOTLB pool")
         if self.cc_mem_encrypt:
             self.log.once("mem_encrypt", PR_FMT + "Memory encryption is active and system is using DMA bounce buffers")
-        if pool.has_pad:
+        mam = dev.min_align_mask
+        has_pad = pool.has_pad
+        if has_pad:
             if alloc_align_mask > PAGE_SIZE - 1:
                 self.log.tag("align_gt_page")
                 self.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
                               "fulfilling requests with max mapping_size")
-            offset = orig_addr & dev.min_align_mask & (alloc_align_mask | (IO_TLB_SIZE - 1))
+            offset = orig_addr & mam & (alloc_align_mask | (IO_TLB_SIZE - 1)) if mam else 0
             if alloc_align_mask:
                 size = -(-(mapping_size + offset) // (alloc_align_mask + 1)) * (alloc_align_mask + 1)
             else:
                 size = mapping_size + offset
-            msg_size = size
         else:
             if mapping_size > alloc_size:
                 self.log.once(("sizes", dev.name), f"{dev.dev_name}: Invalid sizes (mapping: "
                               f"{mapping_size} bytes, alloc: {alloc_size} bytes)")
                 raise DmaMappingError("too_big", "mapping_size > alloc_size")
-            offset = orig_addr & dev.min_align_mask & (IO_TLB_SIZE - 1)
+            offset = orig_addr & mam & (IO_TLB_SIZE - 1) if mam else 0
             size = alloc_size + offset
-            msg_size = alloc_size
-        if self.dyn is None:
+        dyn = self.dyn
+        if dyn is None:
             # swiotlb_find_slots() without CONFIG_SWIOTLB_DYNAMIC: the default pool's areas
             index = pool_find_slots(pool, dev, orig_addr, size, alloc_align_mask, cpu)
         else:
             # RFC v1: try a dynamically allocated buffer before the fixed slots
-            r = self.dyn.before_map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask,
-                                    dir, attrs, cpu)
+            r = dyn.before_map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask, dir, attrs, cpu)
             if r is not None:
                 return r
             # swiotlb_find_slots() with CONFIG_SWIOTLB_DYNAMIC (swiotlb_lib.dynamic)
-            pool, index = self.dyn.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
+            pool, index = dyn.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
         if index < 0:
             log = self.log
             log.tag("full")
             cause = "too_big" if nr_slots(size) > IO_TLB_SEGSIZE else "pool_full"
-            if self.dyn is not None:
-                cause = self.dyn.failure_cause(cause)
+            if dyn is not None:
+                cause = dyn.failure_cause(cause)
+            msg_size = size if has_pad else alloc_size     # 6.9+ print the padded size
             if not attrs & DMA_ATTR_NO_WARN:
                 log.ratelimited("swiotlb_tbl_map_single",
                                 f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
@@ -247,19 +258,31 @@ class IoTlbMem:
         used = self.total_used = self.total_used + nslots      # inc_used_and_hiwater
         if used > self.used_hiwater:
             self.used_hiwater = used
+        end = index + nslots
         first = index
         if pool.has_pad:
             pad = offset >> IO_TLB_SHIFT
-            index += pad
-            pool._pad[index] = pad
+            if pad:                 # a free slot's pad_slots is 0 already (release_slots zeroes it)
+                index += pad
+                pool._pad[index] = pad
+        # slot i of the buffer records orig_addr + i * 2048 (phys_addr_t: wraps at 2**64)
         orig = pool._orig
         a = orig_addr
-        for i in range(index, first + nslots):
-            orig[i] = a & U64
+        for i in range(index, end):
+            orig[i] = a if a <= U64 else a & U64
             a += IO_TLB_SIZE
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
-        self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size,
-                                           first, nslots, dir)
+        # BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir),
+        # filled in field by field: a third cheaper than calling the dataclass __init__
+        buf = self.live[tlb_addr] = _new_object(BounceBuffer)
+        buf.dev = dev
+        buf.pool = pool
+        buf.tlb_addr = tlb_addr
+        buf.orig_addr = orig_addr
+        buf.mapping_size = mapping_size
+        buf.first_slot = first
+        buf.nslots = nslots
+        buf.dir = dir
         # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0
         # into the recorded original, alloc_size >= mapping_size), so copy directly
         self.memory.copy_unchecked(tlb_addr, orig_addr, mapping_size)

@@ -38,3 +38,30 @@ def test_check_dir_names_the_three_directions():
         with pytest.raises(ValueError, match=r"^dir: must be DMA_BIDIRECTIONAL \(0\), DMA_TO_DEVICE \(1\) or "
                                              r"DMA_FROM_DEVICE \(2\), got "):
             check_dir(bad)
+
+
+def test_attribute_and_direction_constants():
+    from swiotlb_lib.checks import DMA_DIRS, UNKNOWN_ATTRS
+    # SKIP_CPU_SYNC 1<<5, NO_WARN 1<<8, MAY_SLEEP 1<<10 are known; every other bit is not
+    assert UNKNOWN_ATTRS & ((1 << 5) | (1 << 8) | (1 << 10)) == 0
+    assert all(UNKNOWN_ATTRS >> b & 1 for b in range(64) if b not in (5, 8, 10))
+    assert DMA_DIRS == (0, 1, 2)
+
+
+def test_map_outside_the_largest_ram_range_takes_the_full_checks():
+    """An 8 GiB x86_64 guest has RAM [0, 0x9fc00), [1 MiB, 3 GiB - 0x23000) and
+    [4 GiB, 9 GiB) (layout_for): the fast check tries the largest range first, then the
+    others, so a buffer in low RAM maps and one in the 640 KiB hole does not."""
+    from swiotlb_lib.boot import Machine
+    m = Machine(ram="8G", cmdline="swiotlb=1024,force")
+    assert (m.memory.ram_lo, m.memory.ram_hi) == (1 << 32, (1 << 32) + (5 << 30))
+    dev = m.add_device("virtio-blk")
+    dma = m.dma.map_single(dev, 0x200000, 4096, 0)
+    m.dma.unmap_single(dev, dma, 4096, 0)
+    with pytest.raises(ValueError, match=r"^paddr: \[0x9fc00, 0xa0c00\) is not inside one RAM range"):
+        m.dma.map_single(dev, 0x9FC00, 4096, 0)
+    # the largest range's top edge: the last page maps, one byte more does not
+    dma = m.dma.map_single(dev, (9 << 30) - 4096, 4096, 0)
+    m.dma.unmap_single(dev, dma, 4096, 0)
+    with pytest.raises(ValueError, match=r"^paddr: "):
+        m.dma.map_single(dev, (9 << 30) - 4096, 4097, 0)

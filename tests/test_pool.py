@@ -192,3 +192,52 @@ def test_search_matches_address_level_loop(profile):
                 from swiotlb_lib.pool import release_slots
                 pool.orig_addr[got] = orig
                 release_slots(pool, pool.start + (got << 11) + (orig & min_align & 0x7FF), min_align)
+
+
+def test_release_rewrites_every_slot_of_a_long_buffer():
+    """``swiotlb_release_slots`` (afd81d914f6f) on a 40-slot buffer and on neighbours: the
+    freed slots count down to the free run after them, their ``orig_addr`` is
+    ``INVALID_PHYS_ADDR``, ``alloc_size`` and ``pad_slots`` 0 (values by hand)."""
+    mem, plain, nv = make("v6.11", nslabs=256, nareas=1)
+    pool = mem.defpool
+    a = mem.tbl_map_single(plain, 0x10000000, 4 * 2048)           # slots 0-3
+    b = mem.tbl_map_single(plain, 0x20000000, 4 * 2048)           # slots 4-7
+    c = mem.tbl_map_single(plain, 0x30000000, 40 * 2048)          # slots 8-47
+    assert [(x - pool.start) >> 11 for x in (a, b, c)] == [0, 4, 8]
+    assert list(pool.orig_addr[8:48]) == [0x30000000 + 2048 * i for i in range(40)]
+    assert list(pool.alloc_size[8:48]) == [(40 - i) * 2048 for i in range(40)]
+    mem.tbl_unmap_single(plain, c, 40 * 2048)
+    # slots 8..127 free again: counts 120 down to 1 across the segment
+    assert list(pool.list[8:128]) == list(range(120, 0, -1))
+    assert (pool.orig_addr[8:48] == 2**64 - 1).all() and not pool.alloc_size[8:48].any()
+    mem.tbl_unmap_single(plain, b, 4 * 2048)
+    # b merges with the 120-slot run after it: 124 (slot 4) .. 121 (slot 7)
+    assert list(pool.list[4:8]) == [124, 123, 122, 121]
+    mem.tbl_unmap_single(plain, a, 4 * 2048)
+    assert list(pool.list[:128]) == list(range(128, 0, -1)) and mem.total_used == 0
+    assert (pool.orig_addr[:48] == 2**64 - 1).all() and not pool.alloc_size.any() and not pool.pad_slots.any()
+
+
+def test_padding_slot_cleared_and_not_left_for_the_next_buffer():
+    """6.9+ padding (af133562d5af): an NVMe buffer (min_align_mask 0xfff) at offset 0x800
+    with a 4 KiB alloc_align_mask takes one padding slot, so ``pad_slots`` of its first
+    real slot is 1; after the unmap every ``pad_slots`` is 0 and the next plain buffer
+    (from the area index, slot 2, past the first buffer's two slots) records none."""
+    mem, plain, nv = make("v6.11", nslabs=256, nareas=1)
+    pool = mem.defpool
+    tlb = mem.tbl_map_single(nv, 0x10000800, 2048, alloc_align_mask=0xFFF)
+    # offset 0x800 -> size 0x1000 (one page): slot 0 padding, slot 1 the data
+    assert tlb == pool.start + 2048 + 0x000 and list(pool.pad_slots[:3]) == [0, 1, 0]
+    mem.tbl_unmap_single(nv, tlb, 2048)
+    assert not pool.pad_slots.any() and list(pool.list[:3]) == [128, 127, 126]
+    tlb2 = mem.tbl_map_single(plain, 0x20000000, 4096)
+    assert tlb2 == pool.start + 2 * 2048 and not pool.pad_slots.any()
+
+
+def test_live_record_is_the_whole_bounce_buffer():
+    """The record kept for a mapping has every field of :class:`BounceBuffer` (compared with
+    one built by its constructor): slot 0 of a fresh pool, two slots for 4 KiB."""
+    from swiotlb_lib.swiotlb import BounceBuffer
+    mem, plain, nv = make("v6.11", nslabs=256, nareas=1)
+    tlb = mem.tbl_map_single(plain, 0x10000000, 4096, dir=2)
+    assert mem.live[tlb] == BounceBuffer(plain, mem.defpool, mem.defpool.start, 0x10000000, 4096, 0, 2, 2)
