@@ -43,6 +43,11 @@ else
     say ".venv is up to date with requirements.txt"
 fi
 
+# The compiled replay engine (swiotlb_lib/trace/fast.py): compiled once here into Numba's
+# cache, not by every chapter and test process at the same time (a few seconds when cached).
+say "compiling the replay engine (Numba cache in swiotlb_lib/trace/__pycache__)"
+.venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'    {warm():.1f} s')"
+
 # --- 2. Browser JavaScript, vendored from the npm registry ---------------------------------
 VENDOR=book/_vendor
 if [ -f $VENDOR/embed-amd.js ] && [ -f $VENDOR/require.js ] && [ -f $VENDOR/mathjax/tex-mml-chtml.js ]; then
