@@ -181,3 +181,23 @@ def test_engine_argument_is_checked():
         replay(tr, "v6.11", engine="fast")
     with pytest.raises(ValueError, match="the early stop is not a StopRule"):
         replay(tr, "v6.11", engine="compiled", stop_when=lambda eng: False)
+
+
+def test_without_numba_the_reference_runs():
+    """numba missing (a plain ``pip install`` that failed to get it): replay still works, on the
+    readable engine, and says why when the compiled one is asked for."""
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "from swiotlb_lib.trace.read import parse_trace\n"
+            "from swiotlb_lib.trace.synthesize import synthesize_trace\n"
+            "from swiotlb_lib.trace.replay import replay\n"
+            "tr = parse_trace(synthesize_trace(300))\n"
+            "print(replay(tr, 'v6.11', 'swiotlb=256,force').result.failed)\n"
+            "try:\n    replay(tr, 'v6.11', 'swiotlb=256,force', engine='compiled')\n"
+            "except ValueError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    failed, why = out.splitlines()
+    tr = parse_trace(synthesize_trace(300))
+    assert int(failed) == replay(tr, "v6.11", "swiotlb=256,force", engine="reference").result.failed > 0
+    assert why == "engine: the compiled engine cannot run this replay: numba is not installed"
