@@ -131,10 +131,15 @@ def _cmd_advise(a) -> int:
 
         def progress(done, _total, most=most):
             bar(done, max(most, done))
-    out = _run(a, bar, lambda: advise(
-        tr, kernels=kernels, lifetime=a.lifetime, target_failure_rate=a.target_failure_rate,
-        cpus=a.cpus, ram=a.ram, requests=a.requests, seed=a.seed, max_sectors_kb=a.max_sectors_kb,
-        progress=progress))
+    def work():
+        res = advise(tr, kernels=kernels, lifetime=a.lifetime, target_failure_rate=a.target_failure_rate,
+                     cpus=a.cpus, ram=a.ram, requests=a.requests, seed=a.seed,
+                     max_sectors_kb=a.max_sectors_kb, progress=progress)
+        if bar:                                         # the replays the search needed: done
+            n = sum(x.replays for x in res)
+            bar(n, n)
+        return res
+    out = _run(a, bar, work)
     if a.json:
         print(json.dumps([x.to_dict() for x in out]))
         return 0
