@@ -70,7 +70,8 @@ NOW, STOP_T, NFLOATS = range(3)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, NPFLOATS = range(4)
 # columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
 # the per-device table DI: one table per kind, read through one field of the state
-(M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT, M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, NMI) = range(18)
+(M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
+ M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, NMI) = range(18)
 (M_TIME, M_END, M_LOST, NMF) = range(4)
 (U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
 (D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, NDI) = range(5)
@@ -89,8 +90,8 @@ SEG_LAST = IO_TLB_SEGSIZE - 1
 #: The compiled loop's state: counters and parameters, the pool's arrays, the trace's and the
 #: requests' columns, and the engine's mutable per-request, per-mapping and per-queue arrays.
 STATE_FIELDS = ((
-    "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks params h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples "
-    "MI MF m_orig unit_of u_ptr u_members UI DI "
+    "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks params h_t h_p h_c h_k h_x "
+    "logs locks sig tl_t tl_u samples MI MF m_orig unit_of u_ptr u_members UI DI "
     "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
     "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
 
