@@ -47,9 +47,6 @@ class DmaMappingError(Exception):
         self.rejected_slot = rejected_slot
 
 
-_new_object = object.__new__
-
-
 @dataclass(slots=True)
 class BounceBuffer:
     """A live bounce buffer: what the kernel keeps in the slots, kept whole for checks."""
@@ -216,8 +213,7 @@ class IoTlbMem:
         if has_pad:
             if alloc_align_mask > PAGE_SIZE - 1:
                 self.log.tag("align_gt_page")
-                self.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
-                              "fulfilling requests with max mapping_size")
+                self.warn_align(dev)
             offset = orig_addr & mam & (alloc_align_mask | (IO_TLB_SIZE - 1)) if mam else 0
             if alloc_align_mask:
                 size = -(-(mapping_size + offset) // (alloc_align_mask + 1)) * (alloc_align_mask + 1)
@@ -249,9 +245,7 @@ class IoTlbMem:
                 cause = dyn.failure_cause(cause)
             msg_size = size if has_pad else alloc_size     # 6.9+ print the padded size
             if not attrs & DMA_ATTR_NO_WARN:
-                log.ratelimited("swiotlb_tbl_map_single",
-                                f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
-                                f"total {self.nslabs} (slots), used {self.mem_used()} (slots)")
+                self.warn_full(dev, msg_size, self.mem_used())
             raise DmaMappingError(cause, f"swiotlb buffer is full (sz: {msg_size} bytes)")
 
         nslots = (size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
@@ -272,22 +266,34 @@ class IoTlbMem:
             orig[i] = a if a <= U64 else a & U64
             a += IO_TLB_SIZE
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
-        # BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir),
-        # filled in field by field: a third cheaper than calling the dataclass __init__
-        buf = self.live[tlb_addr] = _new_object(BounceBuffer)
-        buf.dev = dev
-        buf.pool = pool
-        buf.tlb_addr = tlb_addr
-        buf.orig_addr = orig_addr
-        buf.mapping_size = mapping_size
-        buf.first_slot = first
-        buf.nslots = nslots
-        buf.dir = dir
+        self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir)
         # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0
         # into the recorded original, alloc_size >= mapping_size), so copy directly
         self.memory.copy_unchecked(tlb_addr, orig_addr, mapping_size)
         self.bytes_copied += mapping_size
         return tlb_addr
+
+    # -- the map path's kernel messages (also printed by the compiled replay engine,
+    # swiotlb_lib/trace/fast.py, after its run) ----------------------------------------
+    def warn_full(self, dev, msg_size: int, used: int) -> None:
+        """``swiotlb_tbl_map_single``'s ratelimited ``dev_warn`` when no slots are found
+        (v6.3-rc to v6.11; 6.9+ print the padded size), with ``used`` slots in use then."""
+        self.log.ratelimited("swiotlb_tbl_map_single",
+                             f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
+                             f"total {self.nslabs} (slots), used {used} (slots)")
+
+    def warn_overflow(self, dev, tlb: int, size: int) -> None:
+        """``swiotlb_map``'s ``dev_WARN_ONCE`` when the bounce address is not DMA-able
+        (v6.3-rc to v6.11)."""
+        self.log.once(("swiotlb addr", dev.name),
+                      f"{dev.dev_name}: swiotlb addr {tlb:#018x}+{size} overflow (mask "
+                      f"{dev.dma_mask:x}, bus limit {dev.bus_dma_limit:x}).")
+
+    def warn_align(self, dev) -> None:
+        """``swiotlb_tbl_map_single``'s ``dev_WARN_ONCE`` for an ``alloc_align_mask`` above
+        ``PAGE_SIZE - 1`` (6.9+, af133562d5af)."""
+        self.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
+                      "fulfilling requests with max mapping_size")
 
     # -- unmap / sync ----------------------------------------------------------------
     def lookup(self, dev, tlb_addr: int, what: str = "tlb_addr") -> BounceBuffer:
@@ -428,9 +434,7 @@ class IoTlbMem:
             buf = self.live[tlb]
             self.unmap_checked_args(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             self.log.tag("dma_mask_overflow")
-            self.log.once(("swiotlb addr", dev.name),
-                          f"{dev.dev_name}: swiotlb addr {tlb:#018x}+{size} overflow (mask "
-                          f"{dev.dma_mask:x}, bus limit {dev.bus_dma_limit:x}).")
+            self.warn_overflow(dev, tlb, size)
             raise DmaMappingError("out_of_reach", f"bounce buffer {tlb:#x}+{size} beyond the device's reach",
                                   rejected_tlb=tlb, rejected_slot=(tlb - buf.pool.start) >> IO_TLB_SHIFT)
         return tlb

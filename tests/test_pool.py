@@ -232,12 +232,3 @@ def test_padding_slot_cleared_and_not_left_for_the_next_buffer():
     assert not pool.pad_slots.any() and list(pool.list[:3]) == [128, 127, 126]
     tlb2 = mem.tbl_map_single(plain, 0x20000000, 4096)
     assert tlb2 == pool.start + 2 * 2048 and not pool.pad_slots.any()
-
-
-def test_live_record_is_the_whole_bounce_buffer():
-    """The record kept for a mapping has every field of :class:`BounceBuffer` (compared with
-    one built by its constructor): slot 0 of a fresh pool, two slots for 4 KiB."""
-    from swiotlb_lib.swiotlb import BounceBuffer
-    mem, plain, nv = make("v6.11", nslabs=256, nareas=1)
-    tlb = mem.tbl_map_single(plain, 0x10000000, 4096, dir=2)
-    assert mem.live[tlb] == BounceBuffer(plain, mem.defpool, mem.defpool.start, 0x10000000, 4096, 0, 2, 2)

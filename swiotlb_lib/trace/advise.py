@@ -274,8 +274,8 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
         return [_advise_profile(job, k, step) for k in kernels]
     # fork: the workers inherit the prepared trace instead of receiving it pickled, with the
     # engines' shared indexes made once here
-    lost = lt.kind == "real"
-    columns(trace, prep.reqs, lost, prep.engine_cache)
+    if not all(get_profile(k).is_dynamic for k in kernels):   # the compiled engine's profiles
+        columns(trace, prep.reqs, lt.kind == "real", prep.engine_cache)
     _SHARED["job"] = job
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:

@@ -200,7 +200,8 @@ class Engine:
         self.rec = Recorder(m, self.res)
         self.rec.step = 0.0
         self.cache = cache
-        self.unit_of, dev_masks, self.lost_at = self.index(lifetime.kind == "real" and self.INFER_LOST)
+        self.unit_of, dev_masks, self.lost_at = replay_index(trace, reqs, lifetime.kind == "real" and self.INFER_LOST,
+                                                             cache)
         self.last_member = [r.members[-1] for r in reqs]
         self.state = bytearray(len(reqs))
         self.handles: list = [None] * len(reqs)        # unit -> [(mapping index, tlb or -1)]
@@ -234,10 +235,6 @@ class Engine:
         self.tl_u = array("q") if timeline else None
         self.agreement = None                           # Counter(compared, same) with real lifetimes
         self.stop = None                                # early-stop predicate (see the class)
-
-    def index(self, lost: bool) -> tuple:
-        """:func:`replay_index` of this replay's trace and requests, kept in ``cache``."""
-        return replay_index(self.trace, self.reqs, lost, self.cache)
 
     # -- the DMA operations -------------------------------------------------------------
     def _now(self, t: float) -> None:

@@ -66,7 +66,7 @@ except ImportError:                                     # pragma: no cover - exe
 NOW, STOP_T, NFLOATS = range(3)
 # parameters: ``P`` (int64) and ``PF`` (float64)
 (P_NAREAS, P_AREA_NSLABS, P_ROUND_START, P_HAS_PAD, P_START, P_LT, P_DEPTH, P_MAX_RETRIES,
- P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE, P_NCPUS, NPARAMS) = range(16)
+ P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE, NPARAMS) = range(15)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, NPFLOATS = range(4)
 # columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
 # the per-device table DI: one table per kind, read through one field of the state
@@ -242,6 +242,7 @@ def _before(t1, p1, c1, t2, p2, c2):
 
 @_jit
 def _push(S, t, prio, kind, payload):
+    """Engine.push: an event keyed (time, prio, counter)."""
     C = S.C
     C[CTR] += 1
     c = C[CTR]
@@ -291,12 +292,14 @@ def _pop(S):
 
 @_jit
 def _now(S, t):
+    """Engine._now: the model's clock (``KernelLog.now``) only moves forward."""
     if t > S.F[NOW]:
         S.F[NOW] = t
 
 
 @_jit
 def _record(S, t):
+    """Engine._record: one timeline point, slots in use now."""
     if S.P[P_TIMELINE]:
         C = S.C
         n = C[TL_N]
@@ -310,6 +313,8 @@ def _record(S, t):
 
 @_jit
 def _log(S, kind, i, value):
+    """A kernel message the Python side prints after the run (see
+    CompiledEngine._write_back)."""
     S.logs.append((kind, S.F[NOW], i, value))
 
 
@@ -397,6 +402,7 @@ def _map_one(S, i):
 
 @_jit
 def _release_slots(S, tlb, min_align_mask):
+    """release_slots on this state's pool."""
     P = S.P
     return release_slots(S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks, P[P_START],
                          P[P_HAS_PAD], P[P_AREA_NSLABS], tlb, min_align_mask)
@@ -404,12 +410,14 @@ def _release_slots(S, tlb, min_align_mask):
 
 @_jit
 def _unmap_one(S, i, tlb):
+    """Engine.unmap_one: ``swiotlb_tbl_unmap_single`` with ``DMA_ATTR_SKIP_CPU_SYNC``."""
     if tlb >= 0:
         S.C[TOTAL_USED] -= _release_slots(S, tlb, S.DI[S.MI[i, M_DEV], D_MAM])
 
 
 @_jit
 def _release(S, u, t):
+    """Engine.release: unmap every live mapping of request ``u``, last first."""
     nh = S.nh
     n = nh[u]
     if n > 0:
@@ -429,6 +437,7 @@ def _release(S, u, t):
 # queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
 @_jit
 def _key_touch(S, key):
+    """Create queue ``key`` (its place in the order the reference's dict keeps)."""
     if not S.k_made[key]:
         S.k_made[key] = 1
         S.k_order[S.C[NKEYS]] = key
@@ -437,6 +446,7 @@ def _key_touch(S, key):
 
 @_jit
 def _q_push(S, key, u, front):
+    """appendleft / append on queue ``key``."""
     h = S.k_head[key]
     if h < 0:
         S.k_head[key] = S.k_tail[key] = u
@@ -456,6 +466,7 @@ def _q_push(S, key, u, front):
 
 @_jit
 def _q_popleft(S, key):
+    """popleft on queue ``key``."""
     h = S.k_head[key]
     n = S.q_next[h]
     S.k_head[key] = n
@@ -468,6 +479,7 @@ def _q_popleft(S, key):
 
 @_jit
 def _f_append(S, d, u):
+    """Append to device ``d``'s fifo of live requests (qd lifetimes)."""
     if not S.f_made[d]:
         S.f_made[d] = 1
         S.f_order[S.C[NFIFO]] = d
@@ -483,6 +495,7 @@ def _f_append(S, d, u):
 
 @_jit
 def _f_popleft(S, d):
+    """popleft on device ``d``'s fifo."""
     h = S.f_head[d]
     S.f_head[d] = S.f_next[h]
     S.f_len[d] -= 1
@@ -491,6 +504,7 @@ def _f_popleft(S, d):
 
 @_jit
 def _unit_mapped(S, u, t):
+    """Engine.unit_mapped: all mappings of request ``u`` are live; schedule its completion."""
     C, P = S.C, S.P
     lt = P[P_LT]
     if S.UI[u, U_ABORTED] and lt != LT_REAL:
@@ -544,6 +558,8 @@ def _unit_mapped(S, u, t):
 
 @_jit
 def _wake(S, d, t):
+    """Engine.wake: a request of device ``d`` completed, so blk-mq reruns its stalled queues
+    (``blk_mq_sched_restart()`` from ``__blk_mq_free_request()``, block/blk-mq.c in 6.12)."""
     for k in range(S.C[NKEYS]):
         key = S.k_order[k]
         if S.k_head[key] >= 0 and S.k_dev[key] == d:
@@ -552,6 +568,7 @@ def _wake(S, d, t):
 
 @_jit
 def _complete_unit(S, u, t):
+    """Engine.complete_unit."""
     _now(S, t)
     _release(S, u, t)
     S.state[u] = DONE
@@ -562,6 +579,7 @@ def _complete_unit(S, u, t):
 
 @_jit
 def _complete_mapping(S, i, t):
+    """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
     tlb = S.handle_of[i]
     if tlb == NO_HANDLE:
         return
@@ -592,6 +610,10 @@ def _stop_now(S):
 
 @_jit
 def _requeue(S, u, i, t, retry):
+    """Engine.requeue: a failed request gives back its slots and waits at the head of its
+    queue (``BLK_STS_RESOURCE``, ``blk_mq_requeue_request()``); rerun at once after the
+    first failure, after ``BLK_MQ_RESOURCE_DELAY`` later (``blk_mq_dispatch_rq_list()``,
+    6.12); livelocks and give-ups as in the reference."""
     C, P = S.C, S.P
     used = C[TOTAL_USED]
     alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
@@ -646,6 +668,7 @@ def _requeue(S, u, i, t, retry):
 
 @_jit
 def _failed(S, u, i, t, retry):
+    """Engine.failed: requeue, then the early stop (S.C[STOPPED] in place of StopReplay)."""
     _requeue(S, u, i, t, retry)
     if S.P[P_HAS_STOP] and _stop_now(S):
         S.C[STOPPED] = 1
@@ -654,6 +677,7 @@ def _failed(S, u, i, t, retry):
 
 @_jit
 def _attempt(S, u, t):
+    """Engine.attempt: map every mapping of request ``u`` (a dispatch from its queue)."""
     _now(S, t)
     S.nh[u] = 0
     base = S.u_ptr[u]
@@ -672,6 +696,7 @@ def _attempt(S, u, t):
 
 @_jit
 def _run_queue(S, key, t):
+    """Engine.run_queue: ``blk_mq_run_hw_queue``, dispatch waiting requests until one fails."""
     while S.k_head[key] >= 0:
         u = S.k_head[key]
         if S.state[u] != QUEUED:
@@ -691,6 +716,7 @@ def _run_queue(S, key, t):
 
 @_jit
 def _handle(S, ev):
+    """Engine.handle: one event off the heap."""
     t, kind, x = ev
     if kind == COMPLETE_UNIT:
         _complete_unit(S, x, t)
@@ -893,13 +919,6 @@ def columns(trace, reqs, lost: bool, cache: dict | None = None) -> Columns:
     return cols
 
 
-def _log_full(mem, dev, msg_size, used):
-    """The failure message of ``swiotlb_tbl_map_single`` (as IoTlbMem.map_checked_args)."""
-    mem.log.ratelimited("swiotlb_tbl_map_single",
-                        f"{dev.dev_name}: swiotlb buffer is full (sz: {msg_size} bytes), "
-                        f"total {mem.nslabs} (slots), used {used} (slots)")
-
-
 class CompiledEngine(Engine):
     """:class:`Engine` with :meth:`run` compiled (see the module docstring); the same results.
 
@@ -1004,7 +1023,6 @@ class CompiledEngine(Engine):
         P[P_NREQS] = max(nu, 1)
         P[P_TIMELINE] = self.tl_t is not None
         P[P_AGREE] = self.agreement is not None
-        P[P_NCPUS] = ncpus
         PF = np.zeros(NPFLOATS)
         PF[PF_LIFETIME] = lt.value if lt.kind == "fixed" else 0.0
         PF[PF_RETRY_DELAY] = self.retry_delay
@@ -1062,14 +1080,11 @@ class CompiledEngine(Engine):
             mp = self.maps[i]
             dev = self.devs[mp.dev_name]
             if kind == LOG_FULL:
-                _log_full(mem, dev, int(self.msg_size[i]), value)
+                mem.warn_full(dev, int(self.msg_size[i]), value)
             elif kind == LOG_OVERFLOW:
-                mem.log.once(("swiotlb addr", dev.name),
-                             f"{dev.dev_name}: swiotlb addr {value:#018x}+{mp.size} overflow (mask "
-                             f"{dev.dma_mask:x}, bus limit {dev.bus_dma_limit:x}).")
+                mem.warn_overflow(dev, value, mp.size)
             else:
-                mem.log.once(("align", dev.name), f"{dev.dev_name}: Alloc alignment may prevent "
-                             "fulfilling requests with max mapping_size")
+                mem.warn_align(dev)
         m.log.now = float(S.F[NOW])
         pool.area_index[:] = S.a_index.tolist()
         pool.area_used[:] = S.a_used.tolist()
