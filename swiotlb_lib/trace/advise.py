@@ -17,7 +17,7 @@ from ..cmdline import SwiotlbSetup
 from ..constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, KiB, MiB
 from ..versions import PROFILES, get_profile
 from .engine import StopRule, livelock_warning
-from .fast import columns
+from .columns import columns
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
 from .replay import Timeline, prepare_replay, replay
