@@ -158,3 +158,25 @@ def test_max_replays_bounds_the_replays(t1):
         assert T.pool_candidates(2) and len(T.pool_candidates(2)) == 14
         bound = max_replays(["v6.11", "v6.6-dynamic"], 2, target_failure_rate=target)
         assert sum(a.replays for a in out) <= bound <= 2 * 14
+
+
+def test_search_order_static_and_growing(t1):
+    """Which pools the search replays: a fixed pool from its default-pool replay's peak up,
+    a growing pool from the smallest up."""
+    fixed, grown = T.advise(t1, ["v6.11", "v6.6-dynamic"], workers=1)
+    # a fixed pool: first the kernel's default 64 MiB (32768 slots), then the pools from the
+    # first one at or above that replay's peak; 2 CPUs build powers of two from 256
+    # (test_max_replays_bounds_the_replays), so that is the next power of two >= the peak
+    first_up = 256
+    while first_up < fixed.peak_used_slots:
+        first_up *= 2
+    sizes = [x["nslabs"] for x in fixed.tried]
+    assert 32768 in sizes and first_up in sizes
+    assert all(s >= first_up for s in sizes) and fixed.recommended_nslabs >= first_up
+    # nothing below the first pool at or above the peak is replayed: a fixed pool smaller
+    # than the peak must fail; the default-pool replay's peak equals the clean one's here
+    assert fixed.replays == len(sizes) <= 4
+    # a growing pool: the smallest pool 2 CPUs can build (256 slots) is tried first; the
+    # worker's pools and transient pools make it clean, so it is the only replay
+    assert [(x["nslabs"], x["ok"]) for x in grown.tried] == [(256, True)]
+    assert grown.replays == 1 and grown.recommended_nslabs == 256

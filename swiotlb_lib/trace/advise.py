@@ -1,7 +1,7 @@
 """The pool advisor: the smallest ``swiotlb=`` per profile that replays a trace cleanly.
 
-:func:`advise` bisects over the pool sizes the kernel can actually build
-(:func:`pool_candidates`: ``swiotlb=`` rounding in ``setup_io_tlb_npages``, then
+:func:`advise` searches (gallop, then bisection) over the pool sizes the kernel can actually
+build (:func:`pool_candidates`: ``swiotlb=`` rounding in ``setup_io_tlb_npages``, then
 ``round_up_default_nslabs`` with the CPU count, ``kernel/dma/swiotlb.c@af133562d5af``), with
 :func:`swiotlb_lib.trace.replay.replay` as the oracle, and warns about requests no pool of a
 size can complete (``data/realkernel/README.md``, finding 12).
@@ -167,10 +167,11 @@ def _gallop_probes(lo: int, hi: int) -> int:
 def max_replays(kernels, cpus: int, *, target_failure_rate: float | None = None,
                 max_sectors_kb: int | None = None, max_nslabs: int = 1 << 21) -> int:
     """An upper bound on the replays :func:`advise` runs for ``kernels`` (each a profile) on
-    ``cpus`` CPUs: per profile, the reference search up from the default pool, a bisection
-    below it, one replay for the ``max_sectors_kb`` floor (and one more if that replay had
-    stopped early), the gallop and bisection of the target search; never more than the
-    pool sizes the kernel can build (plus that one)."""
+    ``cpus`` CPUs: per profile, the reference search up from the default pool, the gallop and
+    bisection below it, one replay for the ``max_sectors_kb`` floor (and one more if that
+    replay had stopped early), the gallop and bisection of the target search; never more than the
+    pool sizes the kernel can build (plus that one).  A growing profile has no reference
+    search: its gallop starts at the smallest pool."""
     total = 0
     for k in kernels:
         try:
@@ -180,8 +181,11 @@ def max_replays(kernels, cpus: int, *, target_failure_rate: float | None = None,
         n = len(cands)
         if not n:
             continue
-        ref = next((i for i, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), n - 1)
-        bound = _gallop_probes(ref, n - 1) + (n - 1).bit_length()
+        if get_profile(k).is_dynamic:
+            bound = _gallop_probes(-1, n - 1) + n.bit_length()
+        else:
+            ref = next((i for i, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), n - 1)
+            bound = _gallop_probes(ref, n - 1) + _gallop_probes(-1, ref) + (ref + 1).bit_length()
         extra = 2 if max_sectors_kb is not None else 0
         if target_failure_rate is not None:
             bound += _gallop_probes(0, n - 1) + n.bit_length()
@@ -214,14 +218,19 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
            workers: int | None = None) -> list:
     """Size the boot pool for each profile in ``kernels`` from a trace.
 
-    For each profile, bisect (:func:`first_true`) over :func:`pool_candidates` (sizes the
+    For each profile, search (:func:`first_true`) over :func:`pool_candidates` (sizes the
     kernel can build) with :func:`replay` as the oracle: the smallest pool in whose replay no
     request met a full pool (requests mapping more than 256 KiB at once, which fail at any
     size, aside) and none livelocked; with ``target_failure_rate`` also the smallest whose
     share of failed requests (:attr:`ReplayResult.failure_rate`) is at most that.  The
-    bisection assumes that a larger pool never has more failed requests; the tests check that
+    search assumes that a larger pool never has more failed requests; the tests check that
     on the recorded traces (failed mapping *attempts* need not be monotone: retries feed
-    back).  ``peak_used_slots`` is only a lower bound on the pool needed: slots come in
+    back).  A profile whose pool does not grow is first replayed with the kernel's default
+    64 MiB pool (larger if that fails); no smaller pool than that replay's peak of slots in
+    use can be clean, so the search gallops up from the first pool at or above the peak (one
+    more replay when that pool is clean) and bisects the last step.  A growing profile's
+    pool has no such bound: its search gallops up from the smallest pool, which its growth
+    usually makes clean.  ``peak_used_slots`` is only a lower bound on the pool needed: slots come in
     128-slot segments and per-CPU areas, and alignment leaves holes.  ``max_sectors_kb`` (the production queue limit) adds the floor one
     request of that size needs, with a warning when the trace's requests were smaller.
 
@@ -328,22 +337,28 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
         r = run(k)
         return valid(r, k) and r.ok
 
-    # 1. a clean reference replay: the kernel's default 64 MiB, or larger if need be
-    ref = next((k for k, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), len(cands) - 1)
-    step_ = 1
-    while ref is not None and not ok(ref):
-        if not valid(run(ref), ref) or ref == len(cands) - 1:
-            ref = None
-            break
-        ref = min(ref + step_, len(cands) - 1)
-        step_ *= 2
     first = None
-    if ref is not None:
-        # 2. a fixed pool smaller than the clean replay's peak must fail by the time of that
-        # peak (the replays agree until the first failure), so bisect from there
-        peak = run(ref).result.peak_used_slots
-        lo = -1 if dynamic else next(k for k, c in enumerate(cands) if c >= min(peak, cands[ref])) - 1
-        first = first_true(ok, lo, ref)
+    if dynamic:
+        # a growing profile: no pool size bounds the slots in use, so gallop up from the
+        # smallest pool (usually clean at once: one replay)
+        first = first_true(ok, -1, len(cands) - 1, gallop=True)
+    else:
+        # 1. a clean reference replay: the kernel's default 64 MiB, or larger if need be
+        ref = next((k for k, c in enumerate(cands) if c >= IO_TLB_DEFAULT_NSLABS), len(cands) - 1)
+        step_ = 1
+        while ref is not None and not ok(ref):
+            if not valid(run(ref), ref) or ref == len(cands) - 1:
+                ref = None
+                break
+            ref = min(ref + step_, len(cands) - 1)
+            step_ *= 2
+        if ref is not None:
+            # 2. a fixed pool smaller than the clean replay's peak must fail by the time of
+            # that peak (the replays agree until the first failure), so search up from there:
+            # the first pool at or above the peak is usually clean (gallop, then bisect)
+            peak = run(ref).result.peak_used_slots
+            lo = next(k for k, c in enumerate(cands) if c >= min(peak, cands[ref])) - 1
+            first = first_true(ok, lo, ref, gallop=True)
     adv = Advice(prof_name, None, None, 0, 0, lt.spec, target)
     if first is not None and job.floor_slots and cands[first] < job.floor_slots:
         first = next((k for k in range(first, len(cands)) if cands[k] >= job.floor_slots), None)
