@@ -288,7 +288,11 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
     _SHARED["job"] = job
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
-            futs = [ex.submit(_advise_in_worker, k) for k in kernels]
+            # the growing profiles' replays cost the most: start them first, so that the
+            # cheaper ones fill in behind them (longest first balances the workers)
+            order = sorted(kernels, key=lambda k: not get_profile(k).is_dynamic)
+            started = {k: ex.submit(_advise_in_worker, k) for k in order}
+            futs = [started[k] for k in kernels]
             out, done = [], 0
             for f in futs:                              # in the order of ``kernels``
                 out.append(f.result())
