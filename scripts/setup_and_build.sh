@@ -11,8 +11,9 @@
 #      data/, _config.yml, _toc.yml, requirements.txt, pyproject.toml, this script: one sha256
 #      over all of them, kept in _build/inputs.sha256 after a successful build), else left as
 #      it is ("up to date"). A rebuild executes every notebook against the current library,
-#      one per core at a time (scripts/execute_book.py, into _build/.jupyter_cache), then
-#      jupyter-book build -W -n turns those executed notebooks into the pages
+#      one per core at a time (scripts/execute_book.py, into _build/.jupyter_cache; its first
+#      job compiles the replay engine into Numba's cache, beside notebooks that do not need
+#      it), then jupyter-book build -W -n turns those executed notebooks into the pages
 #      (execute_notebooks: cache in _config.yml). Any warning or failing cell is an error.
 set -euo pipefail
 
@@ -42,11 +43,6 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ] || ! .venv/bin/python -c
 else
     say ".venv is up to date with requirements.txt"
 fi
-
-# The compiled replay engine (swiotlb_lib/trace/fast.py): compiled once here into Numba's
-# cache, not by every chapter and test process at the same time (a few seconds when cached).
-say "compiling the replay engine (Numba cache in swiotlb_lib/trace/__pycache__)"
-.venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'    {warm():.1f} s')"
 
 # --- 2. Browser JavaScript, vendored from the npm registry ---------------------------------
 VENDOR=book/_vendor
@@ -83,6 +79,10 @@ inputs_sha256() {
 inputs=$(inputs_sha256)
 if [ -f _build/html/index.html ] && [ "$(cat _build/inputs.sha256 2>/dev/null || true)" = "$inputs" ]; then
     say "the book in _build/html is up to date with its inputs: not rebuilt"
+    # The compiled replay engine (swiotlb_lib/trace/fast.py) in Numba's cache, for the tests
+    # (a few seconds when cached; on a rebuild scripts/execute_book.py compiles it).
+    say "loading the replay engine (Numba cache in swiotlb_lib/trace/__pycache__)"
+    .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'    {warm():.1f} s')"
 else
     # No stale pages from renamed chapters and no executed notebook from an older library:
     # the cache only ever holds this build's executions (jupyter-cache matches code only).

@@ -71,9 +71,18 @@ _DIRECT = int(Gfp.DIRECT_RECLAIM)
 check_int = partial(check_int_any, hexadecimal=True)
 
 
+#: Masks already validated, as plain ints (keyed by the mask; ``Gfp`` members hash and
+#: compare as their int value).  At most one entry per valid combination of known bits.
+_GFP_VALID: dict[int, int] = {}
+
+
 def check_gfp(gfp) -> int:
     """Validate a gfp mask and return it as a plain int (flag arithmetic on ints is
     several times faster than on ``IntFlag`` members)."""
+    if type(gfp) is int or type(gfp) is Gfp:      # not bool, not numpy: checked below
+        valid = _GFP_VALID.get(gfp)
+        if valid is not None:
+            return valid
     if type(gfp) is not int:
         if not is_int(gfp):
             raise ValueError(f"gfp: must be a Gfp flag combination (a non-negative integer), got {gfp!r}")
@@ -84,6 +93,7 @@ def check_gfp(gfp) -> int:
     if (gfp & _ZONEMASK) not in (0, _DMA, _HIGHMEM, _DMA32):
         raise ValueError(f"gfp: at most one of Gfp.DMA, Gfp.DMA32, Gfp.HIGHMEM may be set "
                          f"(GFP_ZONE_BAD), got {gfp:#x}")
+    _GFP_VALID[gfp] = gfp
     return gfp
 
 

@@ -394,27 +394,55 @@ class PageAllocator:
 
     def _rmqueue(self, z: _Zone, order: int, limit_pfn: int | None) -> int | None:
         """``__rmqueue_smallest()``: the smallest order with a free block whose first
-        ``1 << order`` pages end at or below the limit; the lowest such block."""
+        ``1 << order`` pages end at or below the limit; the lowest such block.
+
+        The same steps as :meth:`_lowest`, :meth:`_del_free` and :meth:`_expand`, written
+        out for orders below ``MAX_ORDER`` (the hot path: one call per page allocated)."""
         need = 1 << order
-        for k in range(order, MAX_ORDER + 1):
-            p = self._lowest(z, k)
-            if p is None or (limit_pfn is not None and p + need > limit_pfn):
+        free, heap = z.free, z.heap
+        for k in range(order, MAX_ORDER):
+            s = free[k]
+            if not s:
                 continue
-            self._del_free(z, p, k)
-            self._expand(z, p, k, order)
+            h = heap[k]
+            while h[0] not in s:                # _lowest(): drop stale heap entries
+                heapq.heappop(h)
+            p = h[0]
+            if limit_pfn is not None and p + need > limit_pfn:
+                continue
+            s.remove(p)                         # _del_free() of the heap's head
+            heapq.heappop(h)
+            z.nr_free -= 1 << k
+            if k > order:                       # _expand(): upper halves back, no merging
+                self.costs["splits"] += k - order
+                while k > order:
+                    k -= 1
+                    b = p + (1 << k)
+                    free[k].add(b)
+                    heapq.heappush(heap[k], b)
+                    z.nr_free += 1 << k
             return p
-        return None
+        p = self._lowest(z, MAX_ORDER)
+        if p is None or (limit_pfn is not None and p + need > limit_pfn):
+            return None
+        self._del_free(z, p, MAX_ORDER)
+        self._expand(z, p, MAX_ORDER, order)
+        return p
 
     def _free_one(self, z: _Zone, pfn: int, order: int) -> None:
         """``__free_one_page()``: merge with free buddies up to ``MAX_ORDER``."""
+        free = z.free
+        merges = 0
         while order < MAX_ORDER:
             buddy = pfn ^ (1 << order)
-            if buddy not in z.free[order]:
+            if buddy not in free[order]:
                 break
             self._del_free(z, buddy, order)
             pfn &= buddy
             order += 1
-            self.costs["merges"] += 1
+            merges += 1
+        if merges:
+            self.costs["merges"] += merges
         self._add_free(z, pfn, order)
 
     # ------------------------------------------------------------ watermarks and zones
@@ -506,15 +534,16 @@ class PageAllocator:
         Non-blocking requests never reclaim.  A failure counts in ``costs["failed"]`` (and
         ``alloc_warnings`` unless ``Gfp.NOWARN``).
         """
-        order = check_int("order", order, 0, MAX_ORDER)
+        if type(order) is not int or not 0 <= order <= MAX_ORDER:
+            order = check_int("order", order, 0, MAX_ORDER)
         gfp = check_gfp(gfp)
-        limit_pfn = check_limit(limit)
+        limit_pfn = None if limit is None else check_limit(limit)
         if type(owner) is not str or owner in (RESERVED_OWNER, POOL_OWNER) or not owner:
             check_owner(owner)
         return self._alloc(gfp, order, limit_pfn, owner)
 
     def _alloc(self, gfp: int, order: int, limit_pfn, owner: str) -> int | None:
-        zl = self._zonelist(gfp, order, limit_pfn)
+        zl = self._zl_cache[gfp & _ZONEMASK] if limit_pfn is None else self._zonelist(gfp, order, limit_pfn)
         got = self._get_page_from_freelist(zl, order, gfp, limit_pfn)
         if got is None and gfp & _DIRECT and zl:
             while self._direct_reclaim(zl):
@@ -529,7 +558,8 @@ class PageAllocator:
         pfn, z = got
         self._allocated[pfn] = (order, owner, z.idx)
         self._used_pages += 1 << order
-        _owner_add(self._owner_pages, owner, 1 << order)
+        pages = self._owner_pages               # _owner_add() of a positive count
+        pages[owner] = pages.get(owner, 0) + (1 << order)
         if owner == PAGECACHE_OWNER:
             self._lru[pfn] = None
         self.costs["allocations"] += 1
@@ -539,8 +569,10 @@ class PageAllocator:
         """``__free_pages(page, order)``: give back a block from :meth:`alloc_pages`,
         merging it with free buddies.  ``ValueError`` on a double free, a wrong order or
         an address that is not the start of an allocated block."""
-        paddr = check_paddr(paddr)
-        order = check_int("order", order, 0, MAX_ORDER)
+        if type(paddr) is not int or not 0 <= paddr <= ULONG_MAX or paddr & (PAGE_SIZE - 1):
+            paddr = check_paddr(paddr)
+        if type(order) is not int or not 0 <= order <= MAX_ORDER:
+            order = check_int("order", order, 0, MAX_ORDER)
         pfn = paddr >> PAGE_SHIFT
         rec = self._allocated.get(pfn)
         if rec is None:

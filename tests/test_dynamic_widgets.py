@@ -4,10 +4,18 @@ Checks behaviour, not timing: every widget builds; each precomputed widget holds
 per option and the states differ; every live callback returns HTML with the content it
 exists to show.  The experiments behind them are tested in tests/test_scenarios_dynamic.py
 and tests/test_scenarios_review.py."""
+from functools import lru_cache
+
 import pytest
 
 from swiotlb_lib.widgets import dynamic as wd
 from conftest import check_precomputed, precomputed_parts
+
+
+@lru_cache(maxsize=None)
+def built(factory):
+    """``factory()``, built once for the tests of this file that read it (they only read)."""
+    return factory()
 
 
 @pytest.mark.parametrize("factory, options", [
@@ -17,13 +25,13 @@ from conftest import check_precomputed, precomputed_parts
     (wd.claim_explorer, [c[1] for c in wd.CLAIMS]),
 ])
 def test_precomputed_widgets_have_one_distinct_state_per_option(factory, options):
-    ctl, _ = check_precomputed(factory(), len(options))
+    ctl, _ = check_precomputed(built(factory), len(options))
     assert list(ctl.options) == [str(o) for o in options]
     assert len(options) < 12
 
 
 def test_precomputed_states_show_figures_with_alt_text():
-    box = wd.footprint_widget()
+    box = built(wd.footprint_widget)
     for child in precomputed_parts(box)[1].children:
         assert 'src="data:image/png;base64,' in child.value and 'alt="' in child.value
 

@@ -20,6 +20,7 @@ the stock kernel (``v6.11``, no growth) on the same workload.
 """
 from __future__ import annotations
 
+import copy
 import re
 import statistics
 from collections import Counter
@@ -77,9 +78,15 @@ def kernel_pools(boot: str) -> dict:
     """The kernel's pool events of one boot, from its trace: ``worker`` and ``transient``
     (lists of ``(t, start, nslabs)`` at ``apool_ret``), ``transient_asked`` (``apool`` entry
     times with ``gfp=0x2800``), ``transient_freed`` (``(t, start)`` of ``dynfree`` with ``transient=1``),
-    ``failures`` (``map_ret`` with the error value)."""
+    ``failures`` (``map_ret`` with the error value).  The trace is read once per process;
+    every call returns a fresh copy."""
+    return copy.deepcopy(_kernel_pools(_boot(boot)["trace"]))
+
+
+@lru_cache(maxsize=None)
+def _kernel_pools(trace: str) -> dict:
     out = dict(worker=[], transient=[], transient_asked=[], transient_freed=[], failures=0)
-    with open(DATA_DIR / _boot(boot)["trace"], encoding="utf-8") as f:
+    with open(DATA_DIR / trace, encoding="utf-8") as f:
         for line in f:
             m = _LINE.search(line)
             if not m:
@@ -161,7 +168,18 @@ register(Experiment("dynamic612-worker-delay", worker_delays,
 def model_run(boot: str, follow: bool, worker_delay: float | None = None, kernel: str = DYNAMIC_PROFILE) -> dict:
     """One replay of a boot's trace at its recorded ``swiotlb=``, with the times at which the
     model added pools (``worker``: ``add_mem_pool()``; ``transient``: the first search of each
-    new transient pool) and slots in use over time (``t``, ``used``)."""
+    new transient pool) and slots in use over time (``t``, ``used``).
+
+    Each distinct replay runs once per process (the chapter, its boot picker and the boots
+    table ask for the same ones); every call returns a fresh copy.  ``worker_delay=None``
+    means :attr:`Grower.WORKER_DELAY_TCG <swiotlb_lib.dynamic.Grower.WORKER_DELAY_TCG>` as
+    it is at the call."""
+    _boot(boot)
+    return copy.deepcopy(_model_run(boot, follow, worker_delay, kernel, Grower.WORKER_DELAY_TCG))
+
+
+@lru_cache(maxsize=None)
+def _model_run(boot: str, follow: bool, worker_delay: float | None, kernel: str, _default_delay: float) -> dict:
     b = _boot(boot)
     mems, seen, worker, transient = [], {}, [], []
 
