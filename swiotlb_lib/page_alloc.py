@@ -394,55 +394,29 @@ class PageAllocator:
 
     def _rmqueue(self, z: _Zone, order: int, limit_pfn: int | None) -> int | None:
         """``__rmqueue_smallest()``: the smallest order with a free block whose first
-        ``1 << order`` pages end at or below the limit; the lowest such block.
-
-        The same steps as :meth:`_lowest`, :meth:`_del_free` and :meth:`_expand`, written
-        out for orders below ``MAX_ORDER`` (the hot path: one call per page allocated)."""
+        ``1 << order`` pages end at or below the limit; the lowest such block."""
         need = 1 << order
-        free, heap = z.free, z.heap
-        for k in range(order, MAX_ORDER):
-            s = free[k]
-            if not s:
+        for k in range(order, MAX_ORDER + 1):
+            if k < MAX_ORDER and not z.free[k]:     # an empty list: no call (one per page)
                 continue
-            h = heap[k]
-            while h[0] not in s:                # _lowest(): drop stale heap entries
-                heapq.heappop(h)
-            p = h[0]
-            if limit_pfn is not None and p + need > limit_pfn:
+            p = self._lowest(z, k)
+            if p is None or (limit_pfn is not None and p + need > limit_pfn):
                 continue
-            s.remove(p)                         # _del_free() of the heap's head
-            heapq.heappop(h)
-            z.nr_free -= 1 << k
-            if k > order:                       # _expand(): upper halves back, no merging
-                self.costs["splits"] += k - order
-                while k > order:
-                    k -= 1
-                    b = p + (1 << k)
-                    free[k].add(b)
-                    heapq.heappush(heap[k], b)
-                    z.nr_free += 1 << k
+            self._del_free(z, p, k)
+            self._expand(z, p, k, order)
             return p
-        p = self._lowest(z, MAX_ORDER)
-        if p is None or (limit_pfn is not None and p + need > limit_pfn):
-            return None
-        self._del_free(z, p, MAX_ORDER)
-        self._expand(z, p, MAX_ORDER, order)
-        return p
+        return None
 
     def _free_one(self, z: _Zone, pfn: int, order: int) -> None:
         """``__free_one_page()``: merge with free buddies up to ``MAX_ORDER``."""
-        free = z.free
-        merges = 0
         while order < MAX_ORDER:
             buddy = pfn ^ (1 << order)
-            if buddy not in free[order]:
+            if buddy not in z.free[order]:
                 break
             self._del_free(z, buddy, order)
             pfn &= buddy
             order += 1
-            merges += 1
-        if merges:
-            self.costs["merges"] += merges
+            self.costs["merges"] += 1
         self._add_free(z, pfn, order)
 
     # ------------------------------------------------------------ watermarks and zones
@@ -558,8 +532,7 @@ class PageAllocator:
         pfn, z = got
         self._allocated[pfn] = (order, owner, z.idx)
         self._used_pages += 1 << order
-        pages = self._owner_pages               # _owner_add() of a positive count
-        pages[owner] = pages.get(owner, 0) + (1 << order)
+        _owner_add(self._owner_pages, owner, 1 << order)
         if owner == PAGECACHE_OWNER:
             self._lru[pfn] = None
         self.costs["allocations"] += 1
@@ -571,8 +544,7 @@ class PageAllocator:
         an address that is not the start of an allocated block."""
         if type(paddr) is not int or not 0 <= paddr <= ULONG_MAX or paddr & (PAGE_SIZE - 1):
             paddr = check_paddr(paddr)
-        if type(order) is not int or not 0 <= order <= MAX_ORDER:
-            order = check_int("order", order, 0, MAX_ORDER)
+        order = check_int("order", order, 0, MAX_ORDER)
         pfn = paddr >> PAGE_SHIFT
         rec = self._allocated.get(pfn)
         if rec is None:
