@@ -21,7 +21,8 @@ from .columns import columns
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
 from .replay import Timeline, prepare_replay, replay
-from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, min_request_slots, request_slots
+from .requests import (BLOCK_KINDS, MAX_MAPPING_BYTES, biggest_request, largest_data_bytes, min_request_slots,
+                       request_slots, whole_requests)
 
 #: The profiles :func:`advise` sizes by default (all of them).
 ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", "v6.11-dynamic")
@@ -266,8 +267,8 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
         return [Advice(get_profile(k).name, None, None, 0, 0, lt.spec, target_failure_rate,
                        warnings=["the trace has no bounce mappings: nothing to size"]) for k in kernels]
     prep = prepare_replay(trace, requests)
-    whole = [q for q in prep.reqs if not q.aborted]
-    biggest = max(whole, key=lambda q: request_slots(q, trace.mappings), default=None)
+    whole = whole_requests(prep.reqs, len(trace.mappings))
+    biggest = biggest_request(prep.reqs, trace.mappings)
     job = _Job(prep, lt, target_failure_rate, ncpus, ram, requests, seed, trace.force_seen, floor_slots,
                max_sectors_kb, max_nslabs, whole, biggest)
     if workers is None:
@@ -414,7 +415,7 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
         if locked:
             adv.warnings.append(cache[locked[-1]].livelocks[0].message())
     if job.max_sectors_kb is not None:
-        largest = max((q.data_bytes for q in job.whole if q.kind == "virtio-blk"), default=0)
+        largest = largest_data_bytes(job.whole, "virtio-blk")
         if job.max_sectors_kb * KiB > largest:
             below = [c for c in cands if c < job.floor_slots]
             adv.warnings.append(

@@ -1,56 +1,94 @@
 """The trace and its requests as flat numpy arrays: what every compiled replay of one grouping
-shares (:class:`Columns`, built once per prepared trace by :func:`columns`)."""
+shares (:class:`Columns`, built once per prepared trace by :func:`columns`) from the trace's
+own columns (:class:`~swiotlb_lib.trace.table.MappingTable`) and the grouping's
+(:class:`~swiotlb_lib.trace.requests.RequestTable`), with no loop over mappings in Python."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from ..constants import KNOWN_ATTRS
 from .engine import replay_index
-from .read import TLB_FAILED
-from .requests import BLOCK_KINDS
+from .requests import BLOCK_KINDS, KINDS, mapping_table, request_table
+from .table import HAS_UNMAP_LINE, HAS_UNMAP_TIME
+
+
+def _const(value, dtype, n: int) -> np.ndarray:
+    """``n`` copies of ``value`` in no memory (a read-only broadcast view)."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (n,))
+
+
+def _int64(a: np.ndarray) -> np.ndarray:
+    """``a`` as int64, shared when it is already (an OverflowError for a value beyond int64,
+    as ``np.fromiter(..., np.int64)`` gives)."""
+    if a.dtype == np.int64:
+        return a
+    if a.dtype == object or (a.dtype == np.uint64 and len(a) and int(a.max()) > np.iinfo(np.int64).max):
+        return np.fromiter(a.tolist(), np.int64, len(a))
+    return a.astype(np.int64)
 
 
 class Columns:
-    """The trace and its requests as flat arrays (what every replay of one grouping shares)."""
+    """The trace and its requests as flat arrays (what every replay of one grouping shares).
 
-    def __init__(self, maps, reqs, unit_of, lost_at) -> None:
-        n = len(maps)
-        self.dev_names = sorted({mp.dev_name for mp in maps})
-        dev_index = {d: k for k, d in enumerate(self.dev_names)}
-        self.time = np.fromiter((mp.time for mp in maps), np.float64, n)
-        self.line = np.fromiter((mp.line for mp in maps), np.int64, n)
-        self.cpu = np.fromiter((mp.cpu for mp in maps), np.int64, n)
-        self.dev = np.fromiter((dev_index[mp.dev_name] for mp in maps), np.int64, n)
-        self.size = np.fromiter((mp.size for mp in maps), np.int64, n)
-        self.orig = np.fromiter((mp.orig for mp in maps), np.uint64, n)
-        self.align = np.fromiter((mp.align_mask for mp in maps), np.int64, n)
-        self.attrs = np.fromiter((mp.attrs & KNOWN_ATTRS for mp in maps), np.int64, n)
-        nan = math.nan
-        self.end = np.fromiter((nan if mp.unmap_time is None else mp.unmap_time for mp in maps), np.float64, n)
-        self.endline = np.fromiter((-1 if mp.unmap_line is None else mp.unmap_line for mp in maps), np.int64, n)
-        self.traced = np.fromiter((-1 if mp.tlb is None or mp.tlb == TLB_FAILED else mp.tlb for mp in maps),
-                                  np.int64, n)
-        self.lost = np.full(n, nan)
-        for i, t in lost_at.items():
-            self.lost[i] = t
-        self.unit_of = np.frombuffer(unit_of, dtype=np.int64).copy() if n else np.zeros(0, np.int64)
-        sizes = np.fromiter((len(r.members) for r in reqs), np.int64, len(reqs))
-        self.u_ptr = np.zeros(len(reqs) + 1, np.int64)
-        np.cumsum(sizes, out=self.u_ptr[1:])
-        self.u_members = np.fromiter((i for r in reqs for i in r.members), np.int64, int(self.u_ptr[-1]))
-        self.u_dev = np.fromiter((dev_index.get(r.dev_name, 0) for r in reqs), np.int64, len(reqs))
-        self.u_cpu = np.fromiter((r.cpu for r in reqs), np.int64, len(reqs))
-        self.u_block = np.fromiter((r.kind in BLOCK_KINDS for r in reqs), np.int8, len(reqs))
-        self.u_aborted = np.fromiter((r.aborted for r in reqs), np.int8, len(reqs))
-        self.u_last = self.u_members[self.u_ptr[1:] - 1] if len(reqs) else np.zeros(0, np.int64)
+    Per mapping: ``time``, ``line``, ``cpu``, ``dev`` (index into ``dev_names``), ``size``,
+    ``orig``, ``align``, ``attrs`` (known attributes only), ``end``/``endline`` (the recorded
+    unmap, NaN/-1 without), ``traced`` (the recorded bounce address, -1 without or failed),
+    ``lost`` (the inferred unmap time of a lost unmap, NaN otherwise), ``unit_of``; per request
+    ``u_ptr``/``u_members`` (members ``u_members[u_ptr[u]:u_ptr[u + 1]]``), ``u_dev``,
+    ``u_cpu``, ``u_block``, ``u_aborted``, ``u_last``; ``ordered``: every request's members
+    ascend.  int64/float64/uint64 as the compiled engine reads them; a column the trace shares
+    (``time``, ``line``, ``size``, ``orig``) is the trace's own array, and one that is the
+    same for every mapping of the trace (no kprobe data) is a read-only broadcast view."""
+
+    def __init__(self, table, rt, lost_at: dict) -> None:
+        n = len(table)
+        nan = np.nan
+        self.dev_names = list(table.dev_names)
+        self.time = table.time
+        self.line = _int64(table.line)
+        self.cpu = _int64(table.cpu)
+        self.dev = table.dev.astype(np.int64)
+        self.size = _int64(table.size)
+        self.orig = table.orig
+        if table.kprobe:
+            self.align = _int64(table.align_mask)
+            if table.attrs.dtype == object:
+                self.attrs = np.array([a & KNOWN_ATTRS for a in table.attrs.tolist()], dtype=np.int64)
+            else:
+                self.attrs = table.attrs.astype(np.int64) & KNOWN_ATTRS
+            self.end = np.where(table.has(HAS_UNMAP_TIME), table.unmap_time, nan)
+            self.endline = np.where(table.has(HAS_UNMAP_LINE), table.unmap_line, -1).astype(np.int64)
+            ok = table.tlb_ok()
+            self.traced = np.full(n, -1, np.int64)
+            self.traced[ok] = _int64(table.tlb[ok])
+            del ok
+        else:
+            self.align = _const(0, np.int64, n)
+            self.attrs = _const(0, np.int64, n)
+            self.end = _const(nan, np.float64, n)
+            self.endline = _const(-1, np.int64, n)
+            self.traced = _const(-1, np.int64, n)
+        if lost_at:
+            self.lost = np.full(n, nan)
+            self.lost[np.fromiter(lost_at.keys(), np.int64, len(lost_at))] = np.fromiter(
+                lost_at.values(), np.float64, len(lost_at))
+        else:
+            self.lost = _const(nan, np.float64, n)
+        self.unit_of = rt.unit_of if n else np.zeros(0, np.int64)
+        nu = len(rt)
+        self.u_ptr = rt.ptr
+        self.u_members = rt.members
+        # the request's device code in this table's order (a hand-made grouping has its own)
+        code = {d: k for k, d in enumerate(self.dev_names)}
+        remap = np.array([code.get(d, 0) for d in rt.dev_names] or [0], np.int64)
+        self.u_dev = remap[rt.dev.astype(np.int64)] if nu else np.zeros(0, np.int64)
+        self.u_cpu = _int64(rt.cpu)
+        block = np.array([k in BLOCK_KINDS for k in KINDS], np.int8)
+        self.u_block = block[rt.kind] if nu else np.zeros(0, np.int8)
+        self.u_aborted = rt.aborted.astype(np.int8)
+        self.u_last = self.u_members[self.u_ptr[1:] - 1] if nu else np.zeros(0, np.int64)
         # the loop maps a request's members in trace order: they must ascend
-        d = np.diff(self.u_members)
-        same = np.ones(len(d), bool)
-        b = self.u_ptr[1:-1] - 1                        # last member of each request but the last
-        same[b[(b >= 0) & (b < len(d))]] = False
-        self.ordered = bool(np.all(d[same] > 0))
+        self.ordered = rt.ordered
 
 
 def columns(trace, reqs, lost: bool, cache: dict | None = None) -> Columns:
@@ -59,8 +97,9 @@ def columns(trace, reqs, lost: bool, cache: dict | None = None) -> Columns:
     key = ("columns", id(reqs), lost)
     if cache is not None and key in cache:
         return cache[key]
-    unit_of, _, lost_at = replay_index(trace, reqs, lost, cache)
-    cols = Columns(trace.mappings, reqs, unit_of, lost_at)
+    table = mapping_table(trace.mappings)
+    lost_at = replay_index(trace, reqs, lost, cache)[2] if lost else {}
+    cols = Columns(table, request_table(reqs, len(table)), lost_at)
     if cache is not None:
         cache[key] = cols
     return cols

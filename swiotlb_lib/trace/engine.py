@@ -24,7 +24,7 @@ from ..swiotlb import DmaMappingError
 from ..scenarios.systems import Recorder, ScenarioResult
 from .lifetime import Lifetime, lost_unmap_times
 from .read import TLB_FAILED
-from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, request_slots
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, mapping_table, request_slots, request_table
 
 
 def livelock_warning(data_bytes: int, slots_needed: int, nslabs: int, detail: str = "",
@@ -136,12 +136,10 @@ def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
     key = ("index", id(reqs), lost)
     if cache is not None and key in cache:
         return cache[key]
-    unit_of = array("q", bytes(8 * len(trace.mappings)))
-    for u, r in enumerate(reqs):
-        for i in r.members:
-            unit_of[i] = u
-    out = (unit_of, {mp.dev_name: mp.dma_mask for mp in trace.mappings},
-           lost_unmap_times(trace, reqs) if lost else {})
+    table = mapping_table(trace.mappings)
+    unit_of = array("q", request_table(reqs, len(table)).unit_of.astype("int64", copy=False).tobytes())
+    dev_masks = table.last_dma_masks()
+    out = (unit_of, dev_masks, lost_unmap_times(trace, reqs) if lost else {})
     if cache is not None:
         cache[key] = out
     return out

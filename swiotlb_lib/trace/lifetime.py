@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..constants import IO_TLB_SHIFT
-from .read import TLB_FAILED, Mapping, Trace
-from .requests import group_requests
+from .read import Mapping, Trace
+from .requests import group_requests, mapping_table, request_table
+from .table import HAS_MAP_LINE, HAS_UNMAP_LINE, HAS_UNMAP_TIME
 
 #: Lifetime used when the trace has no unmap events and the user chose none.  Calibrated on
 #: ``data/realkernel/trace-force-2G-kprobes.txt`` (Linux 6.12 under QEMU TCG): replaying its
@@ -218,27 +219,32 @@ def lost_unmap_times(trace: Trace, reqs) -> dict:
     Returns ``{mapping index: time}`` for every mapping the kernel made (``tlb`` recorded,
     not failed) that has no unmap event; empty for a trace without unmap events.
     """
-    maps = trace.mappings
-    if not any(mp.unmap_time is not None for mp in maps):
+    table = mapping_table(trace.mappings)
+    n = len(table)
+    has_end = table.has(HAS_UNMAP_TIME)
+    if not has_end.any():
         return {}
-    lost = [i for i, mp in enumerate(maps)
-            if mp.unmap_time is None and mp.tlb is not None and mp.tlb != TLB_FAILED]
+    made = table.tlb_ok()
+    lost = np.flatnonzero(~has_end & made).tolist()
     if not lost:
         return {}
+    time = table.time.tolist()
+    end = np.where(has_end, table.unmap_time, np.nan).tolist()
     # 3: the first reuse of a lost buffer's slots (slots as 2 KiB frames of the address)
+    rows = np.flatnonzero(made)
+    map_line = np.where(table.has(HAS_MAP_LINE) & (table.map_line != 0), table.map_line, table.line)[rows]
+    unmapped = rows[table.has(HAS_UNMAP_LINE)[rows]]
+    ev_line = np.concatenate([map_line, table.unmap_line[unmapped]])
+    ev_kind = np.concatenate([np.zeros(len(rows), np.int64), np.ones(len(unmapped), np.int64)])
+    ev_row = np.concatenate([rows, unmapped])
+    order = np.lexsort((ev_row, ev_kind, ev_line))
+    tlb = dict(zip(rows.tolist(), table.tlb[rows].tolist()))
+    size = dict(zip(rows.tolist(), table.size[rows].tolist()))
     bound: dict = {}
-    events = []
-    for i, mp in enumerate(maps):
-        if mp.tlb is not None and mp.tlb != TLB_FAILED:
-            events.append((mp.map_line or mp.line, 0, i))
-            if mp.unmap_line is not None:
-                events.append((mp.unmap_line, 1, i))
-    events.sort()
     owner: dict = {}                                    # slot frame -> mapping holding it
-    for _, kind, i in events:
-        mp = maps[i]
-        first = mp.tlb >> IO_TLB_SHIFT
-        frames = range(first, (mp.tlb + max(mp.size, 1) - 1 >> IO_TLB_SHIFT) + 1)
+    for kind, i in zip(ev_kind[order].tolist(), ev_row[order].tolist()):
+        first = tlb[i] >> IO_TLB_SHIFT
+        frames = range(first, (tlb[i] + max(size[i], 1) - 1 >> IO_TLB_SHIFT) + 1)
         if kind:
             for f in frames:
                 if owner.get(f) == i:
@@ -247,24 +253,32 @@ def lost_unmap_times(trace: Trace, reqs) -> dict:
         for f in frames:
             j = owner.get(f)
             if j is not None and j != i:
-                if maps[j].unmap_time is None and j not in bound:
-                    bound[j] = mp.time
-                other = maps[j]
-                for g in range(other.tlb >> IO_TLB_SHIFT, (other.tlb + max(other.size, 1) - 1 >> IO_TLB_SHIFT) + 1):
+                if end[j] != end[j] and j not in bound:            # NaN: no unmap recorded
+                    bound[j] = time[i]
+                for g in range(tlb[j] >> IO_TLB_SHIFT, (tlb[j] + max(size[j], 1) - 1 >> IO_TLB_SHIFT) + 1):
                     if owner.get(g) == j:
                         del owner[g]
             owner[f] = i
     # 1 and 2
+    rt = request_table(reqs, n)
     sibling: dict = {}
-    for r in reqs:
-        ends = [maps[i].unmap_time for i in r.members if maps[i].unmap_time is not None]
-        if ends and len(ends) < len(r.members):
-            for i in r.members:
-                sibling[i] = max(ends)
-    recorded = sorted(mp.unmap_time - mp.time for mp in maps if mp.unmap_time is not None)
-    median = recorded[len(recorded) // 2]
+    if len(rt.members):
+        m = rt.members
+        got = has_end[m]
+        nonempty = np.diff(rt.ptr) > 0
+        starts = rt.ptr[:-1][nonempty]
+        cnt = np.zeros(len(rt), np.int64)
+        cnt[nonempty] = np.add.reduceat(got.astype(np.int64), starts)
+        latest = np.full(len(rt), np.nan)
+        latest[nonempty] = np.fmax.reduceat(np.where(got, table.unmap_time[m], np.nan), starts)
+        part = np.flatnonzero((cnt > 0) & (cnt < np.diff(rt.ptr)))
+        for u, t in zip(part.tolist(), latest[part].tolist()):
+            for i in m[rt.ptr[u]:rt.ptr[u + 1]].tolist():
+                sibling[i] = t
+    recorded = np.sort(table.unmap_time[has_end] - table.time[has_end])
+    median = float(recorded[len(recorded) // 2])
     out = {}
     for i in lost:
-        t = sibling.get(i, maps[i].time + median)
+        t = sibling.get(i, time[i] + median)
         out[i] = min(t, bound[i]) if i in bound else t
     return out

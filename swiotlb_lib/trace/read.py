@@ -38,9 +38,11 @@ import gc
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..constants import U64
+from .scan import HAVE_NUMBA, scan_file
+from .table import FORCE_CODE, MappingTable, MappingView, TableBuilder, release_memory
 
 #: ``map_ret`` value of a failed ``swiotlb_tbl_map_single`` (``DMA_MAPPING_ERROR`` as phys_addr_t).
 TLB_FAILED = U64
@@ -183,27 +185,69 @@ class Mapping:
     map_line: int | None = None
 
 
-@dataclass
 class Trace:
     """What :func:`parse_trace` read: mappings in trace order, markers, counts, skipped lines.
 
     ``counts`` uses the names of the ``trace_counts`` field of ``data/realkernel/boots.jsonl``
     (``swiotlb_bounced``, ``map``, ``map_ret``, ``map_ret_fail``, ``unmap``, ``markers``,
     ``total_lines``).
+
+    A trace the readers made keeps its mappings as numpy columns (:attr:`table`, a
+    :class:`~swiotlb_lib.trace.table.MappingTable`); :attr:`mappings` is then a read-only
+    sequence that builds :class:`Mapping` records on demand
+    (:class:`~swiotlb_lib.trace.table.MappingView`).  A trace made by hand holds a list of
+    :class:`Mapping` (``Trace(src).mappings.append(...)``, or ``mappings=[...]``), and
+    :attr:`table` is then built from it each time it is asked for.
     """
 
-    source: str
-    format: str = "unknown"
-    mappings: list = field(default_factory=list)
-    markers: list = field(default_factory=list)
-    counts: Counter = field(default_factory=Counter)
-    errors: list = field(default_factory=list)
-    ignored: list = field(default_factory=list)
-    header: dict = field(default_factory=dict)
-    lost_events: int = 0
-    warnings: list = field(default_factory=list)
-    #: lines read as trace events (``TASK-PID [CPU] ... TIME: EVENT: ...``), used or not
-    event_lines: int = 0
+    def __init__(self, source: str, format: str = "unknown", mappings=None, markers=None, counts=None,
+                 errors=None, ignored=None, header=None, lost_events: int = 0, warnings=None,
+                 event_lines: int = 0) -> None:
+        self.source, self.format = source, format
+        self.mappings = [] if mappings is None else mappings
+        self.markers = [] if markers is None else markers
+        self.counts = Counter() if counts is None else counts
+        self.errors = [] if errors is None else errors
+        self.ignored = [] if ignored is None else ignored
+        self.header = {} if header is None else header
+        self.lost_events = lost_events
+        self.warnings = [] if warnings is None else warnings
+        #: lines read as trace events (``TASK-PID [CPU] ... TIME: EVENT: ...``), used or not
+        self.event_lines = event_lines
+
+    @property
+    def mappings(self):
+        """The mappings in trace order: a list of :class:`Mapping`, or a lazy view of the columns."""
+        return self._list if self._list is not None else self._view
+
+    @mappings.setter
+    def mappings(self, value) -> None:
+        if isinstance(value, MappingView):
+            value = value.table
+        if isinstance(value, MappingTable):
+            self._table, self._view, self._list = value, MappingView(value), None
+        else:
+            self._table, self._view, self._list = None, None, value
+
+    @property
+    def table(self) -> MappingTable:
+        """The mappings as columns (:class:`~swiotlb_lib.trace.table.MappingTable`)."""
+        return self._table if self._table is not None else MappingTable.from_mappings(self._list)
+
+    def _fields(self) -> tuple:
+        return (self.source, self.format, list(self.mappings), self.markers, self.counts, self.errors,
+                self.ignored, self.header, self.lost_events, self.warnings, self.event_lines)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"Trace(source={self.source!r}, format={self.format!r}, mappings={len(self.mappings)}, "
+                f"errors={len(self.errors)}, ignored={len(self.ignored)})")
 
     @property
     def has_unmaps(self) -> bool:
@@ -213,17 +257,25 @@ class Trace:
     @property
     def force_seen(self) -> bool:
         """Whether any ``swiotlb_bounced`` line carried ``FORCE`` (``swiotlb=force``)."""
-        return any(m.force == "FORCE" for m in self.mappings)
+        if self._list is not None:
+            return any(m.force == "FORCE" for m in self._list)
+        return bool((self._table.force == FORCE_CODE["FORCE"]).any())
 
     @property
     def cpus(self) -> int:
         """CPUs of the traced machine: the header's ``#P:`` / ``cpus=``, else the highest CPU seen + 1."""
-        seen = max((m.cpu for m in self.mappings), default=0) + 1
+        if self._list is not None:
+            seen = max((m.cpu for m in self._list), default=0) + 1
+        else:
+            cpu = self._table.cpu
+            seen = (int(cpu.max()) if len(cpu) else 0) + 1
         return max(self.header.get("cpus", 0), seen)
 
     @property
     def devices(self) -> list:
-        return sorted({m.dev_name for m in self.mappings})
+        if self._list is not None:
+            return sorted({m.dev_name for m in self._list})
+        return list(self._table.dev_names)
 
     def skipped_summary(self) -> dict:
         """Counts of skipped lines by reason: ``{"errors": {...}, "ignored": {...}}``."""
@@ -345,17 +397,29 @@ def _kprobe_args(args: str) -> dict:
 
 
 class _Reader:
-    """The state of one pass over a trace (kept per call; nothing global)."""
+    """The state of one pass over a trace (kept per call; nothing global).  Mappings are rows
+    of a :class:`~swiotlb_lib.trace.table.TableBuilder` (``self.b``), referred to by row."""
 
     def __init__(self, source: str) -> None:
         self.t = Trace(source)
-        self.pending_bounce: dict[int, Mapping] = {}   # CPU -> swiotlb_bounced awaiting its map
-        self.awaiting_ret: dict[int, Mapping] = {}     # CPU -> map awaiting its map_ret
-        self.live: dict[int, Mapping] = {}             # bounce address -> mapping
-        self.last_dev: dict[int, tuple] = {}           # CPU -> (dev_name, dma_mask) last seen
+        self.b = TableBuilder()
+        self.pending_bounce: dict[int, int] = {}       # CPU -> swiotlb_bounced row awaiting its map
+        self.awaiting_ret: dict[int, int] = {}         # CPU -> map row awaiting its map_ret
+        self.live: dict[int, int] = {}                 # bounce address -> row
+        self.last_dev: dict[int, int] = {}             # CPU -> row of its last swiotlb_bounced
         self.event_lines = 0
         self.saw_ftrace_header = False
         self.saw_tracecmd_header = False
+
+    def fast_rows(self, k: int) -> None:
+        """``k`` swiotlb_bounced lines the compiled scanner read into ``self.b``."""
+        self.event_lines += k
+        self.t.counts["swiotlb_bounced"] += k
+
+    def sync_cpu(self, cpu: int, row: int) -> None:
+        """The scanner's last swiotlb_bounced row on ``cpu``, before the parser reads a line."""
+        self.pending_bounce[cpu] = row
+        self.last_dev[cpu] = row
 
     def error(self, n: int, reason: str, text: str) -> None:
         self.t.errors.append(Skipped(n, reason, text.rstrip("\n")))
@@ -378,14 +442,11 @@ class _Reader:
             task, cpu, ts, dev, mask, addr, size, force = fm.groups()
             orig, size, cpu = int(addr, 16), int(size), int(cpu)
             if orig + size <= U64 + 1:
-                mask = int(mask, 16)
-                t = self.t
                 self.event_lines += 1
-                t.counts["swiotlb_bounced"] += 1
-                mp = Mapping(n, float(ts), cpu, task, dev, mask, orig, size, force)
-                t.mappings.append(mp)
-                self.pending_bounce[cpu] = mp
-                self.last_dev[cpu] = (dev, mask)
+                self.t.counts["swiotlb_bounced"] += 1
+                row = self.b.add(n, float(ts), cpu, task, dev, int(mask, 16), orig, size, force)
+                self.pending_bounce[cpu] = row
+                self.last_dev[cpu] = row
                 return
         m = _EVENT_LINE.match(text) if text[:1] != "#" else None
         if m is None:
@@ -461,12 +522,10 @@ class _Reader:
         if size < 1 or orig + size > U64 + 1 or mask > U64:
             self.error(n, "swiotlb_bounced: size 0 or address beyond 64 bits", text)
             return
-        t = self.t
-        t.counts["swiotlb_bounced"] += 1
-        mp = Mapping(n, time, cpu, task, dev, mask, orig, size, force)
-        t.mappings.append(mp)
-        self.pending_bounce[cpu] = mp
-        self.last_dev[cpu] = (dev, mask)
+        self.t.counts["swiotlb_bounced"] += 1
+        row = self.b.add(n, time, cpu, task, dev, mask, orig, size, force)
+        self.pending_bounce[cpu] = row
+        self.last_dev[cpu] = row
 
     def kprobe(self, n, text, time, cpu, task, kind, body) -> None:
         t = self.t
@@ -488,46 +547,53 @@ class _Reader:
                 self.error(n, "map: size 0 or address beyond 64 bits", text)
                 return
             t.counts["map"] += 1
-            mp = self.pending_bounce.pop(cpu, None)
-            if mp is None or mp.orig != orig or mp.size != size or mp.map_line is not None:
-                dev, mask = self.last_dev.get(cpu, ("kprobe-device", U64))
-                mp = Mapping(n, time, cpu, task, dev, mask, orig, size, None)
-                t.mappings.append(mp)
-            mp.map_line = n
-            mp.dir = args.get("dir")
-            mp.align_mask = args.get("align_mask", 0) & 0xFFFFFFFF
-            mp.attrs = args.get("attrs", 0)
-            mp.alloc_size = args.get("alloc_size")
-            self.awaiting_ret[cpu] = mp
+            b = self.b
+            row = self.pending_bounce.pop(cpu, None)
+            if (row is None or b.get(row, "orig") != orig or b.get(row, "size") != size
+                    or b.kget(row, "map_line") is not None):
+                last = self.last_dev.get(cpu)
+                dev, mask = ((b.get(last, "dev"), b.get(last, "mask")) if last is not None
+                             else ("kprobe-device", U64))
+                row = b.add(n, time, cpu, task, dev, mask, orig, size, None)
+            b.set(row, "map_line", n)
+            b.set(row, "dir", args.get("dir"))
+            b.set(row, "align_mask", args.get("align_mask", 0) & 0xFFFFFFFF)
+            b.set(row, "attrs", args.get("attrs", 0))
+            b.set(row, "alloc_size", args.get("alloc_size"))
+            self.awaiting_ret[cpu] = row
         elif kind == "map_ret":
             if "tlb" not in args:
                 self.error(n, "map_ret: needs tlb=", text)
                 return
-            mp = self.awaiting_ret.pop(cpu, None)
-            if mp is None:
+            row = self.awaiting_ret.pop(cpu, None)
+            if row is None:
                 self.error(n, "map_ret: no map before it on this CPU", text)
                 return
             t.counts["map_ret"] += 1
-            mp.tlb = args["tlb"] & U64
-            if mp.tlb == TLB_FAILED:
+            tlb = args["tlb"] & U64
+            self.b.set(row, "tlb", tlb)
+            if tlb == TLB_FAILED:
                 t.counts["map_ret_fail"] += 1
             else:
-                self.live[mp.tlb] = mp
+                self.live[tlb] = row
         else:
             if "tlb" not in args:
                 self.error(n, "unmap: needs tlb=", text)
                 return
             t.counts["unmap"] += 1
-            mp = self.live.pop(args["tlb"] & U64, None)
-            if mp is None:
+            row = self.live.pop(args["tlb"] & U64, None)
+            if row is None:
                 self.ignore(n, "unmap of a bounce address this trace never mapped (mapped before "
                                "tracing started?)", text)
                 return
-            mp.unmap_time = time
-            mp.unmap_line = n
+            self.b.set(row, "unmap_time", time)
+            self.b.set(row, "unmap_line", n)
 
     def finish(self) -> Trace:
         t = self.t
+        t.mappings = self.b.finish()
+        self.b = None
+        release_memory()
         t.event_lines = self.event_lines
         t.format = ("trace-cmd" if self.saw_tracecmd_header else
                     "ftrace" if self.saw_ftrace_header else "unknown")
@@ -561,7 +627,7 @@ TRACE_EXPECTED = ("the text of /sys/kernel/tracing/trace or of 'trace-cmd report
                   "(lines like 'TASK-PID [CPU] FLAGS TIME: EVENT: ...')")
 
 
-def read_trace(path, progress=None, *, stdin=None) -> Trace:
+def read_trace(path, progress=None, *, stdin=None, scanner: bool | None = None, chunk: int = 1 << 23) -> Trace:
     """Read a trace file (``cat /sys/kernel/tracing/trace > f`` or ``trace-cmd report > f``);
     ``-`` reads standard input (``stdin``, default ``sys.stdin``).
 
@@ -569,11 +635,22 @@ def read_trace(path, progress=None, *, stdin=None) -> Trace:
     as malformed.  ``progress(done_bytes, total_bytes)`` is called now and then if given.
     An input that is not a trace -- missing, a directory, unreadable, empty, binary, or text
     without a single trace event line -- raises ``ValueError`` with one line that names it.
+
+    A file is read by the compiled scanner (:mod:`swiotlb_lib.trace.scan`) with the Python
+    line parser for every line the scanner leaves to it, when Numba is installed (``scanner``
+    None or True; False: the parser alone, for comparison), ``chunk`` bytes at a time.  Standard
+    input goes through the parser.  Both give the same :class:`Trace`.
     """
     f, source = open_text(path, "trace", TRACE_EXPECTED, stdin=stdin)
     with f:
         total = os.path.getsize(source) if source != "<stdin>" and os.path.isfile(source) else 0
-        if progress is None or not total:
+        raw = getattr(f, "buffer", None)
+        if scanner is not False and HAVE_NUMBA and raw is not None:
+            r = _Reader(source)
+            with gc_paused():
+                r.t.counts["total_lines"] = scan_file(raw, r, chunk, progress=progress, total=total)
+            t = r.finish()
+        elif progress is None or not total:
             t = parse_trace(f, source=source)
         else:
             def counted():

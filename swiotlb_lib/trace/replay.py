@@ -31,7 +31,8 @@ from .follow_dynamic import FollowDynamic
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
 from .read import TLB_FAILED, Trace, gc_paused, read_trace
-from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, group_requests, grouping_note
+from .requests import BLOCK_KINDS, MAX_MAPPING_BYTES, group_requests, grouping_note, mapping_table
+from .table import HAS_DIR
 
 #: ``BLK_MQ_RESOURCE_DELAY`` (block/blk-mq.h): blk-mq reruns a queue whose driver answered
 #: ``BLK_STS_RESOURCE`` after 3 ms, or sooner when one of the device's requests completes.
@@ -148,8 +149,9 @@ def _ram_for(trace: Trace, ram, calibration: str) -> int:
     maps = trace.mappings
     if not maps:
         return parse_size(ram, "ram") if ram is not None else 2 * GiB
-    starts = np.fromiter((m.orig for m in maps), dtype=np.float64, count=len(maps))
-    ends = starts + np.fromiter((m.size for m in maps), dtype=np.float64, count=len(maps))
+    table = trace.table
+    starts = table.orig.astype(np.float64)
+    ends = starts + table.size.astype(np.float64)
 
     def outside(nbytes):
         ok = np.zeros(len(maps), dtype=bool)
@@ -236,7 +238,9 @@ def prepare_replay(trace, requests: str = "auto", device: str | None = None) -> 
             raise ValueError(f"device: must be a preset name (e.g. 'nvme'), got {device!r}")
         template = preset(device)
     else:
-        mask = infer_min_align_mask(trace)
+        table = mapping_table(trace.mappings)
+        # without a recorded bounce address there is nothing to infer from (0)
+        mask = infer_min_align_mask(trace) if table.kprobe and table.tlb_ok().any() else 0
         template = Device("trace-device", min_align_mask=mask) if mask else None
     reqs, mode = group_requests(trace.mappings, requests, template.driver if device is not None else None)
     if mode == "nvme" and device is None:
@@ -249,10 +253,11 @@ def prepare_replay(trace, requests: str = "auto", device: str | None = None) -> 
         # prefixes the driver and device names (drivers/base/core.c: __dev_printk(), with
         # dev_driver_string()): "virtio-pci 0000:00:02.0: ..." as in data/realkernel/boots.jsonl
         template = replace(template or Device("trace-device"), driver="virtio-pci")
-    traced = [mp.tlb for mp in trace.mappings if mp.tlb is not None and mp.tlb != TLB_FAILED]
+    table = mapping_table(trace.mappings)
+    traced = table.tlb[table.tlb_ok()] if table.kprobe else []
     return PreparedTrace(trace, requests, device, reqs, mode, template,
-                         max((mp.cpu for mp in trace.mappings), default=0),
-                         (min(traced), max(traced)) if traced else None, {})
+                         int(table.cpu.max()) if len(table) else 0,
+                         (int(traced.min()), int(traced.max())) if len(traced) else None, {})
 
 
 def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpus: int | None = None,
@@ -472,7 +477,21 @@ def areas_from_trace(pool, trace: Trace) -> int:
 
 def _check_mappings(trace: Trace) -> None:
     """Arguments the allocator would refuse, named by trace line."""
-    for mp in trace.mappings:
+    table = mapping_table(trace.mappings)
+    if not len(table):
+        return
+    bad = np.zeros(len(table), bool)
+    m = table.masks.astype(object)
+    bad_mask = np.array([bool(v and v & (v + 1)) for v in m.tolist()] or [False])
+    bad |= bad_mask[table.mask.astype(np.int64)]
+    if table.kprobe:
+        d = table.dir
+        bad |= table.has(HAS_DIR) & ~(np.isin(d, (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE))
+                                       if d.dtype != object else np.array([x in (0, 1, 2) for x in d.tolist()]))
+        a = table.align_mask.astype(object if table.align_mask.dtype == object else np.int64)
+        bad |= (a & (a + 1)) != 0
+    first = np.flatnonzero(bad)
+    for mp in trace.mappings[int(first[0]):int(first[0]) + 1] if len(first) else ():
         if mp.dir is not None and mp.dir not in (DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE):
             raise ValueError(f"trace: line {mp.map_line or mp.line}: dir={mp.dir} is not 0, 1 or 2")
         if mp.align_mask & (mp.align_mask + 1):
