@@ -12,7 +12,10 @@ Prints the phases, events/s and the total time, then one JSON line with
 ``events``, ``engine``, ``read_s``, ``replay_s``, ``total_s``, ``events_per_s``, ``peak_used_slots``.
 
 Usage: python benchmarks/replay.py [--events N] [--seed S] [--kernel P] [--lifetime SPEC]
-       [--engine auto|reference|compiled]
+       [--engine auto|reference|compiled] [--cmdline 'swiotlb=256']
+
+``--kernel`` names the profile (a growing one such as ``v6.6-dynamic`` with a small
+``--cmdline 'swiotlb=256'`` boot pool exercises transient pools and the worker).
 """
 import argparse
 import json
@@ -31,6 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kernel", default="v6.11")
     ap.add_argument("--lifetime", default="fixed:250us")
+    ap.add_argument("--cmdline", default=None, help="kernel command line (default: the trace's, swiotlb=force)")
     ap.add_argument("--engine", default="auto", choices=("auto", "reference", "compiled"),
                     help="replay engine (swiotlb_lib/trace/fast.py is the compiled one)")
     a = ap.parse_args(argv)
@@ -39,7 +43,7 @@ def main(argv=None) -> int:
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()
-        r = replay(tr, kernel=a.kernel, lifetime=a.lifetime, seed=a.seed, engine=a.engine)
+        r = replay(tr, kernel=a.kernel, cmdline=a.cmdline, lifetime=a.lifetime, seed=a.seed, engine=a.engine)
         t3 = time.perf_counter()
     res = r.result
     read_s, replay_s, total_s = t2 - t1, t3 - t2, t3 - t1
@@ -51,9 +55,10 @@ def main(argv=None) -> int:
           f"{'ok' if total_s < 60 else 'OVER'}")
     print(f"  {res.mapped:,} mapped, {res.failed:,} failed, {res.extra['requests']:,} requests, "
           f"peak {res.peak_used_slots} slots")
-    print(json.dumps({"events": a.events, "engine": a.engine, "read_s": round(read_s, 2), "replay_s": round(replay_s, 2),
+    print(json.dumps({"events": a.events, "kernel": res.kernel, "cmdline": res.cmdline, "engine": a.engine, "read_s": round(read_s, 2), "replay_s": round(replay_s, 2),
                       "total_s": round(total_s, 2), "events_per_s": round(a.events / total_s),
-                      "peak_used_slots": res.peak_used_slots}))
+                      "peak_used_slots": res.peak_used_slots, "transient_pools": res.transient_pools,
+                      "pools_added": res.pools_added}))
     return 0
 
 
