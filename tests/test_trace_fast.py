@@ -3,13 +3,14 @@
 The compiled engine is a twin of swiotlb_lib.pool's slot search and release and of
 swiotlb_lib.trace.engine.Engine; the two must agree on every slot (the cost counters count
 every candidate slot examined and every area lock), failure, tally, livelock, timeline
-point and kernel log line.  Three sets of inputs:
+point and kernel log line.  Four sets of inputs:
 
-- random traces, a thousand per profile whose pool does not grow: mixed devices (DMA masks below and above the buffers,
-  min_align_mask and segment boundaries from the device presets), alignment masks and
-  NO_WARN attributes as the kprobe records carry them, mappings too big for any pool,
-  virtio-blk requests and lone mappings, every lifetime model, real unmaps with some lost,
-  pools from 128 slots up, with and without force, the advisor's early stop;
+- random traces, a thousand per profile whose pool does not grow: mixed devices (DMA masks
+  below and above the buffers, min_align_mask and segment boundaries from the device
+  presets), alignment masks and NO_WARN attributes as the kprobe records carry them,
+  mappings too big for any pool, virtio-blk requests and lone mappings, every lifetime
+  model, real unmaps with some lost, pools from 128 slots up, with and without force, the
+  advisor's early stop;
 - every recorded trace in data/ at its own size and at a small pool that fails;
 - every golden vector of the kernel's own allocator (data/oracle/), through the compiled
   slot search and release;
@@ -92,8 +93,14 @@ def random_kprobe_trace(rng: random.Random, n: int) -> Trace:
         events.append((t, 0, mp))
         if end is not None:
             events.append((end, 1, mp))
+    return kprobe_trace(events, "random")
+
+
+def kprobe_trace(events, name: str) -> Trace:
+    """The trace of ``(time, 0, mapping)`` map and ``(time, 1, mapping)`` unmap events, lines
+    numbered in time order from 10."""
     events.sort(key=lambda e: (e[0], e[1]))
-    tr = Trace("random")
+    tr = Trace(name)
     for line, (tm, kind, mp) in enumerate(events, 10):
         if kind == 0:
             mp.line = mp.map_line = line

@@ -38,13 +38,18 @@ The page allocator, for the growing profiles: design (a) of the issue, a compile
 ``alloc_pages``/``free_pages`` on arrays built from the allocator's public state
 (``free_lists()``, ``stats()``, ``zonelist()``) and written back through its public methods
 (:mod:`~swiotlb_lib.trace.fast_pages` says how).  Chosen over returning to Python for every
-transient pool because a small boot pool takes a transient pool for one mapping in five
-(``swiotlb=256,force``, the synthesized trace of ``benchmarks/replay.py``), and a round trip
-through the Python allocator costs about as much as the whole compiled mapping path many
-times over.
+transient pool (design (b)) because one transient pool through the Python allocator
+(``alloc_pages`` + ``free_pages``) costs about 25 us, as much as a dozen mappings of the
+compiled loop (2 us each, ``benchmarks/replay.py --kernel v6.6-dynamic``), so a replay whose
+small pool sends many mappings to transient pools would run at the Python allocator's speed.
 
 Like the static engine, the compiled one does not keep a ``BounceBuffer`` per live mapping in
 ``mem.live`` (nothing a replay reports reads it).
+
+Numba keeps the compiled code in ``__pycache__`` beside these files and checks only the
+file of each function, so a function that calls into another file would not be recompiled
+when only that file changes; :mod:`~swiotlb_lib.trace.fast_state` keeps a digest of all the
+``fast*.py`` files there and drops the cache when it changes.
 
 :func:`supported` says when the compiled engine applies: a profile without run-time growth or
 with :class:`~swiotlb_lib.dynamic.Grower`'s (not RFC v1's per-mapping buffers), one boot pool
@@ -76,7 +81,8 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          LT_REAL, LT_SAMPLED, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE,
                          M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_SIZE, M_SKIP,
                          M_SWMAP, M_TIME, M_TLBOFF, M_TRACED, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
-                         NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI, PAGE_COSTS,
+                         NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
+                         PAGE_COSTS,
                          PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS,
                          P_DEF_NSLABS, P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LT, P_MAX_RETRIES,
                          P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_ROUND_START, P_TAIL_CAP, P_TIMELINE, P_V611,
@@ -329,7 +335,8 @@ class CompiledEngine(Engine):
             left=np.zeros(nu, np.int64), nh=np.full(nu, -1, np.int64), sig_gen=np.zeros(nu, np.int64),
             tlb_of=np.full(n, -1, np.int64), handle_of=np.full(n, NO_HANDLE, np.int64),
             q_next=np.full(nu, -1, np.int64), q_prev=np.full(nu, -1, np.int64),
-            k_made=np.zeros(nkeys, np.int8), k_order=np.zeros(nkeys, np.int64), k_head=np.full(nkeys, -1, np.int64),
+            k_made=np.zeros(nkeys, np.int8), k_order=np.zeros(nkeys, np.int64),
+            k_head=np.full(nkeys, -1, np.int64),
             k_tail=np.full(nkeys, -1, np.int64), k_dev=k_dev, f_made=np.zeros(nd, np.int8),
             f_order=np.zeros(nd, np.int64), f_head=np.full(nd, -1, np.int64), f_tail=np.full(nd, -1, np.int64),
             f_len=np.zeros(nd, np.int64), f_next=np.full(nu, -1, np.int64))

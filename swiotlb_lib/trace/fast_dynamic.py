@@ -29,9 +29,11 @@ from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D
                          NOW, NPOOLS, OP_TRANSIENT, OP_WORKER, P_CAN_GROW, P_DEF_NAREAS, P_DEF_NSLABS, P_DYN,
                          P_HAS_DELAY, P_HAS_PAD, P_ROUND_START, P_TAIL_CAP, P_V611, P_W_GFP, P_W_LIMIT, P_W_ZL,
                          PENDING, PF_WORKER_DELAY, POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF,
-                         PG_NOPS, PP_ORDER, PP_START, PP_ZONE, Q_BMASK, Q_MAX_SLOTS, Q_STRIDE, R_NO_MEMORY, R_OUT_OF_REACH,
+                         PG_NOPS, PP_ORDER, PP_START, PP_ZONE, Q_BMASK, Q_MAX_SLOTS, Q_STRIDE, R_NO_MEMORY,
+                         R_OUT_OF_REACH,
                          R_POOL_FULL, R_TOO_BIG, TOTAL_USED, TR_EXAM, TR_FREE, TR_NEXT, TR_NSLABS, TR_ORDER,
-                         TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, jit, jit_inline)
+                         TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, grown, jit,
+                         jit_inline)
 
 #: ``tr[t, TR_NEXT]`` of a live transient pool
 TR_LIVE = -2
@@ -86,13 +88,13 @@ def _add_pool(S, start, nslabs, nareas, order, zone):
     C = S.C
     pid = C[NPOOLS]
     if pid == S.pp.shape[0]:
-        old, olde, olds = S.pp, S.pp_exam, S.ps
-        S.pp = np.zeros((2 * pid, old.shape[1]), np.int64)
-        S.pp[:pid] = old
-        S.pp_exam = np.zeros(2 * pid, np.int64)
-        S.pp_exam[:pid] = olde
+        S.pp = grown(S.pp, 2 * pid, S.pp.shape[1])
+        S.pp_exam = np.concatenate((S.pp_exam, np.zeros(pid, np.int64)))
+        olds = S.ps
         S.ps = np.zeros((2 * pid, olds.shape[1], 2), np.int64)
-        S.ps[:pid] = olds
+        for r in range(pid):
+            for q in range(olds.shape[1]):
+                S.ps[r, q, 0], S.ps[r, q, 1] = olds[r, q, 0], olds[r, q, 1]
     pp = S.pp
     off = pp[pid - 1, PP_OFF] + pp[pid - 1, PP_NSLABS] + SPARE_SLOTS
     aoff = pp[pid - 1, PP_AOFF] + pp[pid - 1, PP_NAREAS]
@@ -215,7 +217,8 @@ def _transient(S, i):
         lst[k] = v
     for k in range(nslabs, nslabs + SPARE_SLOTS):
         lst[k] = 0
-    ta[:] = 0
+    for k in range(4):
+        ta[k] = 0
     q = MI[i, M_PARAM]
     params = S.params
     shift = np.int64((np.uint64(start) & S.q_bnd[q]) >> np.uint64(IO_TLB_SHIFT))
@@ -232,9 +235,7 @@ def _transient(S, i):
     t = C[TR_FREE]                                      # a record for the live pool
     if t < 0:
         t = len(S.tr)
-        old = S.tr
-        S.tr = np.zeros((2 * t, old.shape[1]), np.int64)
-        S.tr[:t] = old
+        S.tr = grown(S.tr, 2 * t, S.tr.shape[1])
         for k in range(t, 2 * t):
             S.tr[k, TR_NEXT] = k + 1 if k + 1 < 2 * t else -1
     tr = S.tr

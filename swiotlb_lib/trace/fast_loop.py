@@ -16,7 +16,8 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT,
                          LIVE,
                          LIVE_AT_END, LOST_UNMAPS, LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE,
-                         M_LOST, M_SIZE, M_TIME, M_TRACED, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL, NO_HANDLE, NOW,
+                         M_LOST, M_SIZE, M_TIME, M_TRACED, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL,
+                         NO_HANDLE, NOW,
                          NOT_ATTEMPTED, P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES,
                          P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_TIMELINE, PARTIAL, PEAK, PEAK_BYTES,
                          PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
@@ -556,7 +557,8 @@ def export(S):
     kt = np.empty(nk, np.float64)
     for k in range(nk):
         r = S.locks[k]
-        ki[k, 0], ki[k, 1], kt[k], ki[k, 2], ki[k, 3], ki[k, 4], ki[k, 5] = r[0], r[1], r[2], r[3], r[4], r[5], r[6]
+        ki[k, 0], ki[k, 1], kt[k], ki[k, 2] = r[0], r[1], r[2], r[3]
+        ki[k, 3], ki[k, 4], ki[k, 5] = r[4], r[5], r[6]
     n = S.C[TL_N]
     return li, lt, ki, kt, S.tl_t[:n].copy(), S.tl_u[:n].copy()
 

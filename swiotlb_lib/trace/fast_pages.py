@@ -33,7 +33,7 @@ from ..dynamic import zone_gfp
 from ..gfp import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, check_limit
 from .fast_state import (GFP_DIRECT_BIT, GFP_HIGH_BIT, GFP_NOWARN_BIT, HAVE_NUMBA, NZ, OP_FREE, OP_TRANSIENT,
                          OP_WORKER, PG_ALLOCATIONS, PG_FAILED, PG_FREES, PG_MERGES, PG_NOPS, PG_SPLITS,
-                         PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, jit)
+                         PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, grown, jit)
 
 if HAVE_NUMBA:
     from numba import types
@@ -50,9 +50,7 @@ def _heap_push(S, row, v):
         _heap_compact(S, row)
         n = S.pg_hn[row]
         if n * 2 > S.pg_heap.shape[1]:
-            old = S.pg_heap
-            S.pg_heap = np.zeros((old.shape[0], 2 * old.shape[1]), np.int64)
-            S.pg_heap[:, :old.shape[1]] = old
+            S.pg_heap = grown(S.pg_heap, S.pg_heap.shape[0], 2 * S.pg_heap.shape[1])
     h = S.pg_heap
     i = n
     while i > 0:
@@ -66,41 +64,44 @@ def _heap_push(S, row, v):
 
 
 @jit
+def _sift_down(h, row, i, n, v):
+    """Put ``v`` at heap position ``i`` of row ``row`` (``n`` entries) and sift it down."""
+    while True:
+        j = 2 * i + 1
+        if j >= n:
+            break
+        if j + 1 < n and h[row, j + 1] < h[row, j]:
+            j += 1
+        if h[row, j] >= v:
+            break
+        h[row, i] = h[row, j]
+        i = j
+    h[row, i] = v
+
+
+@jit
 def _heap_pop(S, row):
-    h = S.pg_heap
     n = S.pg_hn[row] - 1
     S.pg_hn[row] = n
     if n > 0:
-        v = h[row, n]
-        i = 0
-        while True:
-            j = 2 * i + 1
-            if j >= n:
-                break
-            if j + 1 < n and h[row, j + 1] < h[row, j]:
-                j += 1
-            if h[row, j] >= v:
-                break
-            h[row, i] = h[row, j]
-            i = j
-        h[row, i] = v
+        _sift_down(S.pg_heap, row, 0, n, S.pg_heap[row, n])
 
 
 @jit
 def _heap_compact(S, row):
-    """Drop the heap's stale entries (blocks no longer free at its order and zone)."""
+    """Drop the heap's stale entries (blocks no longer free at its order and zone), then
+    restore the heap order (sift down from the last parent)."""
     z, o = row // MAX_ORDER, row % MAX_ORDER
     code = o * 4 + z
     h = S.pg_heap
-    keep = np.empty(S.pg_hn[row], np.int64)
-    k = 0
+    n = 0
     for j in range(S.pg_hn[row]):
         if S.pg_free.get(h[row, j], -1) == code:
-            keep[k] = h[row, j]
-            k += 1
-    keep = np.unique(keep[:k])                          # sorted: a valid min-heap
-    h[row, :len(keep)] = keep
-    S.pg_hn[row] = len(keep)
+            h[row, n] = h[row, j]
+            n += 1
+    S.pg_hn[row] = n
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(h, row, i, n, h[row, i])
 
 
 @jit
@@ -121,11 +122,8 @@ def _lowest(S, z, o):
 @jit
 def _ext_room(S, z):
     if S.pg_z[z, Z_NEXT] == S.pg_es.shape[1]:
-        es, ee = S.pg_es, S.pg_ee
-        S.pg_es = np.zeros((es.shape[0], 2 * es.shape[1]), np.int64)
-        S.pg_ee = np.zeros((ee.shape[0], 2 * ee.shape[1]), np.int64)
-        S.pg_es[:, :es.shape[1]] = es
-        S.pg_ee[:, :ee.shape[1]] = ee
+        S.pg_es = grown(S.pg_es, S.pg_es.shape[0], 2 * S.pg_es.shape[1])
+        S.pg_ee = grown(S.pg_ee, S.pg_ee.shape[0], 2 * S.pg_ee.shape[1])
 
 
 @jit
@@ -223,9 +221,7 @@ def _rmqueue(S, z, order, limit_pfn):
 def _log_op(S, kind, pfn, order, dev):
     n = S.C[PG_NOPS]
     if n == S.pg_ops.shape[0]:
-        old = S.pg_ops
-        S.pg_ops = np.zeros((2 * old.shape[0], 4), np.int64)
-        S.pg_ops[:old.shape[0]] = old
+        S.pg_ops = grown(S.pg_ops, 2 * n, 4)
     ops = S.pg_ops
     ops[n, 0], ops[n, 1], ops[n, 2], ops[n, 3] = kind, pfn, order, dev
     S.C[PG_NOPS] = n + 1
@@ -300,7 +296,7 @@ def unsupported(pages) -> str | None:
     st = pages.stats()
     if st["reclaimable"]:
         return "the page allocator has pagecache to reclaim"
-    if len(pages.free_lists()) > 4:                     # pragma: no cover - x86_64 has three zones
+    if len(st["free_by_zone"]) > 4:                     # pragma: no cover - x86_64 has three zones
         return "the page allocator has more than four zones"
     return None
 

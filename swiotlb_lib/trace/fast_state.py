@@ -6,10 +6,46 @@ parts fit together); nothing here models the kernel.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import pathlib
 from collections import namedtuple
+
+import numpy as np
 
 from ..constants import IO_TLB_SEGSIZE
 from .engine import Engine
+
+
+
+def _drop_stale_cache() -> None:
+    """Numba's on-disk cache (``__pycache__/*.nbi``, ``*.nbc``) is checked against the file of
+    each function only, so a function that calls into another ``fast*.py`` (or uses a constant
+    of :mod:`swiotlb_lib.constants`) would keep stale code when only that file changes (an
+    edit, a ``git pull``).  Keep a digest of them beside the cache and drop the compiled
+    engine's cache when it changes."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return                                          # a cache elsewhere is the user's
+    here = pathlib.Path(__file__).parent
+    sources = sorted(here.glob("fast*.py")) + [here.parent / "constants.py"]    # constants are compiled in
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
+    cache = here / "__pycache__"
+    stamp = cache / "fast-sources.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    for f in cache.glob("fast*.nb[ic]"):
+        f.unlink(missing_ok=True)
+    try:
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:                                     # pragma: no cover - read-only install
+        pass
+
+
+_drop_stale_cache()
 
 try:                                                    # numba is a dependency (pyproject.toml);
     from numba import njit                              # without it the reference runs
@@ -127,18 +163,31 @@ if HAVE_NUMBA:
         exec(src, scope)
         return scope["impl"]
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def new_state(nt):
         """The :class:`State` of a :data:`StateTuple` (compiled once, cached)."""
         return _struct_of(nt)
 
 
 def jit(fn):
-    """Compile ``fn`` (cached on disk beside this package), or leave it as Python without numba."""
-    return njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
+    """Compile ``fn`` (cached on disk beside this package), or leave it as Python without numba.
+    ``error_model="numpy"``: no exception paths for a division by zero, which the engine
+    never does (every divisor is a count of at least one), so less code to compile."""
+    return njit(cache=True, nogil=True, error_model="numpy")(fn) if HAVE_NUMBA else fn
 
 
 def jit_inline(fn):
     """For the allocators' small functions: inlined where they are called, since a call to a
     separately compiled function takes a reference on every array argument."""
-    return njit(cache=True, nogil=True, inline="always")(fn) if HAVE_NUMBA else fn
+    return njit(cache=True, nogil=True, inline="always", error_model="numpy")(fn) if HAVE_NUMBA else fn
+
+
+@jit
+def grown(a, rows, cols):
+    """A copy of the 2-D array ``a`` in a zeroed ``rows`` x ``cols`` array (a loop: numpy's
+    slice assignment compiles its broadcasting checks into every caller)."""
+    out = np.zeros((rows, cols), a.dtype)
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            out[r, c] = a[r, c]
+    return out
