@@ -1,848 +1,107 @@
-"""The compiled replay engine: :class:`~swiotlb_lib.trace.engine.Engine` for a pool that
-does not grow, compiled by Numba.
+"""The compiled replay engine: :class:`~swiotlb_lib.trace.engine.Engine` compiled by Numba,
+for a pool that does not grow and for the merged dynamic design (``CONFIG_SWIOTLB_DYNAMIC``,
+the ``v6.6-dynamic`` and ``v6.11-dynamic`` profiles).
 
-This module is the fast twin of two readable references, and the one duplication of rules
-the project accepts (issue "Sizing at production scale"): the slot search and release of
-:mod:`swiotlb_lib.pool` (``swiotlb_search_pool_area``, ``swiotlb_release_slots``,
-``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) and the replay loop of
-:class:`~swiotlb_lib.trace.engine.Engine` (blk-mq requeue and reruns, lifetimes, livelock
-detection, the advisor's early stop).  The chapters teach from the references; this file
-only runs them faster.  ``tests/test_trace_fast.py`` runs both on thousands of random traces
-per profile and on every recorded trace and oracle vector, and they must agree on every
-slot, failure, counter, timeline point and log line.
+This module and its parts are the fast twin of readable references, and the one duplication
+of rules the project accepts (issue "Sizing at production scale"): the slot search and
+release of :mod:`swiotlb_lib.pool` (``swiotlb_search_pool_area``, ``swiotlb_release_slots``,
+``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) in :mod:`~swiotlb_lib.trace.fast_pool`; the map
+and unmap paths over a list of pools with growth by pools (:class:`swiotlb_lib.dynamic.Grower`)
+in :mod:`~swiotlb_lib.trace.fast_dynamic`; the part of the buddy allocator
+(:mod:`swiotlb_lib.page_alloc`) that growth uses in :mod:`~swiotlb_lib.trace.fast_pages`; the
+replay loop of :class:`~swiotlb_lib.trace.engine.Engine` (blk-mq requeue and reruns,
+lifetimes, livelock detection, the advisor's early stop) in :mod:`~swiotlb_lib.trace.fast_loop`;
+the state they share in :mod:`~swiotlb_lib.trace.fast_state`.  The chapters teach from the
+references; these files only run them faster.  ``tests/test_trace_fast.py`` and
+``tests/test_trace_fast_dynamic.py`` run both on thousands of random traces per profile and on
+every recorded trace and oracle vector, and they must agree on every slot, failure, counter,
+timeline point and log line (and, for the growing profiles, on the pools and the page
+allocator's free lists after the run).
 
 How it works.  :class:`CompiledEngine` is an :class:`Engine` whose :meth:`~CompiledEngine.run`
-turns the trace, the requests and the booted pool into flat arrays (:func:`~swiotlb_lib.trace.columns.columns`),
-runs the compiled loop (:func:`_run_range`, :func:`_drain`) on them, working in place on the
-pool's own ``list``/``alloc_size``/``pad_slots``/``orig_addr`` arrays, and writes the tallies
-back where the reference keeps them, so :meth:`Engine.finish` and
-:func:`~swiotlb_lib.trace.replay.replay` read the same fields.  What the compiled loop cannot
-do itself it records and the Python side replays afterwards, in order: the kernel log lines
-(``swiotlb buffer is full`` through the same rate limit, the once-only warnings) and the
-livelocks.  Per-mapping quantities that depend only on the mapping, the device and the
-profile (the allocation size with its sub-slot offset and padding, the alignment test's
-bits, whether dma-direct would bounce at all) are computed once per trace with the
-readable functions (:func:`swiotlb_lib.pool.search_params`) rather than in the loop.
+turns the trace, the requests, the booted pool (and, for a growing profile, the page
+allocator's free lists) into flat arrays (:func:`~swiotlb_lib.trace.columns.columns`), runs the
+compiled loop on them, and writes back what the reference keeps, where it keeps it, so
+:meth:`Engine.finish` and :func:`~swiotlb_lib.trace.replay.replay` read the same fields.  A
+static pool is worked on in place; a growing profile's pools sit in one array per field
+(``pool.list``, ``alloc_size``, ...), the boot pool first, and the worker's pools become
+:class:`~swiotlb_lib.pool.IoTlbPool` objects at the end, added to ``mem.pools`` in the order
+the worker added them.  What the compiled loop cannot do itself it records and the Python
+side replays afterwards, in order: the kernel log lines (``swiotlb buffer is full`` through
+the same rate limit with the pool size of the moment, the once-only warnings, the worker's
+failure) and the livelocks.  Per-mapping quantities that depend only on the mapping, the
+device and the profile (the allocation size with its sub-slot offset and padding, the
+alignment test's bits, whether dma-direct would bounce at all) are computed once per trace
+with the readable functions (:func:`swiotlb_lib.pool.search_params`) rather than in the loop.
 
-:func:`supported` says when the compiled engine applies: a profile without run-time growth
-(``io_tlb_mem.dyn`` unset), one boot pool, no probe registered on
-:data:`~swiotlb_lib.debug.SEARCH_AREA` or :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED`, no
-``swiotlb_bounced`` recording, no memory encryption message, and an early stop that is a
-:class:`~swiotlb_lib.trace.engine.StopRule` (or none).  Otherwise the reference runs.
+The page allocator, for the growing profiles: design (a) of the issue, a compiled twin of
+``alloc_pages``/``free_pages`` on arrays built from the allocator's public state
+(``free_lists()``, ``stats()``, ``zonelist()``) and written back through its public methods
+(:mod:`~swiotlb_lib.trace.fast_pages` says how).  Chosen over returning to Python for every
+transient pool (design (b)) because one transient pool through the Python allocator
+(``alloc_pages`` + ``free_pages``) costs about 25 us, as much as a dozen mappings of the
+compiled loop (2 us each, ``benchmarks/replay.py --kernel v6.6-dynamic``), so a replay whose
+small pool sends many mappings to transient pools would run at the Python allocator's speed.
+
+Like the static engine, the compiled one does not keep a ``BounceBuffer`` per live mapping in
+``mem.live`` (nothing a replay reports reads it).
+
+Numba keeps the compiled code in ``__pycache__`` beside these files and checks only the
+file of each function, so a function that calls into another file would not be recompiled
+when only that file changes; :mod:`~swiotlb_lib.trace.fast_state` keeps a digest of all the
+``fast*.py`` files there and drops the cache when it changes.
+
+:func:`supported` says when the compiled engine applies: a profile without run-time growth or
+with :class:`~swiotlb_lib.dynamic.Grower`'s (not RFC v1's per-mapping buffers), one boot pool
+not grown yet, no probe registered on :data:`~swiotlb_lib.debug.SEARCH_AREA`,
+:data:`~swiotlb_lib.debug.POOL_ADDED` or :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED`, no
+``swiotlb_bounced`` recording, no memory encryption (its once-only message; a confidential
+guest's transient pools come from the atomic pools), no pagecache for the worker to reclaim,
+and an early stop that is a :class:`~swiotlb_lib.trace.engine.StopRule` (or none).  Otherwise
+the reference runs.
 """
 from __future__ import annotations
 
-import math
-from collections import namedtuple
 from types import SimpleNamespace
 
 import numpy as np
 
-from ..constants import (DMA_ATTR_NO_WARN, INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
-                         PAGE_SIZE, U32, U64)
-from ..debug import REPLAY_MAP_FAILED, SEARCH_AREA
-from ..pool import search_params
+from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, U32, U64
+from ..debug import POOL_ADDED, PR_FMT, REPLAY_MAP_FAILED, SEARCH_AREA
+from ..dynamic import Grower
+from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
+from . import fast_pages
 from .columns import columns
 from .engine import Engine, Livelock, StopReplay, StopRule
-from .requests import MAX_MAPPING_BYTES, request_slots
-
-try:                                                    # numba is a dependency (pyproject.toml);
-    from numba import njit                              # without it the reference runs
-    from numba.experimental import structref
-    from numba.extending import overload
-    from numba.typed import Dict, List
-    from numba import types
-    HAVE_NUMBA = True
-except ImportError:                                     # pragma: no cover - exercised by hand
-    HAVE_NUMBA = False
-
-# -- counters: indexes into the int64 array ``C`` ---------------------------------------
-(ATTEMPTED, MAPPED, BOUNCED, FAILED, F_TOO_BIG, F_POOL_FULL, F_OUT_OF_REACH, TOTAL_USED, HIWATER,
- PEAK, SLOTS_EXAMINED, BYTES_COPIED, PARTIAL, INFLIGHT, CTR, COMPLETED, FAILED_REQ, TOO_BIG_REQ,
- REQUEUED, RETRIES, QUEUED_BEHIND, GAVE_UP, DROPPED, ABORTED_FAILED, LIVE_AT_END, LOST_UNMAPS,
- NOT_ATTEMPTED, AG_COMPARED, AG_SAME, NLOCKS, NLOCKS_SMALL, STOPPED, NKEYS, NFIFO, SAMPLE,
- HEAP_N, TL_N, NCOUNTERS) = range(38)
-# floats: ``F``
-NOW, STOP_T, NFLOATS = range(3)
-# parameters: ``P`` (int64) and ``PF`` (float64)
-(P_NAREAS, P_AREA_NSLABS, P_ROUND_START, P_HAS_PAD, P_START, P_LT, P_DEPTH, P_MAX_RETRIES,
- P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE, NPARAMS) = range(15)
-PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, NPFLOATS = range(4)
-# columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
-# the per-device table DI: one table per kind, read through one field of the state
-(M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
- M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, NMI) = range(18)
-(M_TIME, M_END, M_LOST, NMF) = range(4)
-(U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
-(D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, NDI) = range(5)
-# lifetime kinds
-LT_FIXED, LT_SAMPLED, LT_QD, LT_REAL = range(4)
-# event kinds (as Engine), unit states (as Engine), log records
-COMPLETE_UNIT, COMPLETE_MAPPING, RUN = Engine.COMPLETE_UNIT, Engine.COMPLETE_MAPPING, Engine.RUN
-IDLE, LIVE, QUEUED, DONE = Engine.IDLE, Engine.LIVE, Engine.QUEUED, Engine.DONE
-LOG_FULL, LOG_OVERFLOW, LOG_ALIGN = range(3)
-# map results below -1: the failure causes
-R_POOL_FULL, R_TOO_BIG, R_OUT_OF_REACH = -2, -3, -4
-NO_HANDLE = -(1 << 62)
-SEG_LAST = IO_TLB_SEGSIZE - 1
-
-
-#: The compiled loop's state: counters and parameters, the pool's arrays, the trace's and the
-#: requests' columns, and the engine's mutable per-request, per-mapping and per-queue arrays.
-STATE_FIELDS = ((
-    "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks params h_t h_p h_c h_k h_x "
-    "logs locks sig tl_t tl_u samples MI MF m_orig unit_of u_ptr u_members UI DI "
-    "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
-    "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
+from .fast_pool import release_slots, search_area     # the oracle test's entry points
+from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, BYTES_COPIED, COMPLETED, CTR,
+                         D_GFP, D_LIMIT, D_MAM, D_REACH, D_USES, D_ZL, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH,
+                         F_POOL_FULL, F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, GROWER_COSTS, HAVE_NUMBA, HIWATER,
+                         KICKED_AT, LIVE_AT_END, LOG_FULL, LOG_OVERFLOW, LOG_WORKER, LOST_UNMAPS, LT_FIXED, LT_QD,
+                         LT_REAL, LT_SAMPLED, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE,
+                         M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_SIZE, M_SKIP,
+                         M_SWMAP, M_TIME, M_TLBOFF, M_TRACED, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
+                         NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
+                         PAGE_COSTS,
+                         PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS,
+                         P_DEF_NSLABS, P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LT, P_MAX_RETRIES,
+                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_ROUND_START, P_TAIL_CAP, P_TIMELINE, P_V611,
+                         P_W_GFP, P_W_LIMIT, P_W_ZL, PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY,
+                         POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF, PP_ORDER, PP_START,
+                         Q_BMASK, Q_CMP, Q_MAX_SLOTS, Q_STRIDE, Q_ZERO, QUEUED_BEHIND, REQUEUED, RETRIES,
+                         STOP_T, STOPPED, TOO_BIG_REQ, TOTAL_USED, TR_FREE, TR_MAP, TR_NEXT, TR_NSLABS, TR_ORDER,
+                         TR_PADDR, TR_SEQ, TRANSIENT_BYTES, TRANSIENT_NSLABS, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
+                         U_LAST)
+from .requests import request_slots
 
 if HAVE_NUMBA:
-    @structref.register
-    class StateType(types.StructRef):
-        """The numba type of :class:`State`: one reference, passed to every compiled function."""
+    from .fast_dynamic import TR_LIVE, export_pools
+    from .fast_loop import containers, drain, export, run_range
+    from .fast_state import StateTuple, new_state
 
-        def preprocess_fields(self, fields):
-            return tuple((name, types.unliteral(typ)) for name, typ in fields)
+__all__ = ["CompiledEngine", "supported", "warm", "NCOUNTERS", "search_area", "release_slots"]
 
-    class State(structref.StructRefProxy):
-        """The compiled loop's state (fields: :data:`STATE_FIELDS`)."""
 
-    structref.define_proxy(State, StateType, list(STATE_FIELDS))
-    LOG_ITEM = types.Tuple((types.int64, types.float64, types.int64, types.int64))
-    LOCK_ITEM = types.Tuple((types.int64, types.int64, types.float64, types.int64, types.int64, types.int64))
-    SIG_KEY = types.UniTuple(types.int64, 4)
-
-    # State(*values) would compile the proxy's constructor in every process; building the
-    # state in a cached function from a namedtuple of the same fields compiles it once.
-    StateTuple = namedtuple("StateTuple", STATE_FIELDS)
-
-    def _struct_of(nt):
-        """The :class:`State` with the fields of ``nt`` (a :data:`StateTuple`); compiled only."""
-
-    @overload(_struct_of)
-    def _struct_of_impl(nt):
-        typ = StateType([(name, t) for name, t in zip(STATE_FIELDS, nt.types)])
-        src = "def impl(nt):\n    st = new(typ)\n" + "".join(
-            f"    st.{name} = nt.{name}\n" for name in STATE_FIELDS) + "    return st\n"
-        scope = {"new": structref.new, "typ": typ}
-        exec(src, scope)
-        return scope["impl"]
-
-
-def _jit(fn):
-    return njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
-
-
-def _jit_inline(fn):
-    """For the allocator's small functions: inlined where they are called, since a call to a
-    separately compiled function takes a reference on every array argument."""
-    return njit(cache=True, nogil=True, inline="always")(fn) if HAVE_NUMBA else fn
-
-
-# -- the allocator: twins of pool._search_area, pool._renumber_before, pool.release_slots --
-@_jit_inline
-def renumber_before(lst, s, count):
-    """Twin of :func:`swiotlb_lib.pool._renumber_before`: the free slots just before slot
-    ``s`` in its segment get ``count + 1``, ``count + 2``, ... walking back to a used slot or
-    the segment start.  As in the reference, the run is found first (a load-only scan) and
-    then written in one pass, which the compiler vectorizes; the values are the kernel loop's.
-    ``s`` is not the first slot of its segment (the callers check)."""
-    first = s & ~SEG_LAST
-    j = s - 1
-    while j >= first and lst[j]:
-        j -= 1
-    for i in range(j + 1, s):
-        lst[i] = count + (s - i)
-
-
-@_jit_inline
-def search_area(lst, asize, area_index, area_used, area_locks, C, a, nslots, rest, shift, bmask, max_slots,
-                stride, unbounded, skip_mask, orig_bits, area_nslabs, round_start):
-    """Twin of :func:`swiotlb_lib.pool.search_pool_area` for one area (``swiotlb_search_pool_area``,
-    v6.9+; ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3) on
-    the pool's arrays (``list``, ``alloc_size``, and the areas' ``index``, ``used``, lock
-    counts).  ``rest`` is what the first slot's ``alloc_size`` records.  Returns the first
-    slot or -1.  (The arrays are passed one by one: a compiled function borrows its
-    arguments, where unpacking a tuple or structure of arrays costs reference counting.)"""
-    area_locks[a] += 1
-    if nslots > area_nslabs - area_used[a]:
-        return -1
-    base = a * area_nslabs
-    end = base + area_nslabs
-    index = area_index[a]
-    if round_start:
-        index = (index + stride - 1) & ~(stride - 1)
-        if index >= area_nslabs:
-            index = 0
-    slot = base + index
-    checked = 0
-    examined = 0
-    found = False
-    while checked < area_nslabs:
-        examined += 1
-        if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
-            slot += 1
-            checked += 1
-        elif lst[slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
-            found = True
-            break
-        else:
-            slot += stride
-            checked += stride
-        if slot >= end:
-            slot = base
-    C[SLOTS_EXAMINED] += examined
-    if not found:
-        return -1
-    for k in range(slot, slot + nslots):
-        lst[k] = 0
-        asize[k] = np.uint64(rest)
-        rest -= IO_TLB_SIZE
-    if slot & SEG_LAST and lst[slot - 1]:
-        renumber_before(lst, slot, 0)
-    nxt = slot - base + nslots
-    area_index[a] = nxt if nxt < area_nslabs else 0
-    area_used[a] += nslots
-    return slot
-
-
-@_jit_inline
-def release_slots(lst, asize, orig, pad, area_used, area_locks, start, has_pad, area_nslabs, tlb,
-                  min_align_mask):
-    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``) on the
-    pool's arrays (``list``, ``alloc_size``, ``orig_addr``, ``pad_slots``, the areas' ``used``
-    and lock counts).  Returns the number of slots freed."""
-    offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb - offset - start) >> IO_TLB_SHIFT
-    if has_pad:
-        index -= pad[index]
-    nslots = np.int64((asize[index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1)) >> np.uint64(IO_TLB_SHIFT))
-    aindex = index // area_nslabs
-    area_locks[aindex] += 1
-    end = index + nslots
-    count = np.int64(lst[end]) if end & SEG_LAST else np.int64(0)
-    for i in range(end - 1, index - 1, -1):
-        count += 1
-        lst[i] = count
-        orig[i] = np.uint64(INVALID_PHYS_ADDR)
-        asize[i] = 0
-        pad[i] = 0
-    if index & SEG_LAST and lst[index - 1]:
-        renumber_before(lst, index, count)
-    area_used[aindex] -= nslots
-    return nslots
-
-
-# -- the engine: twins of Engine's methods ------------------------------------------------
-# the event heap: Engine's heapq of (time, prio, counter, kind, payload) as five arrays (the
-# counter is unique, so the order is that of the tuples whatever the sifting)
-@_jit
-def _before(t1, p1, c1, t2, p2, c2):
-    return t1 < t2 or (t1 == t2 and (p1 < p2 or (p1 == p2 and c1 < c2)))
-
-
-@_jit
-def _push(S, t, prio, kind, payload):
-    """Engine.push: an event keyed (time, prio, counter)."""
-    C = S.C
-    C[CTR] += 1
-    c = C[CTR]
-    n = C[HEAP_N]
-    if n == len(S.h_t):
-        S.h_t = np.concatenate((S.h_t, np.empty_like(S.h_t)))
-        S.h_p = np.concatenate((S.h_p, np.empty_like(S.h_p)))
-        S.h_c = np.concatenate((S.h_c, np.empty_like(S.h_c)))
-        S.h_k = np.concatenate((S.h_k, np.empty_like(S.h_k)))
-        S.h_x = np.concatenate((S.h_x, np.empty_like(S.h_x)))
-    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
-    i = n
-    while i > 0:
-        up = (i - 1) >> 1
-        if not _before(t, prio, c, ht[up], hp[up], hc[up]):
-            break
-        ht[i], hp[i], hc[i], hk[i], hx[i] = ht[up], hp[up], hc[up], hk[up], hx[up]
-        i = up
-    ht[i], hp[i], hc[i], hk[i], hx[i] = t, prio, c, kind, payload
-    C[HEAP_N] = n + 1
-
-
-@_jit
-def _pop(S):
-    """Remove the first event; returns (time, kind, payload)."""
-    C = S.C
-    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
-    t0, k0, x0 = ht[0], hk[0], hx[0]
-    n = C[HEAP_N] - 1
-    C[HEAP_N] = n
-    if n > 0:
-        t, p, c, k, x = ht[n], hp[n], hc[n], hk[n], hx[n]
-        i = 0
-        while True:
-            j = 2 * i + 1
-            if j >= n:
-                break
-            if j + 1 < n and _before(ht[j + 1], hp[j + 1], hc[j + 1], ht[j], hp[j], hc[j]):
-                j += 1
-            if not _before(ht[j], hp[j], hc[j], t, p, c):
-                break
-            ht[i], hp[i], hc[i], hk[i], hx[i] = ht[j], hp[j], hc[j], hk[j], hx[j]
-            i = j
-        ht[i], hp[i], hc[i], hk[i], hx[i] = t, p, c, k, x
-    return t0, k0, x0
-
-
-@_jit
-def _now(S, t):
-    """Engine._now: the model's clock (``KernelLog.now``) only moves forward."""
-    if t > S.F[NOW]:
-        S.F[NOW] = t
-
-
-@_jit
-def _record(S, t):
-    """Engine._record: one timeline point, slots in use now."""
-    if S.P[P_TIMELINE]:
-        C = S.C
-        n = C[TL_N]
-        if n == len(S.tl_t):
-            S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
-            S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
-        S.tl_t[n] = t
-        S.tl_u[n] = C[TOTAL_USED]
-        C[TL_N] = n + 1
-
-
-@_jit
-def _log(S, kind, i, value):
-    """A kernel message the Python side prints after the run (see
-    CompiledEngine._write_back)."""
-    S.logs.append((kind, S.F[NOW], i, value))
-
-
-@_jit
-def _allocate(S, i):
-    """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for mapping ``i`` (Engine.allocate with
-    IoTlbMem.map_checked_args and swiotlb_map_checked_args).  Returns the bounce address
-    or a failure code (R_*)."""
-    # (each field of S read once: a read costs a reference count, an index into it does not)
-    C, P, MI, DI = S.C, S.P, S.MI, S.DI
-    d = MI[i, M_DEV]
-    if MI[i, M_ALIGNWARN] and not DI[d, D_WARN_ALIGN]:
-        DI[d, D_WARN_ALIGN] = 1
-        _log(S, LOG_ALIGN, i, 0)
-    nslots = MI[i, M_NSLOTS]
-    p = MI[i, M_PARAM]
-    params = S.params
-    lst, asize, a_index, a_used, a_locks = S.p_list, S.p_asize, S.a_index, S.a_used, S.a_locks
-    nareas = P[P_NAREAS]
-    start = a = MI[i, M_CPU] & (nareas - 1)
-    while True:
-        index = search_area(lst, asize, a_index, a_used, a_locks, C, a, nslots, MI[i, M_REST],
-                            params[p, 0], params[p, 1], params[p, 2], params[p, 5], params[p, 6],
-                            MI[i, M_SKIP], MI[i, M_OBITS], P[P_AREA_NSLABS], P[P_ROUND_START])
-        if index >= 0:
-            break
-        a += 1
-        if a >= nareas:
-            a = 0
-        if a == start:
-            break
-    if index < 0:
-        if not MI[i, M_NOWARN]:
-            _log(S, LOG_FULL, i, C[TOTAL_USED])
-        return R_TOO_BIG if nslots > IO_TLB_SEGSIZE else R_POOL_FULL
-    used = C[TOTAL_USED] + nslots
-    C[TOTAL_USED] = used
-    if used > C[HIWATER]:
-        C[HIWATER] = used
-    first = index
-    if P[P_HAS_PAD]:
-        index += MI[i, M_PAD]
-        S.p_pad[index] = MI[i, M_PAD]
-    orig = S.p_orig
-    o = S.m_orig[i]
-    for k in range(index, first + nslots):
-        orig[k] = o
-        o += np.uint64(IO_TLB_SIZE)
-    tlb = P[P_START] + (index << IO_TLB_SHIFT) + MI[i, M_TLBOFF]
-    size = MI[i, M_SIZE]
-    C[BYTES_COPIED] += size
-    if MI[i, M_SWMAP] and tlb + size - 1 > DI[d, D_REACH]:    # dma_capable() of the bounce address
-        C[TOTAL_USED] -= _release_slots(S, tlb, DI[d, D_MAM])
-        if not DI[d, D_WARN_OVERFLOW]:
-            DI[d, D_WARN_OVERFLOW] = 1
-            _log(S, LOG_OVERFLOW, i, tlb)
-        return R_OUT_OF_REACH
-    return tlb
-
-
-@_jit
-def _map_one(S, i):
-    """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
-    C = S.C
-    C[ATTEMPTED] += 1
-    if S.MI[i, M_DIRECT]:
-        C[MAPPED] += 1
-        return -1
-    r = _allocate(S, i)
-    if r < -1:
-        C[FAILED] += 1
-        if r == R_TOO_BIG:
-            C[F_TOO_BIG] += 1
-        elif r == R_OUT_OF_REACH:
-            C[F_OUT_OF_REACH] += 1
-        else:
-            C[F_POOL_FULL] += 1
-        return r
-    C[MAPPED] += 1
-    C[BOUNCED] += 1
-    if C[TOTAL_USED] > C[PEAK]:
-        C[PEAK] = C[TOTAL_USED]
-    return r
-
-
-@_jit
-def _release_slots(S, tlb, min_align_mask):
-    """release_slots on this state's pool."""
-    P = S.P
-    return release_slots(S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks, P[P_START],
-                         P[P_HAS_PAD], P[P_AREA_NSLABS], tlb, min_align_mask)
-
-
-@_jit
-def _unmap_one(S, i, tlb):
-    """Engine.unmap_one: ``swiotlb_tbl_unmap_single`` with ``DMA_ATTR_SKIP_CPU_SYNC``."""
-    if tlb >= 0:
-        S.C[TOTAL_USED] -= _release_slots(S, tlb, S.DI[S.MI[i, M_DEV], D_MAM])
-
-
-@_jit
-def _release(S, u, t):
-    """Engine.release: unmap every live mapping of request ``u``, last first."""
-    nh = S.nh
-    n = nh[u]
-    if n > 0:
-        P, C, MI, DI, members, tlb_of = S.P, S.C, S.MI, S.DI, S.u_members, S.tlb_of
-        lst, asize, orig, pad, a_used, a_locks = S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks
-        base = S.u_ptr[u]
-        for k in range(n - 1, -1, -1):
-            i = members[base + k]
-            tlb = tlb_of[i]
-            if tlb >= 0:                                # _unmap_one
-                C[TOTAL_USED] -= release_slots(lst, asize, orig, pad, a_used, a_locks, P[P_START],
-                                               P[P_HAS_PAD], P[P_AREA_NSLABS], tlb, DI[MI[i, M_DEV], D_MAM])
-        _record(S, t)
-    nh[u] = -1
-
-
-# queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
-@_jit
-def _key_touch(S, key):
-    """Create queue ``key`` (its place in the order the reference's dict keeps)."""
-    if not S.k_made[key]:
-        S.k_made[key] = 1
-        S.k_order[S.C[NKEYS]] = key
-        S.C[NKEYS] += 1
-
-
-@_jit
-def _q_push(S, key, u, front):
-    """appendleft / append on queue ``key``."""
-    h = S.k_head[key]
-    if h < 0:
-        S.k_head[key] = S.k_tail[key] = u
-        S.q_next[u] = S.q_prev[u] = -1
-    elif front:
-        S.q_prev[h] = u
-        S.q_next[u] = h
-        S.q_prev[u] = -1
-        S.k_head[key] = u
-    else:
-        tl = S.k_tail[key]
-        S.q_next[tl] = u
-        S.q_prev[u] = tl
-        S.q_next[u] = -1
-        S.k_tail[key] = u
-
-
-@_jit
-def _q_popleft(S, key):
-    """popleft on queue ``key``."""
-    h = S.k_head[key]
-    n = S.q_next[h]
-    S.k_head[key] = n
-    if n < 0:
-        S.k_tail[key] = -1
-    else:
-        S.q_prev[n] = -1
-    return h
-
-
-@_jit
-def _f_append(S, d, u):
-    """Append to device ``d``'s fifo of live requests (qd lifetimes)."""
-    if not S.f_made[d]:
-        S.f_made[d] = 1
-        S.f_order[S.C[NFIFO]] = d
-        S.C[NFIFO] += 1
-    if S.f_len[d] == 0:
-        S.f_head[d] = u
-    else:
-        S.f_next[S.f_tail[d]] = u
-    S.f_tail[d] = u
-    S.f_next[u] = -1
-    S.f_len[d] += 1
-
-
-@_jit
-def _f_popleft(S, d):
-    """popleft on device ``d``'s fifo."""
-    h = S.f_head[d]
-    S.f_head[d] = S.f_next[h]
-    S.f_len[d] -= 1
-    return h
-
-
-@_jit
-def _unit_mapped(S, u, t):
-    """Engine.unit_mapped: all mappings of request ``u`` are live; schedule its completion."""
-    C, P = S.C, S.P
-    lt = P[P_LT]
-    if S.UI[u, U_ABORTED] and lt != LT_REAL:
-        _release(S, u, t)
-        S.state[u] = DONE
-        return
-    S.state[u] = LIVE
-    if lt == LT_REAL:
-        agree = P[P_AGREE] and S.attempts[u] == 0
-        base = S.u_ptr[u]
-        for k in range(S.nh[u]):
-            i = S.u_members[base + k]
-            tlb = S.tlb_of[i]
-            if agree and S.MI[i, M_TRACED] >= 0:
-                C[AG_COMPARED] += 1
-                if tlb == S.MI[i, M_TRACED]:
-                    C[AG_SAME] += 1
-            end = S.MF[i, M_END]
-            line = S.MI[i, M_ENDLINE]
-            if math.isnan(end):
-                if S.UI[u, U_ABORTED]:
-                    _unmap_one(S, i, tlb)
-                    continue
-                end = S.MF[i, M_LOST]
-                line = -1
-                if math.isnan(end):
-                    C[LIVE_AT_END] += 1
-                    continue
-                if S.attempts[u] == 0:
-                    C[LOST_UNMAPS] += 1
-            S.handle_of[i] = tlb
-            S.left[u] += 1
-            C[INFLIGHT] += 1
-            if S.attempts[u] == 0:
-                _push(S, max(t, end), line, COMPLETE_MAPPING, i)
-            else:
-                _push(S, t + (end - S.MF[i, M_TIME]), -1, COMPLETE_MAPPING, i)
-        S.nh[u] = -1
-        if S.left[u] == 0:
-            S.state[u] = DONE
-        return
-    C[INFLIGHT] += 1
-    if lt == LT_QD:
-        _f_append(S, S.UI[u, U_DEV], u)
-    elif lt == LT_FIXED:
-        _push(S, t + S.PF[PF_LIFETIME], -1, COMPLETE_UNIT, u)
-    else:
-        _push(S, t + S.samples[C[SAMPLE]], -1, COMPLETE_UNIT, u)
-        C[SAMPLE] += 1
-
-
-@_jit
-def _wake(S, d, t):
-    """Engine.wake: a request of device ``d`` completed, so blk-mq reruns its stalled queues
-    (``blk_mq_sched_restart()`` from ``__blk_mq_free_request()``, block/blk-mq.c in 6.12)."""
-    for k in range(S.C[NKEYS]):
-        key = S.k_order[k]
-        if S.k_head[key] >= 0 and S.k_dev[key] == d:
-            _push(S, t, -1, RUN, key)
-
-
-@_jit
-def _complete_unit(S, u, t):
-    """Engine.complete_unit."""
-    _now(S, t)
-    _release(S, u, t)
-    S.state[u] = DONE
-    S.C[INFLIGHT] -= 1
-    S.C[COMPLETED] += 1
-    _wake(S, S.UI[u, U_DEV], t)
-
-
-@_jit
-def _complete_mapping(S, i, t):
-    """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
-    tlb = S.handle_of[i]
-    if tlb == NO_HANDLE:
-        return
-    S.handle_of[i] = NO_HANDLE
-    _now(S, t)
-    _unmap_one(S, i, tlb)
-    _record(S, t)
-    S.C[INFLIGHT] -= 1
-    u = S.unit_of[i]
-    S.left[u] -= 1
-    if S.left[u] == 0:
-        S.state[u] = DONE
-        S.C[COMPLETED] += 1
-        _wake(S, S.UI[u, U_DEV], t)
-
-
-@_jit
-def _stop_now(S):
-    """Twin of :meth:`StopRule.__call__`."""
-    C, P = S.C, S.P
-    if C[FAILED_REQ] == 0 and C[NLOCKS_SMALL] == 0:
-        return False
-    if S.PF[PF_TARGET] >= 0 and C[NLOCKS] == 0:
-        if not (C[FAILED_REQ] + C[TOO_BIG_REQ]) / P[P_NREQS] > S.PF[PF_TARGET]:
-            return False
-    return C[NLOCKS] > 0 or not P[P_NEED_LIVELOCK]
-
-
-@_jit
-def _requeue(S, u, i, t, retry):
-    """Engine.requeue: a failed request gives back its slots and waits at the head of its
-    queue (``BLK_STS_RESOURCE``, ``blk_mq_requeue_request()``); rerun at once after the
-    first failure, after ``BLK_MQ_RESOURCE_DELAY`` later (``blk_mq_dispatch_rq_list()``,
-    6.12); livelocks and give-ups as in the reference."""
-    C, P = S.C, S.P
-    used = C[TOTAL_USED]
-    alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
-    _release(S, u, t)
-    _record(S, t)
-    big = S.MI[i, M_SIZE] > MAX_MAPPING_BYTES
-    if S.attempts[u] == 0:
-        if big:
-            C[TOO_BIG_REQ] += 1
-        else:
-            C[FAILED_REQ] += 1
-    if S.UI[u, U_ABORTED] or not S.UI[u, U_BLOCK]:
-        S.attempts[u] += 1
-        S.state[u] = DONE
-        if not S.UI[u, U_BLOCK]:
-            C[DROPPED] += 1
-        else:
-            C[ABORTED_FAILED] += 1
-        return
-    S.attempts[u] += 1
-    reps = 0
-    if alone:
-        key = (u, S.sig_gen[u], i, used)
-        reps = S.sig.get(key, 0) + 1
-        S.sig[key] = reps
-    else:
-        S.sig_gen[u] += 1
-    if reps >= P[P_REPEATS]:
-        S.state[u] = DONE
-        S.locks.append((u, i, t, used, S.attempts[u], reps))
-        C[NLOCKS] += 1
-        if not big:
-            C[NLOCKS_SMALL] += 1
-        return
-    if S.attempts[u] > P[P_MAX_RETRIES]:
-        S.state[u] = DONE
-        C[GAVE_UP] += 1
-        return
-    if S.attempts[u] == 1:
-        C[REQUEUED] += 1
-    key = S.UI[u, U_KEY]
-    _key_touch(S, key)
-    if S.state[u] != QUEUED:
-        S.state[u] = QUEUED
-        _q_push(S, key, u, True)
-    d = S.UI[u, U_DEV]
-    if P[P_LT] == LT_QD and S.f_len[d] > 0:
-        _complete_unit(S, _f_popleft(S, d), t)
-    else:
-        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
-
-
-@_jit
-def _failed(S, u, i, t, retry):
-    """Engine.failed: requeue, then the early stop (S.C[STOPPED] in place of StopReplay)."""
-    _requeue(S, u, i, t, retry)
-    if S.P[P_HAS_STOP] and _stop_now(S):
-        S.C[STOPPED] = 1
-        S.F[STOP_T] = t
-
-
-@_jit
-def _attempt(S, u, t):
-    """Engine.attempt: map every mapping of request ``u`` (a dispatch from its queue)."""
-    _now(S, t)
-    S.nh[u] = 0
-    base = S.u_ptr[u]
-    for k in range(S.u_ptr[u + 1] - base):
-        i = S.u_members[base + k]
-        r = _map_one(S, i)
-        if r < -1:
-            _failed(S, u, i, t, True)
-            return False
-        S.tlb_of[i] = r
-        S.nh[u] += 1
-    _record(S, t)
-    _unit_mapped(S, u, t)
-    return True
-
-
-@_jit
-def _run_queue(S, key, t):
-    """Engine.run_queue: ``blk_mq_run_hw_queue``, dispatch waiting requests until one fails."""
-    while S.k_head[key] >= 0:
-        u = S.k_head[key]
-        if S.state[u] != QUEUED:
-            _q_popleft(S, key)
-            continue
-        if S.attempts[u]:
-            S.C[RETRIES] += 1
-        if _attempt(S, u, t):
-            _q_popleft(S, key)
-        elif S.C[STOPPED]:
-            return
-        elif S.state[u] == DONE:
-            _q_popleft(S, key)
-        else:
-            return
-
-
-@_jit
-def _handle(S, ev):
-    """Engine.handle: one event off the heap."""
-    t, kind, x = ev
-    if kind == COMPLETE_UNIT:
-        _complete_unit(S, x, t)
-    elif kind == COMPLETE_MAPPING:
-        _complete_mapping(S, x, t)
-    else:
-        _run_queue(S, x, t)
-
-
-@_jit
-def _run_range(S, i0, i1):
-    """Engine.run's loop over trace mappings ``i0..i1-1``; stops early when S.C[STOPPED]."""
-    C, P = S.C, S.P
-    qd = P[P_LT] == LT_QD
-    depth = P[P_DEPTH]
-    for i in range(i0, i1):
-        t = S.MF[i, M_TIME]
-        line = S.MI[i, M_LINE]
-        while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
-            _handle(S, _pop(S))
-            if C[STOPPED]:
-                return
-        u = S.unit_of[i]
-        if S.state[u] != IDLE:
-            C[NOT_ATTEMPTED] += 1
-            continue
-        if S.nh[u] < 0:                                 # a new request arrives
-            key = S.UI[u, U_KEY]
-            if S.UI[u, U_BLOCK] and S.k_head[key] >= 0:     # behind requeued requests
-                S.state[u] = QUEUED
-                _q_push(S, key, u, False)
-                C[NOT_ATTEMPTED] += 1
-                C[QUEUED_BEHIND] += 1
-                continue
-            if qd:
-                _now(S, t)
-                d = S.UI[u, U_DEV]
-                while S.f_len[d] > 0 and S.f_len[d] >= depth:
-                    _complete_unit(S, _f_popleft(S, d), t)
-            S.nh[u] = 0
-            C[PARTIAL] += 1
-        _now(S, t)
-        r = _map_one(S, i)
-        if r < -1:
-            C[PARTIAL] -= 1
-            _failed(S, u, i, t, False)
-            if C[STOPPED]:
-                return
-            continue
-        S.tlb_of[i] = r
-        S.nh[u] += 1
-        _record(S, t)
-        if i == S.UI[u, U_LAST]:
-            C[PARTIAL] -= 1
-            _unit_mapped(S, u, t)
-
-
-@_jit
-def _drain(S):
-    """Engine.drain."""
-    C = S.C
-    for u in range(len(S.nh)):
-        if S.nh[u] > 0 and S.state[u] == IDLE:
-            C[PARTIAL] -= 1
-            _unit_mapped(S, u, S.F[NOW])
-    while True:
-        while C[HEAP_N]:
-            _handle(S, _pop(S))
-            if C[STOPPED]:
-                return
-        t = S.F[NOW]
-        busy = 0
-        for k in range(C[NFIFO]):
-            if S.f_len[S.f_order[k]] > 0:
-                busy += 1
-        if busy:
-            for k in range(C[NFIFO]):
-                d = S.f_order[k]
-                if S.f_len[d] > 0:
-                    _complete_unit(S, _f_popleft(S, d), t)
-            continue
-        waiting = 0
-        for k in range(C[NKEYS]):
-            key = S.k_order[k]
-            if S.k_head[key] >= 0:
-                waiting += 1
-                _push(S, t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
-        if not waiting:
-            break
-
-
-@_jit
-def _new_state(nt):
-    return _struct_of(nt)
-
-
-@_jit
-def _containers():
-    """The state's growable parts, made here (typed containers made in Python compile their
-    methods in every process): log and livelock records, livelock signatures."""
-    logs = List.empty_list(LOG_ITEM)
-    locks = List.empty_list(LOCK_ITEM)
-    sig = Dict.empty(SIG_KEY, types.int64)
-    return logs, locks, sig
-
-
-@_jit
-def _export(S):
-    """The records the Python side replays, as arrays: log records, livelocks, timeline."""
-    nl = len(S.logs)
-    lk, li, lv = np.empty(nl, np.int64), np.empty(nl, np.int64), np.empty(nl, np.int64)
-    lt = np.empty(nl, np.float64)
-    for k in range(nl):
-        r = S.logs[k]
-        lk[k], lt[k], li[k], lv[k] = r[0], r[1], r[2], r[3]
-    nk = len(S.locks)
-    ki = np.empty((nk, 5), np.int64)
-    kt = np.empty(nk, np.float64)
-    for k in range(nk):
-        r = S.locks[k]
-        ki[k, 0], ki[k, 1], kt[k], ki[k, 2], ki[k, 3], ki[k, 4] = r[0], r[1], r[2], r[3], r[4], r[5]
-    n = S.C[TL_N]
-    return lk, lt, li, lv, ki, kt, S.tl_t[:n].copy(), S.tl_u[:n].copy()
-
-
-# -- the Python side ------------------------------------------------------------------------
 def supported(eng) -> str | None:
     """Why the compiled engine cannot run replay ``eng`` (an :class:`Engine`), or None if it can."""
     mem = eng.mem
@@ -850,11 +109,12 @@ def supported(eng) -> str | None:
         return "numba is not installed"
     if type(eng) is not CompiledEngine:
         return f"{type(eng).__name__} is not the plain replay engine"
-    if mem.dyn is not None:
-        return "the profile grows the pool at run time"
+    dyn = mem.dyn
+    if dyn is not None and type(dyn) is not Grower:
+        return "the profile grows the pool at run time by a buffer per mapping (RFC v1)"
     if mem.defpool is None or not mem.nslabs or len(mem.pools) != 1:
         return "no single boot pool"
-    if SEARCH_AREA.probes or REPLAY_MAP_FAILED.probes:
+    if SEARCH_AREA.probes or REPLAY_MAP_FAILED.probes or POOL_ADDED.probes:
         return "a probe is registered"
     if mem.trace_enabled:
         return "swiotlb_bounced events are being recorded"
@@ -862,6 +122,12 @@ def supported(eng) -> str | None:
         return "memory encryption is active (its once-only message)"
     if eng.stop is not None and not isinstance(eng.stop, StopRule):
         return "the early stop is not a StopRule"
+    if dyn is not None:
+        if dyn.only_pool is not None or dyn.transient_at is not None:
+            return "the pools follow a recording"
+        if mem.transient_nslabs:
+            return "transient pools are live"
+        return fast_pages.unsupported(dyn.pages)
     return None
 
 
@@ -880,21 +146,37 @@ class CompiledEngine(Engine):
             self.fallback = why
             return super().run()
         self.fallback = None
-        m, mem, pool, lt = self.m, self.mem, self.mem.defpool, self.lt
-        cols = columns(self.trace, self.reqs, lt.kind == "real" and self.INFER_LOST, self.cache)
+        cols = columns(self.trace, self.reqs, self.lt.kind == "real" and self.INFER_LOST, self.cache)
         if not cols.ordered:
             self.fallback = "a request's mappings are not in trace order"
             if self.strict:
                 raise ValueError(f"engine: the compiled engine cannot run this replay: {self.fallback}")
             return super().run()
-        n, nu = len(cols.time), len(cols.u_ptr) - 1
-        devs = [self.devs[d] for d in cols.dev_names]
-        nd = max(len(devs), 1)
-        d_mam = np.array([d.min_align_mask for d in devs] or [0], np.int64)
-        d_seg = [d.seg_boundary for d in devs] or [U64]
-        reach_u = np.array([d.reach for d in devs] or [U64], np.uint64)
-        d_reach = np.array([min(d.reach, (1 << 63) - 1) for d in devs] or [0], np.int64)
-        # per mapping, what depends only on it, its device and the profile
+        S, V, n = self._state(cols)
+        C, F = V.C, V.F
+        step = max(n // 200, 1)
+        progress = self.progress
+        if progress is None:
+            run_range(S, 0, n)
+        else:
+            for i0 in range(0, n, step):
+                progress(i0, n)
+                run_range(S, i0, min(i0 + step, n))
+                if C[STOPPED]:
+                    break
+        if not C[STOPPED]:
+            drain(S)
+        self._write_back(V, export(S), export_pools(S))
+        if C[STOPPED]:
+            raise StopReplay(float(F[STOP_T]))
+        if progress is not None:
+            progress(n, n)
+
+    # -- the state ----------------------------------------------------------------------
+    def _mappings(self, cols, devs, d_mam, reach_u, pool):
+        """The per-mapping table ``MI`` and the search constants per kind of request."""
+        mem = self.mem
+        n = len(cols.time)
         dv = cols.dev
         mam = d_mam[dv] if n else np.zeros(0, np.int64)
         orig, size, align = cols.orig, cols.size, cols.align
@@ -918,13 +200,20 @@ class CompiledEngine(Engine):
         # one row of search constants per (device, alloc_align_mask, big) in the trace
         combo = (dv << 34) | (align << 1) | big          # align_mask <= U32 (checked by replay)
         uniq, m_param = np.unique(combo, return_inverse=True)
-        params = np.zeros((max(len(uniq), 1), 7), np.int64)
+        nq = max(len(uniq), 1)
+        params = np.zeros((nq, NQ), np.int64)
+        ps0 = np.zeros((nq, 2), np.int64)
+        q_bnd = np.full(nq, U64, np.uint64)
         for k, c in enumerate(uniq.tolist()):
             d = c >> 34
-            p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), d_seg[d])
-            params[k] = [p[0], p[1], p[2], p[3], p[4], p[5], int(p[6])]
+            bnd = devs[d].seg_boundary
+            p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), bnd)
+            params[k, Q_BMASK], params[k, Q_MAX_SLOTS], params[k, Q_ZERO] = p[1], p[2], p[3]
+            params[k, Q_CMP], params[k, Q_STRIDE] = p[4], p[5]
+            ps0[k] = p[0], int(p[6])
+            q_bnd[k] = bnd
         m_param = m_param.reshape(-1).astype(np.int64)
-        zero, cmp = params[m_param, 3], params[m_param, 4]
+        zero, cmp = params[m_param, Q_ZERO], params[m_param, Q_CMP]
         has_orig = orig != 0
         obits = np.where(has_orig, (orig >> np.uint64(IO_TLB_SHIFT)).astype(np.int64) & cmp, 0)
         skip = np.where(has_orig, zero | cmp, zero)
@@ -933,17 +222,30 @@ class CompiledEngine(Engine):
         swmap = (align == 0) & (reach_u[dv] != np.uint64(U64)) if n else np.zeros(0, bool)
         alignwarn = (align > PAGE_SIZE - 1) & bool(pool.has_pad)
         nowarn = (cols.attrs & DMA_ATTR_NO_WARN) != 0
-        ncpus = int(max(cols.cpu.max(initial=0), cols.u_cpu.max(initial=0))) + 1
-        nkeys = nd * ncpus
-        u_key = cols.u_dev * ncpus + cols.u_cpu
-        k_dev = np.arange(nkeys, dtype=np.int64) // ncpus
-
         MI = np.empty((n, NMI), np.int64)
         for k, col in ((M_DEV, dv), (M_CPU, cols.cpu), (M_SIZE, size), (M_PARAM, m_param), (M_NSLOTS, nslots),
                        (M_REST, rest), (M_TLBOFF, tlboff), (M_PAD, pad), (M_SKIP, skip), (M_OBITS, obits),
                        (M_DIRECT, direct), (M_SWMAP, swmap), (M_ALIGNWARN, alignwarn), (M_NOWARN, nowarn),
-                       (M_LINE, cols.line), (M_ENDLINE, cols.endline), (M_TRACED, cols.traced)):
+                       (M_LINE, cols.line), (M_ENDLINE, cols.endline), (M_TRACED, cols.traced), (M_ASIZE, asz)):
             MI[:, k] = col
+        return MI, params, ps0, q_bnd
+
+    def _state(self, cols):
+        """The compiled loop's :class:`State` and its fields as a namespace, and the mappings."""
+        m, mem, pool, lt = self.m, self.mem, self.mem.defpool, self.lt
+        dyn = mem.dyn
+        n, nu = len(cols.time), len(cols.u_ptr) - 1
+        devs = [self.devs[d] for d in cols.dev_names]
+        self._dev_names = cols.dev_names
+        nd = max(len(devs), 1)
+        d_mam = np.array([d.min_align_mask for d in devs] or [0], np.int64)
+        reach_u = np.array([d.reach for d in devs] or [U64], np.uint64)
+        d_reach = np.array([min(d.reach, (1 << 63) - 1) for d in devs] or [0], np.int64)
+        MI, params, ps0, q_bnd = self._mappings(cols, devs, d_mam, reach_u, pool)
+        ncpus = int(max(cols.cpu.max(initial=0), cols.u_cpu.max(initial=0))) + 1
+        nkeys = nd * ncpus
+        u_key = cols.u_dev * ncpus + cols.u_cpu
+        k_dev = np.arange(nkeys, dtype=np.int64) // ncpus
         MF = np.empty((n, NMF))
         MF[:, M_TIME], MF[:, M_END], MF[:, M_LOST] = cols.time, cols.end, cols.lost
         UI = np.empty((nu, NUI), np.int64)
@@ -954,11 +256,11 @@ class CompiledEngine(Engine):
         C = np.zeros(NCOUNTERS, np.int64)
         C[TOTAL_USED], C[HIWATER], C[PEAK] = mem.total_used, mem.used_hiwater, self.peak
         C[CTR] = self.ctr
+        C[NPOOLS], C[MEM_NSLABS], C[PEAK_BYTES] = 1, mem.nslabs, self.peak_bytes
         F = np.zeros(NFLOATS)
         F[NOW] = m.log.now
         P = np.zeros(NPARAMS, np.int64)
-        P[P_NAREAS], P[P_AREA_NSLABS] = pool.nareas, pool.area_nslabs
-        P[P_ROUND_START], P[P_HAS_PAD], P[P_START] = pool.round_start, pool.has_pad, pool.start
+        P[P_ROUND_START], P[P_HAS_PAD], P[P_TAIL_CAP] = pool.round_start, pool.has_pad, mem.profile.tail_cap
         kind = {"fixed": LT_FIXED, "exp": LT_SAMPLED, "lognormal": LT_SAMPLED, "qd": LT_QD, "real": LT_REAL}
         P[P_LT] = kind[lt.kind]
         P[P_DEPTH] = int(lt.value) if lt.kind == "qd" else 0
@@ -978,64 +280,116 @@ class CompiledEngine(Engine):
             samples = np.fromiter((draw() for _ in range(nu)), np.float64, nu)
         else:
             samples = np.zeros(1)
-        area_index = np.array(pool.area_index, np.int64)
-        area_used = np.array(pool.area_used, np.int64)
-        area_locks = np.array(pool.area_locks, np.int64)
-        logs, locks, sig = _containers()
+        pp = np.zeros((4 if dyn is not None else 1, NPP), np.int64)
+        pp[0, PP_START], pp[0, PP_NSLABS], pp[0, PP_NAREAS] = pool.start, pool.nslabs, pool.nareas
+        pp[0, PP_ANSLABS], pp[0, PP_ORDER] = pool.area_nslabs, -1
+        ps = np.zeros((len(pp), len(params), 2), np.int64)
+        ps[0] = ps0
+        slots = (pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots)
+        areas = [np.array(x, np.int64) for x in (pool.area_index, pool.area_used, pool.area_locks)]
+        pg = {"pg_z": np.zeros((1, 6), np.int64), "pg_heap": np.zeros((1, 1), np.int64),
+              "pg_hn": np.zeros(1, np.int64), "pg_es": np.zeros((1, 1), np.int64),
+              "pg_ee": np.zeros((1, 1), np.int64), "zl": np.zeros((1, 5), np.int64),
+              "pg_free": fast_pages.build_empty()}
+        ntr = 1
+        if dyn is not None:                             # room for pools the worker adds
+            slots = tuple(np.concatenate((a, np.zeros(4 * len(a), a.dtype))) for a in slots)
+            areas = [np.concatenate((a, np.zeros(64, np.int64))) for a in areas]
+            pages = dyn.pages
+            gfps = [fast_pages.transient_gfp(pages, d.reach) for d in devs]
+            wgfp = fast_pages.worker_gfp(pages, dyn.phys_limit)
+            pg = fast_pages.build(pages, gfps + [wgfp])
+            for k, d in enumerate(devs):
+                DI[k, D_ZL], DI[k, D_LIMIT] = k, fast_pages.limit_pfn(d.reach)
+                DI[k, D_GFP] = fast_pages.gfp_flags(gfps[k])
+            self._gfps = [(g, d.reach) for g, d in zip(gfps, devs)], (wgfp, dyn.phys_limit)
+            P[P_W_ZL], P[P_W_LIMIT], P[P_W_GFP] = len(devs), fast_pages.limit_pfn(dyn.phys_limit), \
+                fast_pages.gfp_flags(wgfp)
+            P[P_DYN], P[P_V611], P[P_CAN_GROW] = 1, dyn.flavour == "v6.11", dyn.can_grow
+            P[P_HAS_DELAY] = dyn.worker_delay is not None
+            PF[PF_WORKER_DELAY] = dyn.worker_delay or 0.0
+            P[P_DEF_NSLABS], P[P_DEF_NAREAS] = dyn.default_nslabs, dyn.default_nareas
+            P[P_BOOT_BYTES] = pool.nslabs << IO_TLB_SHIFT
+            C[PENDING], F[KICKED_AT] = dyn.pending, dyn.kicked_at
+            C[POOL_BYTES], C[TRANSIENT_BYTES] = dyn.pool_bytes, dyn.transient_bytes
+            ntr = 16
+        tr = np.zeros((ntr, NTR), np.int64)
+        tr[:, TR_NEXT] = np.arange(1, ntr + 1)
+        tr[-1, TR_NEXT] = -1
+        C[TR_FREE] = 0
+        logs, locks, sig = containers()
         cap = max(64, nu)
-        values = (C, F, P, PF, pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots, area_index,
-                  area_used, area_locks, params, np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64),
-                  np.empty(cap, np.int64), np.empty(cap, np.int64), logs, locks, sig,
-                  np.empty(max(64, 2 * n) if self.tl_t is not None else 1),
-                  np.empty(max(64, 2 * n) if self.tl_t is not None else 1, np.int64), samples,
-                  MI, MF, orig, cols.unit_of, cols.u_ptr, cols.u_members, UI, DI,
-                  np.zeros(nu, np.int8), np.zeros(nu, np.int64), np.zeros(nu, np.int64),
-                  np.full(nu, -1, np.int64), np.zeros(nu, np.int64),
-                  np.full(n, -1, np.int64), np.full(n, NO_HANDLE, np.int64),
-                  np.full(nu, -1, np.int64), np.full(nu, -1, np.int64),
-                  np.zeros(nkeys, np.int8), np.zeros(nkeys, np.int64), np.full(nkeys, -1, np.int64),
-                  np.full(nkeys, -1, np.int64), k_dev,
-                  np.zeros(nd, np.int8), np.zeros(nd, np.int64), np.full(nd, -1, np.int64),
-                  np.full(nd, -1, np.int64), np.zeros(nd, np.int64), np.full(nu, -1, np.int64))
-        S = _new_state(StateTuple(*values))
-        V = SimpleNamespace(**dict(zip(STATE_FIELDS, values)))
-        step = max(n // 200, 1)
-        progress = self.progress
-        if progress is None:
-            _run_range(S, 0, n)
-        else:
-            for i0 in range(0, n, step):
-                progress(i0, n)
-                _run_range(S, i0, min(i0 + step, n))
-                if C[STOPPED]:
-                    break
-        if not C[STOPPED]:
-            _drain(S)
-        self._write_back(V, _export(S))
-        if C[STOPPED]:
-            raise StopReplay(float(F[STOP_T]))
-        if progress is not None:
-            progress(n, n)
+        fields = dict(
+            C=C, F=F, P=P, PF=PF, p_list=slots[0], p_asize=slots[1], p_orig=slots[2], p_pad=slots[3],
+            a_index=areas[0], a_used=areas[1], a_locks=areas[2], pp=pp, pp_exam=np.zeros(len(pp), np.int64),
+            ps=ps, params=params, q_bnd=q_bnd, tr=tr, t_list=np.zeros(SPARE_SLOTS + 256, np.int32),
+            t_asize=np.zeros(SPARE_SLOTS + 256, np.uint64), t_area=np.zeros(4, np.int64),
+            pool_of=np.zeros(n, np.int64), pg_ops=np.zeros((256 if dyn is not None else 1, 4), np.int64),
+            pg_orders=np.zeros(16, np.int64), **pg,
+            h_t=np.empty(cap), h_p=np.empty(cap, np.int64), h_c=np.empty(cap, np.int64),
+            h_k=np.empty(cap, np.int64), h_x=np.empty(cap, np.int64), logs=logs, locks=locks, sig=sig,
+            tl_t=np.empty(max(64, 2 * n) if self.tl_t is not None else 1),
+            tl_u=np.empty(max(64, 2 * n) if self.tl_t is not None else 1, np.int64), samples=samples,
+            MI=MI, MF=MF, m_orig=cols.orig, unit_of=cols.unit_of, u_ptr=cols.u_ptr, u_members=cols.u_members,
+            UI=UI, DI=DI, state=np.zeros(nu, np.int8), attempts=np.zeros(nu, np.int64),
+            left=np.zeros(nu, np.int64), nh=np.full(nu, -1, np.int64), sig_gen=np.zeros(nu, np.int64),
+            tlb_of=np.full(n, -1, np.int64), handle_of=np.full(n, NO_HANDLE, np.int64),
+            q_next=np.full(nu, -1, np.int64), q_prev=np.full(nu, -1, np.int64),
+            k_made=np.zeros(nkeys, np.int8), k_order=np.zeros(nkeys, np.int64),
+            k_head=np.full(nkeys, -1, np.int64),
+            k_tail=np.full(nkeys, -1, np.int64), k_dev=k_dev, f_made=np.zeros(nd, np.int8),
+            f_order=np.zeros(nd, np.int64), f_head=np.full(nd, -1, np.int64), f_tail=np.full(nd, -1, np.int64),
+            f_len=np.zeros(nd, np.int64), f_next=np.full(nu, -1, np.int64))
+        values = [fields[k] for k in StateTuple._fields]
+        return new_state(StateTuple(*values)), SimpleNamespace(**fields), n
 
-    def _write_back(self, S, records) -> None:
+    # -- the write-back --------------------------------------------------------------------
+    def _write_back(self, S, records, pools) -> None:
         """Put what the compiled loop did where the reference keeps it."""
         C, mem, pool, m = S.C, self.mem, self.mem.defpool, self.m
-        lk, lt, li, lv, ki, kt, tl_t, tl_u = records
-        for kind, now, i, value in zip(lk.tolist(), lt.tolist(), li.tolist(), lv.tolist()):
+        li, lt, ki, kt, tl_t, tl_u = records
+        p_list, p_asize, p_orig, p_pad, a_index, a_used, a_locks, pp, pp_exam, tr, ops, orders = pools
+        nslabs = mem.nslabs
+        for (kind, i, value, ns), now in zip(li.tolist(), lt.tolist()):
             m.log.now = now
+            if kind == LOG_WORKER:                      # Grower.run_pending_work's failure
+                mem.log.ratelimited("swiotlb_dyn_alloc", PR_FMT + "Failed to allocate new pool")
+                continue
             mp = self.maps[i]
             dev = self.devs[mp.dev_name]
             if kind == LOG_FULL:
+                mem.nslabs = ns                         # the pools' size at that time
                 mem.warn_full(dev, int(self.msg_size[i]), value)
+                mem.nslabs = nslabs
             elif kind == LOG_OVERFLOW:
                 mem.warn_overflow(dev, value, mp.size)
             else:
                 mem.warn_align(dev)
         m.log.now = float(S.F[NOW])
-        pool.area_index[:] = S.a_index.tolist()
-        pool.area_used[:] = S.a_used.tolist()
-        pool.area_locks[:] = S.a_locks.tolist()
-        pool.slots_examined += int(C[SLOTS_EXAMINED])
+        dyn = mem.dyn
+        for pid, row in enumerate(pp.tolist()):
+            if pid == 0:
+                p = pool
+                if dyn is not None:                     # the boot pool's slots, copied out
+                    k = pool.nslabs + SPARE_SLOTS
+                    p.list[:], p.alloc_size[:], p.orig_addr[:], p.pad_slots[:] = \
+                        p_list[:k], p_asize[:k], p_orig[:k], p_pad[:k]
+            else:                                       # a pool the worker added
+                p = IoTlbPool(row[PP_START], row[PP_NSLABS], row[PP_NAREAS], mem.profile, late_alloc=True,
+                              name="dynamic")
+                p.alloc_how = row[PP_ORDER]
+                a, k = row[PP_OFF], row[PP_NSLABS] + SPARE_SLOTS
+                p.list[:], p.alloc_size[:], p.orig_addr[:], p.pad_slots[:] = \
+                    p_list[a:a + k], p_asize[a:a + k], p_orig[a:a + k], p_pad[a:a + k]
+                mem.memory.fill(p.start, p.nslabs << IO_TLB_SHIFT, 0)
+                mem.add_pool(p)
+            a, k = row[PP_AOFF], row[PP_NAREAS]
+            p.area_index[:] = a_index[a:a + k].tolist()
+            p.area_used[:] = a_used[a:a + k].tolist()
+            p.area_locks[:] = a_locks[a:a + k].tolist()
+            p.slots_examined += int(pp_exam[pid])
+        if dyn is not None:
+            self._write_back_dyn(S, tr, ops, orders)
         mem.total_used = int(C[TOTAL_USED])
         mem.used_hiwater = int(C[HIWATER])
         mem.bytes_copied += int(C[BYTES_COPIED])
@@ -1044,9 +398,11 @@ class CompiledEngine(Engine):
         res.mapped += int(C[MAPPED])
         res.bounced += int(C[BOUNCED])
         res.failed += int(C[FAILED])
-        for cause, k in (("too_big", F_TOO_BIG), ("pool_full", F_POOL_FULL), ("out_of_reach", F_OUT_OF_REACH)):
+        for cause, k in (("too_big", F_TOO_BIG), ("pool_full", F_POOL_FULL), ("out_of_reach", F_OUT_OF_REACH),
+                         ("no_memory", F_NO_MEMORY)):
             res.failures[cause] += int(C[k])
         self.peak = int(C[PEAK])
+        self.peak_bytes = int(C[PEAK_BYTES])
         self.ctr = int(C[CTR])
         for name, k in (("completed", COMPLETED), ("failed_requests", FAILED_REQ),
                         ("too_big_requests", TOO_BIG_REQ), ("requeued", REQUEUED),
@@ -1059,25 +415,65 @@ class CompiledEngine(Engine):
         if self.agreement is not None and C[AG_COMPARED]:
             self.agreement["compared"] += int(C[AG_COMPARED])
             self.agreement["same"] += int(C[AG_SAME])
-        for (u, i, used, attempts, reps), t in zip(ki.tolist(), kt.tolist()):
+        for (u, i, used, attempts, reps, ns), t in zip(ki.tolist(), kt.tolist()):
             req = self.reqs[u]
             self.livelocks.append(Livelock(self.maps[req.members[0]].line, t, req.dev_name, req.data_bytes,
-                                           request_slots(req, self.maps), used, mem.nslabs, attempts,
+                                           request_slots(req, self.maps), used, ns, attempts,
                                            self.maps[i].size, reps))
         if self.tl_t is not None:
             self.tl_t.frombytes(tl_t.tobytes())
             self.tl_u.frombytes(tl_u.astype(np.int64).tobytes())
 
+    def _write_back_dyn(self, S, tr, ops, orders) -> None:
+        """The growing profile's part: the worker, the transient pools still live, the
+        counters of ``Grower.costs()`` and the page allocator (:func:`fast_pages.write_back`)."""
+        C, mem = S.C, self.mem
+        dyn = mem.dyn
+        dyn.pending, dyn.kicked_at = bool(C[PENDING]), float(S.F[KICKED_AT])
+        dyn.pool_bytes, dyn.transient_bytes = int(C[POOL_BYTES]), int(C[TRANSIENT_BYTES])
+        mem.transient_nslabs = int(C[TRANSIENT_NSLABS])
+        c = dyn.costs_.c
+        for key, k in GROWER_COSTS:
+            if C[k]:
+                c[key] += int(C[k])
+        for order, count in enumerate(orders.tolist()):
+            if count:
+                dyn.costs_.page_orders[order] += count
+        for d, name in enumerate(self._dev_names):
+            if S.DI[d, D_USES]:
+                self.devs[name].dma_uses_io_tlb = True
+        live = sorted((row for row in tr.tolist() if row[TR_NEXT] == TR_LIVE), key=lambda r: r[TR_SEQ])
+        for row in live:                                # Grower.find_slots' transient pools
+            mp = self.maps[row[TR_MAP]]
+            dev = self.devs[mp.dev_name]
+            p = IoTlbPool(row[TR_PADDR], row[TR_NSLABS], 1, mem.profile, late_alloc=True, name="dynamic")
+            p.alloc_how = row[TR_ORDER]
+            mem.memory.fill(p.start, p.nslabs << IO_TLB_SHIFT, 0)
+            first = search_pool_area(p, 0, mp.orig, int(S.MI[row[TR_MAP], M_ASIZE]), mp.align_mask,
+                                     dev.min_align_mask, dev.seg_boundary)
+            pad = int(S.MI[row[TR_MAP], M_PAD]) if p.has_pad else 0
+            p.pad_slots[first + pad] = pad
+            k = np.arange(first + pad, first + int(S.MI[row[TR_MAP], M_NSLOTS]), dtype=np.uint64)
+            p.orig_addr[first + pad:first + int(S.MI[row[TR_MAP], M_NSLOTS])] = \
+                (np.uint64(mp.orig) + (k - np.uint64(first + pad)) * np.uint64(IO_TLB_SIZE))
+            p.transient = True
+            dev.dma_io_tlb_pools.insert(0, p)
+        transient, worker = self._gfps
+        fast_pages.write_back(dyn.pages, ops, {key: int(C[k]) for key, k in PAGE_COSTS}, transient, worker)
+
 
 def warm() -> float:
     """Compile every function of the compiled engine, or load it from Numba's cache (in
-    ``__pycache__`` beside this file), with one small replay; returns the seconds taken.
-    ``scripts/setup_and_build.sh`` calls it once before the chapters run in parallel, so that
-    they find the cache filled instead of each compiling (half a minute of CPU) at once."""
+    ``__pycache__`` beside this file), with two small replays (a static and a growing
+    profile); returns the seconds taken.  ``scripts/setup_and_build.sh`` calls it once before
+    the chapters run in parallel, so that they find the cache filled instead of each compiling
+    (a minute of CPU) at once."""
     import time
     from .read import parse_trace
     from .replay import replay
     from .synthesize import synthesize_trace
     t = time.perf_counter()
-    replay(parse_trace(synthesize_trace(64)), "v6.11", "swiotlb=128,force", engine="compiled")
+    tr = parse_trace(synthesize_trace(64))
+    replay(tr, "v6.11", "swiotlb=128,force", engine="compiled")
+    replay(tr, "v6.11-dynamic", "swiotlb=128,force", engine="compiled")
     return time.perf_counter() - t

@@ -1,0 +1,564 @@
+"""The compiled twins of :class:`~swiotlb_lib.trace.engine.Engine`'s replay loop: the event
+heap, blk-mq's queues and reruns, lifetimes, livelock detection and the advisor's early stop.
+
+Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`); each function names the
+``Engine`` method it follows (``block/blk-mq.c`` in 6.12 for the queue rules, as there).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .fast_dynamic import allocate, now, unmap_slots
+from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, COMPLETE_MAPPING,
+                         COMPLETE_UNIT, COMPLETED, CTR, DONE, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH, F_POOL_FULL,
+                         F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT,
+                         LIVE,
+                         LIVE_AT_END, LOST_UNMAPS, LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE,
+                         M_LOST, M_SIZE, M_TIME, M_TRACED, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL,
+                         NO_HANDLE, NOW,
+                         NOT_ATTEMPTED, P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES,
+                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_TIMELINE, PARTIAL, PEAK, PEAK_BYTES,
+                         PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
+                         R_NO_MEMORY, R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED,
+                         TL_N, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
+                         U_LAST, jit)
+from .requests import MAX_MAPPING_BYTES
+
+if HAVE_NUMBA:
+    from numba import types
+    from numba.typed import Dict, List
+    from .fast_state import LOCK_ITEM, LOG_ITEM, SIG_KEY
+
+# -- the engine: twins of Engine's methods ------------------------------------------------
+# the event heap: Engine's heapq of (time, prio, counter, kind, payload) as five arrays (the
+# counter is unique, so the order is that of the tuples whatever the sifting)
+@jit
+def _before(t1, p1, c1, t2, p2, c2):
+    return t1 < t2 or (t1 == t2 and (p1 < p2 or (p1 == p2 and c1 < c2)))
+
+
+@jit
+def _push(S, t, prio, kind, payload):
+    """Engine.push: an event keyed (time, prio, counter)."""
+    C = S.C
+    C[CTR] += 1
+    c = C[CTR]
+    n = C[HEAP_N]
+    if n == len(S.h_t):
+        S.h_t = np.concatenate((S.h_t, np.empty_like(S.h_t)))
+        S.h_p = np.concatenate((S.h_p, np.empty_like(S.h_p)))
+        S.h_c = np.concatenate((S.h_c, np.empty_like(S.h_c)))
+        S.h_k = np.concatenate((S.h_k, np.empty_like(S.h_k)))
+        S.h_x = np.concatenate((S.h_x, np.empty_like(S.h_x)))
+    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
+    i = n
+    while i > 0:
+        up = (i - 1) >> 1
+        if not _before(t, prio, c, ht[up], hp[up], hc[up]):
+            break
+        ht[i], hp[i], hc[i], hk[i], hx[i] = ht[up], hp[up], hc[up], hk[up], hx[up]
+        i = up
+    ht[i], hp[i], hc[i], hk[i], hx[i] = t, prio, c, kind, payload
+    C[HEAP_N] = n + 1
+
+
+@jit
+def _pop(S):
+    """Remove the first event; returns (time, kind, payload)."""
+    C = S.C
+    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
+    t0, k0, x0 = ht[0], hk[0], hx[0]
+    n = C[HEAP_N] - 1
+    C[HEAP_N] = n
+    if n > 0:
+        t, p, c, k, x = ht[n], hp[n], hc[n], hk[n], hx[n]
+        i = 0
+        while True:
+            j = 2 * i + 1
+            if j >= n:
+                break
+            if j + 1 < n and _before(ht[j + 1], hp[j + 1], hc[j + 1], ht[j], hp[j], hc[j]):
+                j += 1
+            if not _before(ht[j], hp[j], hc[j], t, p, c):
+                break
+            ht[i], hp[i], hc[i], hk[i], hx[i] = ht[j], hp[j], hc[j], hk[j], hx[j]
+            i = j
+        ht[i], hp[i], hc[i], hk[i], hx[i] = t, p, c, k, x
+    return t0, k0, x0
+
+
+@jit
+def _record(S, t):
+    """Engine._record: one timeline point, slots in use now."""
+    if S.P[P_TIMELINE]:
+        C = S.C
+        n = C[TL_N]
+        if n == len(S.tl_t):
+            S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
+            S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
+        S.tl_t[n] = t
+        S.tl_u[n] = C[TOTAL_USED]
+        C[TL_N] = n + 1
+
+
+@jit
+def _map_one(S, i):
+    """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
+    C = S.C
+    C[ATTEMPTED] += 1
+    if S.MI[i, M_DIRECT]:
+        C[MAPPED] += 1
+        return -1
+    r = allocate(S, i)
+    if r < -1:
+        C[FAILED] += 1
+        if r == R_TOO_BIG:
+            C[F_TOO_BIG] += 1
+        elif r == R_OUT_OF_REACH:
+            C[F_OUT_OF_REACH] += 1
+        elif r == R_NO_MEMORY:
+            C[F_NO_MEMORY] += 1
+        else:
+            C[F_POOL_FULL] += 1
+        return r
+    C[MAPPED] += 1
+    C[BOUNCED] += 1
+    if C[TOTAL_USED] > C[PEAK]:
+        C[PEAK] = C[TOTAL_USED]
+    if S.P[P_DYN]:                                      # Machine.bounce_bytes()
+        b = S.P[P_BOOT_BYTES] + C[POOL_BYTES] + C[TRANSIENT_BYTES]
+        if b > C[PEAK_BYTES]:
+            C[PEAK_BYTES] = b
+    return r
+
+
+@jit
+def _unmap_one(S, i, tlb):
+    """Engine.unmap_one: ``swiotlb_tbl_unmap_single`` with ``DMA_ATTR_SKIP_CPU_SYNC``."""
+    if tlb >= 0:
+        unmap_slots(S, i, tlb)
+
+
+@jit
+def _release(S, u, t):
+    """Engine.release: unmap every live mapping of request ``u``, last first."""
+    nh = S.nh
+    n = nh[u]
+    if n > 0:
+        members, tlb_of = S.u_members, S.tlb_of
+        base = S.u_ptr[u]
+        for k in range(n - 1, -1, -1):
+            i = members[base + k]
+            tlb = tlb_of[i]
+            if tlb >= 0:                                # _unmap_one
+                unmap_slots(S, i, tlb)
+        _record(S, t)
+    nh[u] = -1
+
+
+# queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
+@jit
+def _key_touch(S, key):
+    """Create queue ``key`` (its place in the order the reference's dict keeps)."""
+    if not S.k_made[key]:
+        S.k_made[key] = 1
+        S.k_order[S.C[NKEYS]] = key
+        S.C[NKEYS] += 1
+
+
+@jit
+def _q_push(S, key, u, front):
+    """appendleft / append on queue ``key``."""
+    h = S.k_head[key]
+    if h < 0:
+        S.k_head[key] = S.k_tail[key] = u
+        S.q_next[u] = S.q_prev[u] = -1
+    elif front:
+        S.q_prev[h] = u
+        S.q_next[u] = h
+        S.q_prev[u] = -1
+        S.k_head[key] = u
+    else:
+        tl = S.k_tail[key]
+        S.q_next[tl] = u
+        S.q_prev[u] = tl
+        S.q_next[u] = -1
+        S.k_tail[key] = u
+
+
+@jit
+def _q_popleft(S, key):
+    """popleft on queue ``key``."""
+    h = S.k_head[key]
+    n = S.q_next[h]
+    S.k_head[key] = n
+    if n < 0:
+        S.k_tail[key] = -1
+    else:
+        S.q_prev[n] = -1
+    return h
+
+
+@jit
+def _f_append(S, d, u):
+    """Append to device ``d``'s fifo of live requests (qd lifetimes)."""
+    if not S.f_made[d]:
+        S.f_made[d] = 1
+        S.f_order[S.C[NFIFO]] = d
+        S.C[NFIFO] += 1
+    if S.f_len[d] == 0:
+        S.f_head[d] = u
+    else:
+        S.f_next[S.f_tail[d]] = u
+    S.f_tail[d] = u
+    S.f_next[u] = -1
+    S.f_len[d] += 1
+
+
+@jit
+def _f_popleft(S, d):
+    """popleft on device ``d``'s fifo."""
+    h = S.f_head[d]
+    S.f_head[d] = S.f_next[h]
+    S.f_len[d] -= 1
+    return h
+
+
+@jit
+def _unit_mapped(S, u, t):
+    """Engine.unit_mapped: all mappings of request ``u`` are live; schedule its completion."""
+    C, P = S.C, S.P
+    lt = P[P_LT]
+    if S.UI[u, U_ABORTED] and lt != LT_REAL:
+        _release(S, u, t)
+        S.state[u] = DONE
+        return
+    S.state[u] = LIVE
+    if lt == LT_REAL:
+        agree = P[P_AGREE] and S.attempts[u] == 0
+        base = S.u_ptr[u]
+        for k in range(S.nh[u]):
+            i = S.u_members[base + k]
+            tlb = S.tlb_of[i]
+            if agree and S.MI[i, M_TRACED] >= 0:
+                C[AG_COMPARED] += 1
+                if tlb == S.MI[i, M_TRACED]:
+                    C[AG_SAME] += 1
+            end = S.MF[i, M_END]
+            line = S.MI[i, M_ENDLINE]
+            if math.isnan(end):
+                if S.UI[u, U_ABORTED]:
+                    _unmap_one(S, i, tlb)
+                    continue
+                end = S.MF[i, M_LOST]
+                line = -1
+                if math.isnan(end):
+                    C[LIVE_AT_END] += 1
+                    continue
+                if S.attempts[u] == 0:
+                    C[LOST_UNMAPS] += 1
+            S.handle_of[i] = tlb
+            S.left[u] += 1
+            C[INFLIGHT] += 1
+            if S.attempts[u] == 0:
+                _push(S, max(t, end), line, COMPLETE_MAPPING, i)
+            else:
+                _push(S, t + (end - S.MF[i, M_TIME]), -1, COMPLETE_MAPPING, i)
+        S.nh[u] = -1
+        if S.left[u] == 0:
+            S.state[u] = DONE
+        return
+    C[INFLIGHT] += 1
+    if lt == LT_QD:
+        _f_append(S, S.UI[u, U_DEV], u)
+    elif lt == LT_FIXED:
+        _push(S, t + S.PF[PF_LIFETIME], -1, COMPLETE_UNIT, u)
+    else:
+        _push(S, t + S.samples[C[SAMPLE]], -1, COMPLETE_UNIT, u)
+        C[SAMPLE] += 1
+
+
+@jit
+def _wake(S, d, t):
+    """Engine.wake: a request of device ``d`` completed, so blk-mq reruns its stalled queues
+    (``blk_mq_sched_restart()`` from ``__blk_mq_free_request()``, block/blk-mq.c in 6.12)."""
+    for k in range(S.C[NKEYS]):
+        key = S.k_order[k]
+        if S.k_head[key] >= 0 and S.k_dev[key] == d:
+            _push(S, t, -1, RUN, key)
+
+
+@jit
+def _complete_unit(S, u, t):
+    """Engine.complete_unit."""
+    now(S, t)
+    _release(S, u, t)
+    S.state[u] = DONE
+    S.C[INFLIGHT] -= 1
+    S.C[COMPLETED] += 1
+    _wake(S, S.UI[u, U_DEV], t)
+
+
+@jit
+def _complete_mapping(S, i, t):
+    """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
+    tlb = S.handle_of[i]
+    if tlb == NO_HANDLE:
+        return
+    S.handle_of[i] = NO_HANDLE
+    now(S, t)
+    _unmap_one(S, i, tlb)
+    _record(S, t)
+    S.C[INFLIGHT] -= 1
+    u = S.unit_of[i]
+    S.left[u] -= 1
+    if S.left[u] == 0:
+        S.state[u] = DONE
+        S.C[COMPLETED] += 1
+        _wake(S, S.UI[u, U_DEV], t)
+
+
+@jit
+def _stop_now(S):
+    """Twin of :meth:`StopRule.__call__`."""
+    C, P = S.C, S.P
+    if C[FAILED_REQ] == 0 and C[NLOCKS_SMALL] == 0:
+        return False
+    if S.PF[PF_TARGET] >= 0 and C[NLOCKS] == 0:
+        if not (C[FAILED_REQ] + C[TOO_BIG_REQ]) / P[P_NREQS] > S.PF[PF_TARGET]:
+            return False
+    return C[NLOCKS] > 0 or not P[P_NEED_LIVELOCK]
+
+
+@jit
+def _requeue(S, u, i, t, retry):
+    """Engine.requeue: a failed request gives back its slots and waits at the head of its
+    queue (``BLK_STS_RESOURCE``, ``blk_mq_requeue_request()``); rerun at once after the
+    first failure, after ``BLK_MQ_RESOURCE_DELAY`` later (``blk_mq_dispatch_rq_list()``,
+    6.12); livelocks and give-ups as in the reference."""
+    C, P = S.C, S.P
+    used = C[TOTAL_USED]
+    alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
+    _release(S, u, t)
+    _record(S, t)
+    big = S.MI[i, M_SIZE] > MAX_MAPPING_BYTES
+    if S.attempts[u] == 0:
+        if big:
+            C[TOO_BIG_REQ] += 1
+        else:
+            C[FAILED_REQ] += 1
+    if S.UI[u, U_ABORTED] or not S.UI[u, U_BLOCK]:
+        S.attempts[u] += 1
+        S.state[u] = DONE
+        if not S.UI[u, U_BLOCK]:
+            C[DROPPED] += 1
+        else:
+            C[ABORTED_FAILED] += 1
+        return
+    S.attempts[u] += 1
+    reps = 0
+    if alone:
+        key = (u, S.sig_gen[u], i, used)
+        reps = S.sig.get(key, 0) + 1
+        S.sig[key] = reps
+    else:
+        S.sig_gen[u] += 1
+    if reps >= P[P_REPEATS]:
+        S.state[u] = DONE
+        S.locks.append((u, i, t, used, S.attempts[u], reps, C[MEM_NSLABS]))
+        C[NLOCKS] += 1
+        if not big:
+            C[NLOCKS_SMALL] += 1
+        return
+    if S.attempts[u] > P[P_MAX_RETRIES]:
+        S.state[u] = DONE
+        C[GAVE_UP] += 1
+        return
+    if S.attempts[u] == 1:
+        C[REQUEUED] += 1
+    key = S.UI[u, U_KEY]
+    _key_touch(S, key)
+    if S.state[u] != QUEUED:
+        S.state[u] = QUEUED
+        _q_push(S, key, u, True)
+    d = S.UI[u, U_DEV]
+    if P[P_LT] == LT_QD and S.f_len[d] > 0:
+        _complete_unit(S, _f_popleft(S, d), t)
+    else:
+        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+
+
+@jit
+def _failed(S, u, i, t, retry):
+    """Engine.failed: requeue, then the early stop (S.C[STOPPED] in place of StopReplay)."""
+    _requeue(S, u, i, t, retry)
+    if S.P[P_HAS_STOP] and _stop_now(S):
+        S.C[STOPPED] = 1
+        S.F[STOP_T] = t
+
+
+@jit
+def _attempt(S, u, t):
+    """Engine.attempt: map every mapping of request ``u`` (a dispatch from its queue)."""
+    now(S, t)
+    S.nh[u] = 0
+    base = S.u_ptr[u]
+    for k in range(S.u_ptr[u + 1] - base):
+        i = S.u_members[base + k]
+        r = _map_one(S, i)
+        if r < -1:
+            _failed(S, u, i, t, True)
+            return False
+        S.tlb_of[i] = r
+        S.nh[u] += 1
+    _record(S, t)
+    _unit_mapped(S, u, t)
+    return True
+
+
+@jit
+def _run_queue(S, key, t):
+    """Engine.run_queue: ``blk_mq_run_hw_queue``, dispatch waiting requests until one fails."""
+    while S.k_head[key] >= 0:
+        u = S.k_head[key]
+        if S.state[u] != QUEUED:
+            _q_popleft(S, key)
+            continue
+        if S.attempts[u]:
+            S.C[RETRIES] += 1
+        if _attempt(S, u, t):
+            _q_popleft(S, key)
+        elif S.C[STOPPED]:
+            return
+        elif S.state[u] == DONE:
+            _q_popleft(S, key)
+        else:
+            return
+
+
+@jit
+def _handle(S, ev):
+    """Engine.handle: one event off the heap."""
+    t, kind, x = ev
+    if kind == COMPLETE_UNIT:
+        _complete_unit(S, x, t)
+    elif kind == COMPLETE_MAPPING:
+        _complete_mapping(S, x, t)
+    else:
+        _run_queue(S, x, t)
+
+
+@jit
+def run_range(S, i0, i1):
+    """Engine.run's loop over trace mappings ``i0..i1-1``; stops early when S.C[STOPPED]."""
+    C, P = S.C, S.P
+    qd = P[P_LT] == LT_QD
+    depth = P[P_DEPTH]
+    for i in range(i0, i1):
+        t = S.MF[i, M_TIME]
+        line = S.MI[i, M_LINE]
+        while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
+            _handle(S, _pop(S))
+            if C[STOPPED]:
+                return
+        u = S.unit_of[i]
+        if S.state[u] != IDLE:
+            C[NOT_ATTEMPTED] += 1
+            continue
+        if S.nh[u] < 0:                                 # a new request arrives
+            key = S.UI[u, U_KEY]
+            if S.UI[u, U_BLOCK] and S.k_head[key] >= 0:     # behind requeued requests
+                S.state[u] = QUEUED
+                _q_push(S, key, u, False)
+                C[NOT_ATTEMPTED] += 1
+                C[QUEUED_BEHIND] += 1
+                continue
+            if qd:
+                now(S, t)
+                d = S.UI[u, U_DEV]
+                while S.f_len[d] > 0 and S.f_len[d] >= depth:
+                    _complete_unit(S, _f_popleft(S, d), t)
+            S.nh[u] = 0
+            C[PARTIAL] += 1
+        now(S, t)
+        r = _map_one(S, i)
+        if r < -1:
+            C[PARTIAL] -= 1
+            _failed(S, u, i, t, False)
+            if C[STOPPED]:
+                return
+            continue
+        S.tlb_of[i] = r
+        S.nh[u] += 1
+        _record(S, t)
+        if i == S.UI[u, U_LAST]:
+            C[PARTIAL] -= 1
+            _unit_mapped(S, u, t)
+
+
+@jit
+def drain(S):
+    """Engine.drain."""
+    C = S.C
+    for u in range(len(S.nh)):
+        if S.nh[u] > 0 and S.state[u] == IDLE:
+            C[PARTIAL] -= 1
+            _unit_mapped(S, u, S.F[NOW])
+    while True:
+        while C[HEAP_N]:
+            _handle(S, _pop(S))
+            if C[STOPPED]:
+                return
+        t = S.F[NOW]
+        busy = 0
+        for k in range(C[NFIFO]):
+            if S.f_len[S.f_order[k]] > 0:
+                busy += 1
+        if busy:
+            for k in range(C[NFIFO]):
+                d = S.f_order[k]
+                if S.f_len[d] > 0:
+                    _complete_unit(S, _f_popleft(S, d), t)
+            continue
+        waiting = 0
+        for k in range(C[NKEYS]):
+            key = S.k_order[k]
+            if S.k_head[key] >= 0:
+                waiting += 1
+                _push(S, t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+        if not waiting:
+            break
+
+
+@jit
+def containers():
+    """The state's growable parts, made here (typed containers made in Python compile their
+    methods in every process): log and livelock records, livelock signatures."""
+    logs = List.empty_list(LOG_ITEM)
+    locks = List.empty_list(LOCK_ITEM)
+    sig = Dict.empty(SIG_KEY, types.int64)
+    return logs, locks, sig
+
+
+@jit
+def export(S):
+    """The records the Python side replays, as arrays: log records (kind, mapping, value,
+    ``mem.nslabs``; time), livelocks, timeline."""
+    nl = len(S.logs)
+    li = np.empty((nl, 4), np.int64)
+    lt = np.empty(nl, np.float64)
+    for k in range(nl):
+        r = S.logs[k]
+        li[k, 0], lt[k], li[k, 1], li[k, 2], li[k, 3] = r[0], r[1], r[2], r[3], r[4]
+    nk = len(S.locks)
+    ki = np.empty((nk, 6), np.int64)
+    kt = np.empty(nk, np.float64)
+    for k in range(nk):
+        r = S.locks[k]
+        ki[k, 0], ki[k, 1], kt[k], ki[k, 2] = r[0], r[1], r[2], r[3]
+        ki[k, 3], ki[k, 4], ki[k, 5] = r[4], r[5], r[6]
+    n = S.C[TL_N]
+    return li, lt, ki, kt, S.tl_t[:n].copy(), S.tl_u[:n].copy()
+

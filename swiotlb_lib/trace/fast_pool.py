@@ -1,0 +1,129 @@
+"""The compiled twins of the slot search and release of :mod:`swiotlb_lib.pool`, on the
+pools' arrays.
+
+Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`).  Every pool's per-slot arrays
+(``list``, ``alloc_size``, ``orig_addr``, ``pad_slots``) and per-area arrays (``index``,
+``used``, lock counts) sit in one array each, a pool's slots from its offset ``off`` (its
+``nslabs`` slots and the spare descriptors after them), its areas from ``aoff``; a slot
+number is the pool's own (``kernel/dma/swiotlb.c`` v6.3-rc to v6.11).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..constants import INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
+from .fast_state import SEG_LAST, jit_inline
+
+
+@jit_inline
+def renumber_before(lst, off, s, count):
+    """Twin of :func:`swiotlb_lib.pool._renumber_before`: the free slots just before slot
+    ``s`` in its segment get ``count + 1``, ``count + 2``, ... walking back to a used slot or
+    the segment start.  As in the reference, the run is found first (a load-only scan) and
+    then written in one pass, which the compiler vectorizes; the values are the kernel loop's.
+    ``s`` is not the first slot of its segment (the callers check)."""
+    first = s & ~SEG_LAST
+    j = s - 1
+    while j >= first and lst[off + j]:
+        j -= 1
+    for i in range(j + 1, s):
+        lst[off + i] = count + (s - i)
+
+
+@jit_inline
+def search_area(lst, asize, area_index, area_used, area_locks, exam, pid, off, aoff, a, nslots, rest, shift,
+                bmask, max_slots, stride, unbounded, skip_mask, orig_bits, area_nslabs, round_start):
+    """Twin of :func:`swiotlb_lib.pool.search_pool_area` for area ``a`` of the pool whose
+    slots start at ``off`` and areas at ``aoff`` (``swiotlb_search_pool_area``, v6.9+;
+    ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3).
+    ``rest`` is what the first slot's ``alloc_size`` records; the slots examined are added
+    to ``exam[pid]``.  Returns the pool's first slot or -1.  (The arrays are passed one by
+    one: a compiled function borrows its arguments, where unpacking a tuple or structure of
+    arrays costs reference counting.)"""
+    ai = aoff + a
+    area_locks[ai] += 1
+    if nslots > area_nslabs - area_used[ai]:
+        return -1
+    base = a * area_nslabs
+    end = base + area_nslabs
+    index = area_index[ai]
+    if round_start:
+        index = (index + stride - 1) & ~(stride - 1)
+        if index >= area_nslabs:
+            index = 0
+    slot = base + index
+    checked = 0
+    examined = 0
+    found = False
+    while checked < area_nslabs:
+        examined += 1
+        if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
+            slot += 1
+            checked += 1
+        elif lst[off + slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
+            found = True
+            break
+        else:
+            slot += stride
+            checked += stride
+        if slot >= end:
+            slot = base
+    exam[pid] += examined
+    if not found:
+        return -1
+    for k in range(off + slot, off + slot + nslots):
+        lst[k] = 0
+        asize[k] = np.uint64(rest)
+        rest -= IO_TLB_SIZE
+    if slot & SEG_LAST and lst[off + slot - 1]:
+        renumber_before(lst, off, slot, 0)
+    nxt = slot - base + nslots
+    area_index[ai] = nxt if nxt < area_nslabs else 0
+    area_used[ai] += nslots
+    return slot
+
+
+@jit_inline
+def release_slots(lst, asize, orig, pad, area_used, area_locks, off, aoff, start, has_pad, area_nslabs, tlb,
+                  min_align_mask):
+    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``) on the
+    arrays of the pool at ``off``/``aoff`` that starts at ``start``.  Returns the number of
+    slots freed."""
+    offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
+    index = (tlb - offset - start) >> IO_TLB_SHIFT
+    if has_pad:
+        index -= pad[off + index]
+    nslots = np.int64((asize[off + index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1))
+                      >> np.uint64(IO_TLB_SHIFT))
+    ai = aoff + index // area_nslabs
+    area_locks[ai] += 1
+    end = index + nslots
+    count = np.int64(lst[off + end]) if end & SEG_LAST else np.int64(0)
+    for i in range(off + end - 1, off + index - 1, -1):
+        count += 1
+        lst[i] = count
+        orig[i] = np.uint64(INVALID_PHYS_ADDR)
+        asize[i] = 0
+        pad[i] = 0
+    if index & SEG_LAST and lst[off + index - 1]:
+        renumber_before(lst, off, index, count)
+    area_used[ai] -= nslots
+    return nslots
+
+
+@jit_inline
+def init_slots(lst, asize, orig, pad, off, nslabs, nspare, tail_cap):
+    """The per-slot arrays of a new pool, as :class:`swiotlb_lib.pool.IoTlbPool` makes them
+    (``swiotlb_init_io_tlb_pool``): free runs to the segment end (from 6.7, the v6.11
+    profile, also capped at the pool end), the spare descriptors after the pool zeroed."""
+    for i in range(nslabs):
+        v = IO_TLB_SEGSIZE - (i & SEG_LAST)
+        if tail_cap and nslabs - i < v:
+            v = nslabs - i
+        lst[off + i] = v
+    for i in range(nslabs, nslabs + nspare):
+        lst[off + i] = 0
+    for i in range(nslabs + nspare):
+        orig[off + i] = np.uint64(INVALID_PHYS_ADDR)
+        asize[off + i] = 0
+        pad[off + i] = 0

@@ -1,0 +1,193 @@
+"""The compiled replay engine's state: the indexes of its counter and parameter arrays, its
+tables' columns, and the one structure every compiled function receives.
+
+Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`, whose docstring says how the
+parts fit together); nothing here models the kernel.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+from collections import namedtuple
+
+import numpy as np
+
+from ..constants import IO_TLB_SEGSIZE
+from .engine import Engine
+
+
+
+def _drop_stale_cache() -> None:
+    """Numba's on-disk cache (``__pycache__/*.nbi``, ``*.nbc``) is checked against the file of
+    each function only, so a function that calls into another ``fast*.py`` (or uses a constant
+    of :mod:`swiotlb_lib.constants`) would keep stale code when only that file changes (an
+    edit, a ``git pull``).  Keep a digest of them beside the cache and drop the compiled
+    engine's cache when it changes."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return                                          # a cache elsewhere is the user's
+    here = pathlib.Path(__file__).parent
+    sources = sorted(here.glob("fast*.py")) + [here.parent / "constants.py"]    # constants are compiled in
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
+    cache = here / "__pycache__"
+    stamp = cache / "fast-sources.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    for f in cache.glob("fast*.nb[ic]"):
+        f.unlink(missing_ok=True)
+    try:
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:                                     # pragma: no cover - read-only install
+        pass
+
+
+_drop_stale_cache()
+
+try:                                                    # numba is a dependency (pyproject.toml);
+    from numba import njit                              # without it the reference runs
+    from numba.experimental import structref
+    from numba.extending import overload
+    from numba import types
+    HAVE_NUMBA = True
+except ImportError:                                     # pragma: no cover - exercised by hand
+    HAVE_NUMBA = False
+
+# -- counters: indexes into the int64 array ``C`` ---------------------------------------
+(ATTEMPTED, MAPPED, BOUNCED, FAILED, F_TOO_BIG, F_POOL_FULL, F_OUT_OF_REACH, F_NO_MEMORY, TOTAL_USED,
+ HIWATER, PEAK, BYTES_COPIED, PARTIAL, INFLIGHT, CTR, COMPLETED, FAILED_REQ, TOO_BIG_REQ, REQUEUED, RETRIES,
+ QUEUED_BEHIND, GAVE_UP, DROPPED, ABORTED_FAILED, LIVE_AT_END, LOST_UNMAPS, NOT_ATTEMPTED, AG_COMPARED,
+ AG_SAME, NLOCKS, NLOCKS_SMALL, STOPPED, NKEYS, NFIFO, SAMPLE, HEAP_N, TL_N,
+ # growth by pools (dynamic.Grower): memory, the debugfs counters, the worker, the pools
+ PEAK_BYTES, POOL_BYTES, TRANSIENT_BYTES, TRANSIENT_NSLABS, MEM_NSLABS, NPOOLS, PENDING, TR_FREE,
+ # dynamic.Grower.costs() counters
+ G_POOLS_SEARCHED, G_POOL_AREA_SEARCHES, G_TRANSIENT_POOLS, G_TRANSIENT_ALLOC_FAILED,
+ G_TRANSIENT_SEARCH_FAILED, G_WORKER_KICKS, G_WORKER_RUNS, G_WORKER_FAILURES, G_POOLS_ADDED, G_EXAM_FREED,
+ # the page allocator's costs (PageAllocator.costs) and its operation log
+ PG_ALLOCATIONS, PG_FREES, PG_SPLITS, PG_MERGES, PG_FAILED, PG_WARNINGS, PG_NOPS,
+ NCOUNTERS) = range(63)
+#: the Grower.costs() keys of the G_* counters
+GROWER_COSTS = (("pools_searched", G_POOLS_SEARCHED), ("pool_area_searches", G_POOL_AREA_SEARCHES),
+                ("transient_pools", G_TRANSIENT_POOLS), ("transient_alloc_failed", G_TRANSIENT_ALLOC_FAILED),
+                ("transient_search_failed", G_TRANSIENT_SEARCH_FAILED), ("worker_kicks", G_WORKER_KICKS),
+                ("worker_runs", G_WORKER_RUNS), ("worker_failures", G_WORKER_FAILURES),
+                ("pools_added", G_POOLS_ADDED), ("slots_examined_freed_pools", G_EXAM_FREED))
+#: the PageAllocator.costs keys of the PG_* counters
+PAGE_COSTS = (("allocations", PG_ALLOCATIONS), ("frees", PG_FREES), ("splits", PG_SPLITS),
+              ("merges", PG_MERGES), ("failed", PG_FAILED), ("alloc_warnings", PG_WARNINGS))
+# floats: ``F``
+NOW, STOP_T, KICKED_AT, NFLOATS = range(4)
+# parameters: ``P`` (int64) and ``PF`` (float64)
+(P_LT, P_DEPTH, P_MAX_RETRIES, P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE,
+ P_ROUND_START, P_HAS_PAD, P_TAIL_CAP, P_DYN, P_V611, P_CAN_GROW, P_HAS_DELAY, P_DEF_NSLABS, P_DEF_NAREAS,
+ P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, NPARAMS) = range(23)
+PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
+# columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
+# the per-device table DI: one table per kind, read through one field of the state
+(M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
+ M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, M_ASIZE, NMI) = range(19)
+(M_TIME, M_END, M_LOST, NMF) = range(4)
+(U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
+(D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL, D_LIMIT, D_GFP, D_USES, NDI) = range(9)
+# the search constants of one kind of request (device, alloc_align_mask, big), table ``params``:
+# the pool-independent ones of pool.search_params, and the device's segment boundary
+(Q_BMASK, Q_MAX_SLOTS, Q_ZERO, Q_CMP, Q_STRIDE, NQ) = range(6)
+# the pools, table ``pp`` (one row per pool in creation order; ``mem.pools`` is newest first)
+(PP_START, PP_NSLABS, PP_NAREAS, PP_ANSLABS, PP_OFF, PP_AOFF, PP_ORDER, PP_ZONE, NPP) = range(9)
+# a pool's search constants per kind of request, table ``ps`` [pool, kind]: shift, unbounded
+# the live transient pools, table ``tr``
+(TR_PADDR, TR_ORDER, TR_NSLABS, TR_EXAM, TR_ZONE, TR_NEXT, TR_MAP, TR_SEQ, NTR) = range(9)
+# the page allocator's zones, table ``pg_z``
+(Z_START, Z_END, Z_NR_FREE, Z_WMARK, Z_NEXT, NZ) = range(6)
+# gfp flags the compiled allocator tests (bits of D_GFP / P_W_GFP)
+GFP_HIGH_BIT, GFP_DIRECT_BIT, GFP_NOWARN_BIT = 1, 2, 4
+# the page allocator's operation log, table ``pg_ops``: kind, pfn (or -1), order, device (or -1)
+OP_TRANSIENT, OP_FREE, OP_WORKER = range(3)
+# lifetime kinds
+LT_FIXED, LT_SAMPLED, LT_QD, LT_REAL = range(4)
+# event kinds (as Engine), unit states (as Engine), log records
+COMPLETE_UNIT, COMPLETE_MAPPING, RUN = Engine.COMPLETE_UNIT, Engine.COMPLETE_MAPPING, Engine.RUN
+IDLE, LIVE, QUEUED, DONE = Engine.IDLE, Engine.LIVE, Engine.QUEUED, Engine.DONE
+LOG_FULL, LOG_OVERFLOW, LOG_ALIGN, LOG_WORKER = range(4)
+# map results below -1: the failure causes
+R_POOL_FULL, R_TOO_BIG, R_OUT_OF_REACH, R_NO_MEMORY = -2, -3, -4, -5
+NO_HANDLE = -(1 << 62)
+SEG_LAST = IO_TLB_SEGSIZE - 1
+
+
+#: The compiled loop's state: counters and parameters, the pools' arrays (concatenated), the
+#: trace's and the requests' columns, the engine's mutable per-request, per-mapping and
+#: per-queue arrays, and the page allocator's free lists.
+STATE_FIELDS = ((
+    "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks pp pp_exam ps params q_bnd "
+    "tr t_list t_asize t_area pool_of "
+    "pg_z pg_free pg_heap pg_hn pg_es pg_ee zl pg_ops pg_orders "
+    "h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples MI MF m_orig unit_of u_ptr u_members UI DI "
+    "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
+    "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
+
+if HAVE_NUMBA:
+    @structref.register
+    class StateType(types.StructRef):
+        """The numba type of :class:`State`: one reference, passed to every compiled function."""
+
+        def preprocess_fields(self, fields):
+            return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+    class State(structref.StructRefProxy):
+        """The compiled loop's state (fields: :data:`STATE_FIELDS`)."""
+
+    structref.define_proxy(State, StateType, list(STATE_FIELDS))
+    #: a log record: kind, time, mapping, value, pool slots (``mem.nslabs``) then
+    LOG_ITEM = types.Tuple((types.int64, types.float64, types.int64, types.int64, types.int64))
+    LOCK_ITEM = types.Tuple((types.int64, types.int64, types.float64, types.int64, types.int64, types.int64,
+                             types.int64))
+    SIG_KEY = types.UniTuple(types.int64, 4)
+
+    # State(*values) would compile the proxy's constructor in every process; building the
+    # state in a cached function from a namedtuple of the same fields compiles it once.
+    StateTuple = namedtuple("StateTuple", STATE_FIELDS)
+
+    def _struct_of(nt):
+        """The :class:`State` with the fields of ``nt`` (a :data:`StateTuple`); compiled only."""
+
+    @overload(_struct_of)
+    def _struct_of_impl(nt):
+        typ = StateType([(name, t) for name, t in zip(STATE_FIELDS, nt.types)])
+        src = "def impl(nt):\n    st = new(typ)\n" + "".join(
+            f"    st.{name} = nt.{name}\n" for name in STATE_FIELDS) + "    return st\n"
+        scope = {"new": structref.new, "typ": typ}
+        exec(src, scope)
+        return scope["impl"]
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def new_state(nt):
+        """The :class:`State` of a :data:`StateTuple` (compiled once, cached)."""
+        return _struct_of(nt)
+
+
+def jit(fn):
+    """Compile ``fn`` (cached on disk beside this package), or leave it as Python without numba.
+    ``error_model="numpy"``: no exception paths for a division by zero, which the engine
+    never does (every divisor is a count of at least one), so less code to compile."""
+    return njit(cache=True, nogil=True, error_model="numpy")(fn) if HAVE_NUMBA else fn
+
+
+def jit_inline(fn):
+    """For the allocators' small functions: inlined where they are called, since a call to a
+    separately compiled function takes a reference on every array argument."""
+    return njit(cache=True, nogil=True, inline="always", error_model="numpy")(fn) if HAVE_NUMBA else fn
+
+
+@jit
+def grown(a, rows, cols):
+    """A copy of the 2-D array ``a`` in a zeroed ``rows`` x ``cols`` array (a loop: numpy's
+    slice assignment compiles its broadcasting checks into every caller)."""
+    out = np.zeros((rows, cols), a.dtype)
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            out[r, c] = a[r, c]
+    return out
