@@ -426,7 +426,8 @@ class CompiledEngine(Engine):
 
     def _write_back_dyn(self, S, tr, ops, orders) -> None:
         """The growing profile's part: the worker, the transient pools still live, the
-        counters of ``Grower.costs()`` and the page allocator (:func:`fast_pages.write_back`)."""
+        counters of ``Grower.costs()`` and the page allocator
+        (:func:`~swiotlb_lib.trace.fast_pages.write_back`)."""
         C, mem = S.C, self.mem
         dyn = mem.dyn
         dyn.pending, dyn.kicked_at = bool(C[PENDING]), float(S.F[KICKED_AT])
