@@ -33,7 +33,7 @@ from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D
                          R_OUT_OF_REACH,
                          R_POOL_FULL, R_TOO_BIG, TOTAL_USED, TR_EXAM, TR_FREE, TR_NEXT, TR_NSLABS, TR_ORDER,
                          TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, grown, jit,
-                         jit_inline)
+                         jit_inline, var)
 
 #: ``tr[t, TR_NEXT]`` of a live transient pool
 TR_LIVE = -2
@@ -132,10 +132,10 @@ def run_pending_work(S):
         return
     C[PENDING] = 0
     C[G_WORKER_RUNS] += 1
-    p, z, order, nslabs, nareas = _alloc_pool_pages(S, P[P_W_ZL], P[P_W_LIMIT], P[P_W_GFP], OP_WORKER, -1,
-                                                    IO_TLB_MIN_SLABS, P[P_DEF_NSLABS], P[P_DEF_NAREAS])
+    p, z, order, nslabs, nareas = _alloc_pool_pages(S, P[P_W_ZL], P[P_W_LIMIT], P[P_W_GFP], var(OP_WORKER), var(-1),
+                                                    var(IO_TLB_MIN_SLABS), P[P_DEF_NSLABS], P[P_DEF_NAREAS])
     if p < 0:
-        klog(S, LOG_WORKER, -1, 0)
+        klog(S, var(LOG_WORKER), var(-1), var(0))
         C[G_WORKER_FAILURES] += 1
         return
     _add_pool(S, p << PAGE_SHIFT, nslabs, max(nareas, 1), order, z)
@@ -200,8 +200,8 @@ def _transient(S, i):
     C, MI, DI = S.C, S.MI, S.DI
     d = MI[i, M_DEV]
     n = MI[i, M_NSLOTS]
-    p, z, order, nslabs, nareas = _alloc_pool_pages(S, DI[d, D_ZL], DI[d, D_LIMIT], DI[d, D_GFP], OP_TRANSIENT,
-                                                    d, n, n, 1)
+    p, z, order, nslabs, nareas = _alloc_pool_pages(S, DI[d, D_ZL], DI[d, D_LIMIT], DI[d, D_GFP], var(OP_TRANSIENT),
+                                                    d, n, n, var(1))
     if p < 0:
         C[G_TRANSIENT_ALLOC_FAILED] += 1
         return -1, -1, True
@@ -287,11 +287,11 @@ def allocate(S, i):
     d = MI[i, M_DEV]
     if MI[i, M_ALIGNWARN] and not DI[d, D_WARN_ALIGN]:
         DI[d, D_WARN_ALIGN] = 1
-        klog(S, LOG_ALIGN, i, 0)
+        klog(S, var(LOG_ALIGN), i, var(0))
     nslots = MI[i, M_NSLOTS]
     pid, index, t, nomem = 0, -1, -1, False
     if not P[P_DYN]:
-        index = _pool_find_slots(S, 0, i)
+        index = _pool_find_slots(S, var(0), i)
     else:
         tick(S, S.F[NOW])
         pools = C[NPOOLS]
@@ -323,7 +323,7 @@ def allocate(S, i):
                 t, index, nomem = _transient(S, i)
     if index < 0:
         if not MI[i, M_NOWARN]:
-            klog(S, LOG_FULL, i, C[TOTAL_USED])
+            klog(S, var(LOG_FULL), i, C[TOTAL_USED])
         if nslots > IO_TLB_SEGSIZE:
             return R_TOO_BIG
         return R_NO_MEMORY if nomem else R_POOL_FULL
@@ -356,7 +356,7 @@ def allocate(S, i):
         unmap_slots(S, i, tlb)
         if not DI[d, D_WARN_OVERFLOW]:
             DI[d, D_WARN_OVERFLOW] = 1
-            klog(S, LOG_OVERFLOW, i, tlb)
+            klog(S, var(LOG_OVERFLOW), i, tlb)
         return R_OUT_OF_REACH
     return tlb
 

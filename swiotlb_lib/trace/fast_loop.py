@@ -23,7 +23,7 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
                          R_NO_MEMORY, R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED,
                          TL_N, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
-                         U_LAST, jit)
+                         U_LAST, jit, var)
 from .requests import MAX_MAPPING_BYTES
 
 if HAVE_NUMBA:
@@ -263,9 +263,9 @@ def _unit_mapped(S, u, t):
             S.left[u] += 1
             C[INFLIGHT] += 1
             if S.attempts[u] == 0:
-                _push(S, max(t, end), line, COMPLETE_MAPPING, i)
+                _push(S, max(t, end), line, var(COMPLETE_MAPPING), i)
             else:
-                _push(S, t + (end - S.MF[i, M_TIME]), -1, COMPLETE_MAPPING, i)
+                _push(S, t + (end - S.MF[i, M_TIME]), var(-1), var(COMPLETE_MAPPING), i)
         S.nh[u] = -1
         if S.left[u] == 0:
             S.state[u] = DONE
@@ -274,9 +274,9 @@ def _unit_mapped(S, u, t):
     if lt == LT_QD:
         _f_append(S, S.UI[u, U_DEV], u)
     elif lt == LT_FIXED:
-        _push(S, t + S.PF[PF_LIFETIME], -1, COMPLETE_UNIT, u)
+        _push(S, t + S.PF[PF_LIFETIME], var(-1), var(COMPLETE_UNIT), u)
     else:
-        _push(S, t + S.samples[C[SAMPLE]], -1, COMPLETE_UNIT, u)
+        _push(S, t + S.samples[C[SAMPLE]], var(-1), var(COMPLETE_UNIT), u)
         C[SAMPLE] += 1
 
 
@@ -287,7 +287,7 @@ def _wake(S, d, t):
     for k in range(S.C[NKEYS]):
         key = S.k_order[k]
         if S.k_head[key] >= 0 and S.k_dev[key] == d:
-            _push(S, t, -1, RUN, key)
+            _push(S, t, var(-1), var(RUN), key)
 
 
 @jit
@@ -382,12 +382,12 @@ def _requeue(S, u, i, t, retry):
     _key_touch(S, key)
     if S.state[u] != QUEUED:
         S.state[u] = QUEUED
-        _q_push(S, key, u, True)
+        _q_push(S, key, u, var(True))
     d = S.UI[u, U_DEV]
     if P[P_LT] == LT_QD and S.f_len[d] > 0:
         _complete_unit(S, _f_popleft(S, d), t)
     else:
-        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], var(-1), var(RUN), key)
 
 
 @jit
@@ -409,7 +409,7 @@ def _attempt(S, u, t):
         i = S.u_members[base + k]
         r = _map_one(S, i)
         if r < -1:
-            _failed(S, u, i, t, True)
+            _failed(S, u, i, t, var(True))
             return False
         S.tlb_of[i] = r
         S.nh[u] += 1
@@ -471,7 +471,7 @@ def run_range(S, i0, i1):
             key = S.UI[u, U_KEY]
             if S.UI[u, U_BLOCK] and S.k_head[key] >= 0:     # behind requeued requests
                 S.state[u] = QUEUED
-                _q_push(S, key, u, False)
+                _q_push(S, key, u, var(False))
                 C[NOT_ATTEMPTED] += 1
                 C[QUEUED_BEHIND] += 1
                 continue
@@ -486,7 +486,7 @@ def run_range(S, i0, i1):
         r = _map_one(S, i)
         if r < -1:
             C[PARTIAL] -= 1
-            _failed(S, u, i, t, False)
+            _failed(S, u, i, t, var(False))
             if C[STOPPED]:
                 return
             continue
@@ -527,7 +527,7 @@ def drain(S):
             key = S.k_order[k]
             if S.k_head[key] >= 0:
                 waiting += 1
-                _push(S, t + S.PF[PF_RETRY_DELAY], -1, RUN, key)
+                _push(S, t + S.PF[PF_RETRY_DELAY], var(-1), var(RUN), key)
         if not waiting:
             break
 

@@ -33,7 +33,7 @@ from ..dynamic import zone_gfp
 from ..gfp import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, check_limit
 from .fast_state import (GFP_DIRECT_BIT, GFP_HIGH_BIT, GFP_NOWARN_BIT, HAVE_NUMBA, NZ, OP_FREE, OP_TRANSIENT,
                          OP_WORKER, PG_ALLOCATIONS, PG_FAILED, PG_FREES, PG_MERGES, PG_NOPS, PG_SPLITS,
-                         PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, grown, jit)
+                         PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, grown, jit, var)
 
 if HAVE_NUMBA:
     from numba import types
@@ -84,7 +84,7 @@ def _heap_pop(S, row):
     n = S.pg_hn[row] - 1
     S.pg_hn[row] = n
     if n > 0:
-        _sift_down(S.pg_heap, row, 0, n, S.pg_heap[row, n])
+        _sift_down(S.pg_heap, row, var(0), n, S.pg_heap[row, n])
 
 
 @jit
@@ -221,7 +221,7 @@ def _rmqueue(S, z, order, limit_pfn):
 def _log_op(S, kind, pfn, order, dev):
     n = S.C[PG_NOPS]
     if n == S.pg_ops.shape[0]:
-        S.pg_ops = grown(S.pg_ops, 2 * n, 4)
+        S.pg_ops = grown(S.pg_ops, 2 * n, var(4))
     ops = S.pg_ops
     ops[n, 0], ops[n, 1], ops[n, 2], ops[n, 3] = kind, pfn, order, dev
     S.C[PG_NOPS] = n + 1
@@ -264,7 +264,7 @@ def alloc_pages(S, zl, order, limit_pfn, gflags, kind, dev):
 def free_pages(S, pfn, order, z):
     """``__free_pages()`` (``PageAllocator._release`` -> ``_free_one``) of a block of zone
     ``z``: merge with free buddies up to ``MAX_ORDER``; logs the operation."""
-    _log_op(S, OP_FREE, pfn, order, -1)
+    _log_op(S, var(OP_FREE), pfn, order, var(-1))
     S.C[PG_FREES] += 1
     while order < MAX_ORDER:
         buddy = pfn ^ (1 << order)

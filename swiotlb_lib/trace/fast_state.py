@@ -183,6 +183,14 @@ def jit_inline(fn):
 
 
 @jit
+def var(x):
+    """``x`` as a plain value: a constant passed straight to a compiled function makes Numba
+    compile a second copy of it for that constant (a literal type); passed through here it
+    does not, which keeps the engine's compile time down."""
+    return x
+
+
+@jit
 def grown(a, rows, cols):
     """A copy of the 2-D array ``a`` in a zeroed ``rows`` x ``cols`` array (a loop: numpy's
     slice assignment compiles its broadcasting checks into every caller)."""
