@@ -466,9 +466,10 @@ class CompiledEngine(Engine):
 def warm() -> float:
     """Compile every function of the compiled engine, or load it from Numba's cache (in
     ``__pycache__`` beside this file), with two small replays (a static and a growing
-    profile); returns the seconds taken.  ``scripts/setup_and_build.sh`` calls it once before
-    the chapters run in parallel, so that they find the cache filled instead of each compiling
-    (a minute of CPU) at once."""
+    profile); returns the seconds taken.  ``scripts/execute_book.py`` runs it as the first
+    job of a build, beside the chapters that replay no trace, and ``scripts/setup_and_build.sh``
+    when the book is up to date, so that the chapters and tests find the cache filled instead
+    of each compiling (about 100 s of CPU) at once."""
     import time
     from .read import parse_trace
     from .replay import replay
