@@ -159,6 +159,18 @@ def _intern_mask(v, masks, st):
 
 
 @jit_inline
+def _decimal(buf, i, b, value, ndig, cap):
+    """Read the decimal digits at ``buf[i:b]`` into ``value`` (continuing it), keeping at most
+    ``cap`` digits in all; returns ``(end, value, digits counted in all)``."""
+    while i < b and 48 <= buf[i] <= 57:
+        if ndig < cap:
+            value = value * 10 + (buf[i] - 48)
+        ndig += 1
+        i += 1
+    return i, value, ndig
+
+
+@jit_inline
 def _parse(buf, a, b, k, rows, times, names, blobs, masks, st):
     """Parse ``buf[a:b]``, a line of printable ASCII, into row ``k`` of the outputs; False when
     the parser must read it."""
@@ -183,14 +195,7 @@ def _parse(buf, a, b, k, rows, times, names, blobs, masks, st):
                 while q < b and buf[q] == 32:
                     q += 1
                 if q < b and buf[q] == 91:
-                    r = q + 1
-                    cpu = 0
-                    nd = 0
-                    while r < b and 48 <= buf[r] <= 57:
-                        if nd < 6:
-                            cpu = cpu * 10 + (buf[r] - 48)
-                        nd += 1
-                        r += 1
+                    r, cpu, nd = _decimal(buf, q + 1, b, 0, 0, 6)
                     if nd > 0 and r < b and buf[r] == 93:
                         found = True
                         break
@@ -209,23 +214,12 @@ def _parse(buf, a, b, k, rows, times, names, blobs, masks, st):
         return False
     while i < b and buf[i] == 32:
         i += 1
-    mant = np.int64(0)
-    ndig = 0
     i0 = i
-    while i < b and 48 <= buf[i] <= 57:
-        if ndig < 19:
-            mant = mant * 10 + (buf[i] - 48)
-        ndig += 1
-        i += 1
+    i, mant, ndig = _decimal(buf, i, b, np.int64(0), 0, 19)
     if i == i0 or i >= b or buf[i] != 46:
         return False
-    i += 1
-    f0 = i
-    while i < b and 48 <= buf[i] <= 57:
-        if ndig < 19:
-            mant = mant * 10 + (buf[i] - 48)
-        ndig += 1
-        i += 1
+    f0 = i + 1
+    i, mant, ndig = _decimal(buf, f0, b, mant, ndig, 19)
     nfrac = i - f0
     if nfrac == 0 or nfrac > 22 or ndig > 18 or mant > (1 << 53):
         return False
