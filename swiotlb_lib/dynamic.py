@@ -41,6 +41,12 @@ from .maple import MapleTree, xa_mk_value
 from .page_alloc import (GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, get_order, gfp_zone,
                          gfpflags_allow_blocking)
 from .pool import IoTlbPool, limit_nareas, nr_slots, pool_find_slots, search_pool_area
+from .swiotlb import BounceBuffer
+
+#: the gfp of a dynamic buffer (``swiotlb_dyn_map``): GFP_KERNEL if the mapping may sleep,
+#: else GFP_NOWAIT, both with __GFP_NOWARN (built once: flag arithmetic on Gfp is slow)
+_DYN_GFP_MAY_SLEEP = GFP_KERNEL | Gfp.NOWARN
+_DYN_GFP_NOWAIT = GFP_NOWAIT | Gfp.NOWARN
 
 
 
@@ -453,7 +459,6 @@ class RfcDynamic:
     def before_map(self, dev, orig_addr: int, mapping_size: int, alloc_size: int,
                    alloc_align_mask: int, dir: int, attrs: int, cpu: int):
         """``swiotlb_dyn_map()``, tried first when dynamic buffers are allowed."""
-        from .swiotlb import BounceBuffer
         self._fail = None
         if not self.allow_dyn:
             return None
@@ -461,7 +466,7 @@ class RfcDynamic:
         if alloc_size < PAGE_SIZE or alloc_align_mask or dev.min_align_mask:
             c["dyn_skipped"] += 1
             return None
-        gfp = (GFP_KERNEL if attrs & DMA_ATTR_MAY_SLEEP else GFP_NOWAIT) | Gfp.NOWARN
+        gfp = _DYN_GFP_MAY_SLEEP if attrs & DMA_ATTR_MAY_SLEEP else _DYN_GFP_NOWAIT
         nbytes = (alloc_size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         c["dyn_attempts"] += 1
         got = self.dma_direct_alloc_pages(dev, nbytes, gfp)

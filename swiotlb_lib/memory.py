@@ -166,23 +166,26 @@ class PhysMemory:
             elif dp is not None:
                 dp[do:do + size] = _ZERO_VIEW[:size]
             return
-        pos = 0
-        while pos < size:
-            s = src + pos
-            d = dst + pos
-            n = min(PAGE_SIZE - (s & _PMASK), PAGE_SIZE - (d & _PMASK), size - pos)
-            sp = pages.get(s >> PAGE_SHIFT)
-            dpfn = d >> PAGE_SHIFT
-            dp = pages.get(dpfn)
+        # chunk by chunk, each up to the nearer page end of source and destination
+        get = pages.get
+        end = src + size
+        while src < end:
+            so = src & _PMASK
+            do = dst & _PMASK
+            n = PAGE_SIZE - (so if so > do else do)
+            if src + n > end:
+                n = end - src
+            sp = get(src >> PAGE_SHIFT)
+            dp = get(dst >> PAGE_SHIFT)
             if sp is None:
                 if dp is not None:
-                    dp[d & _PMASK:(d & _PMASK) + n] = _ZERO_VIEW[:n]
+                    dp[do:do + n] = _ZERO_VIEW[:n]
             else:
                 if dp is None:
-                    dp = pages[dpfn] = bytearray(PAGE_SIZE)
-                so = s & _PMASK
-                dp[d & _PMASK:(d & _PMASK) + n] = sp[so:so + n]
-            pos += n
+                    dp = pages[dst >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
+                dp[do:do + n] = sp[so:so + n]
+            src += n
+            dst += n
 
 
 @dataclass(frozen=True)

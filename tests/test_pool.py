@@ -232,3 +232,27 @@ def test_padding_slot_cleared_and_not_left_for_the_next_buffer():
     assert not pool.pad_slots.any() and list(pool.list[:3]) == [128, 127, 126]
     tlb2 = mem.tbl_map_single(plain, 0x20000000, 4096)
     assert tlb2 == pool.start + 2 * 2048 and not pool.pad_slots.any()
+
+
+def test_long_walk_counts_every_candidate_it_passes():
+    """A search that passes hundreds of candidates (``swiotlb_search_pool_area``,
+    afd81d914f6f) examines and counts each one: worked by hand on a 1024-slot v6.11 pool
+    whose even slots are in use and odd slots free (free-run count 1).  A 4 KiB request
+    needs 2 page-aligned slots (stride 2), so from index 0 it examines the 512 even slots
+    and fails; after slot 700 is freed too (counts 2 at 700, 3 at 699) it passes the 350
+    even slots below 700 and takes 700 at the 351st candidate."""
+    from swiotlb_lib.pool import release_slots
+    pool = IoTlbPool(0x7C000000, 1024, 1, get_profile("v6.11"))
+    ulong = (1 << 64) - 1
+    assert [search_pool_area(pool, 0, 0, 2048, 0, 0, ulong) for _ in range(1024)] == list(range(1024))
+    assert pool.area_index[0] == 0                     # 1024 wraps to 0
+    for s in range(1, 1024, 2):
+        release_slots(pool, pool.start + (s << 11), 0)
+    assert list(pool.list[:6]) == [0, 1, 0, 1, 0, 1]
+    before = pool.slots_examined
+    assert search_pool_area(pool, 0, 0, 4096, 0, 0, ulong) == -1
+    assert pool.slots_examined - before == 512 and pool.area_index[0] == 0
+    release_slots(pool, pool.start + (700 << 11), 0)
+    assert list(pool.list[698:702]) == [0, 3, 2, 1]
+    assert search_pool_area(pool, 0, 0, 4096, 0, 0, ulong) == 700
+    assert pool.slots_examined - before == 512 + 351 and pool.area_index[0] == 702
