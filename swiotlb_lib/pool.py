@@ -380,7 +380,10 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     slot = base + index
     lst = pool._list
     checked = examined = 0
-    long_walk = _LONG_WALK
+    # the numpy step needs ``+ stride`` to keep a candidate aligned: true for the masks
+    # of a kernel request (2**n - 1), checked here for any other
+    long_walk = _LONG_WALK if not skip_mask or (not stride & (stride - 1) and skip_mask < stride) \
+        else area_nslabs + 1
     while checked < area_nslabs:
         examined += 1
         if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
