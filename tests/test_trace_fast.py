@@ -126,8 +126,8 @@ def random_block_trace(rng: random.Random, n: int) -> Trace:
 
 
 def random_case(rng: random.Random, profile: str):
-    """One random case: a kprobe trace (10-149 lone mappings) or a block trace (10-199
-    virtio-blk/NVMe mappings), a pool of 128 to 4096 slots in 1-8 areas with or without force,
+    """One random case: a kprobe trace (10-149 lone mappings) or a synthesized block trace
+    (10-199 events), a pool of 128 to 4096 slots in 1-8 areas with or without force,
     a lifetime model, 4 or 8 CPUs, a device preset or none, a timeline or not, a request given
     up after 3 retries or after the replay's default 100 (the livelock test ends it first when
     nothing else is in flight; a limit of 1000 would repeat the same failing search of a full
