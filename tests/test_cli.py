@@ -1,22 +1,25 @@
-"""Every command of ``python -m swiotlb_lib``, run as a user runs it (a subprocess), with
-expected values worked out by hand from the kernel rules each command models."""
+"""Every command of ``python -m swiotlb_lib``, with expected values worked out by hand from the
+kernel rules each command models.  Each command runs at least once as a user runs it (a
+subprocess: ``profiles``, ``scenarios``, ``scenario``, ``compare``, ``experiment``); the JSON
+forms, ``experiment --list`` and the other bad names run in-process through
+``swiotlb_lib.cli.main`` (tests/clirun.py), which checks the same output and exit code
+without the interpreter's start and imports (a second or more of CPU each)."""
 import json
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 
+from clirun import cli
 from conftest import ROOT
 
 PROFILES = ["v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "rfc-v1-posted", "v6.6-dynamic", "v6.11-dynamic"]
 SCENARIOS = ["rpi4-fullhd", "rpi4-4k", "coco-guest", "arm-board-oom", "nvme", "storage"]
 
 
-def run(*args, code=0):
-    r = subprocess.run([sys.executable, "-m", "swiotlb_lib", *args], capture_output=True, text=True,
-                       cwd=ROOT, timeout=300)
-    assert r.returncode == code, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    return r
+def run(*args, code=0, process=True):
+    rc, out, err = cli(*args, process=process)
+    assert rc == code, (rc, out[-2000:], err[-2000:])
+    return SimpleNamespace(stdout=out, stderr=err)
 
 
 def test_profiles_lists_every_profile_once_and_marks_the_default():
@@ -41,7 +44,7 @@ def test_scenario_nvme_in_a_confidential_guest():
 
 
 def test_scenario_json_is_one_object_with_the_summary():
-    d = json.loads(run("scenario", "coco-guest", "--kernel", "v6.3", "--json").stdout)
+    d = json.loads(run("scenario", "coco-guest", "--kernel", "v6.3", "--json", process=False).stdout)
     assert d["kernel"] == "v6.3" and d["attempted"] == d["mapped"] + d["failed"]
 
 
@@ -55,25 +58,25 @@ def test_compare_puts_one_column_per_profile():
 
 
 def test_compare_json_is_a_list_in_the_order_given():
-    d = json.loads(run("compare", "coco-guest", "--kernel", "v6.6", "--kernel", "v6.3", "--json").stdout)
+    d = json.loads(run("compare", "coco-guest", "--kernel", "v6.6", "--kernel", "v6.3", "--json", process=False).stdout)
     assert [r["kernel"] for r in d] == ["v6.6", "v6.3"]
 
 
 def test_experiment_list_names_registered_experiments():
     from swiotlb_lib.scenarios import experiments
-    lines = run("experiment", "--list").stdout.splitlines()
+    lines = run("experiment", "--list", process=False).stdout.splitlines()
     assert [ln.split()[0] for ln in lines] == list(experiments())
 
 
-@pytest.mark.parametrize("args,words", [
-    (["experiment", "no-such-thing"], ["experiment", "no-such-thing"]),
-    (["experiment"], ["NAME", "--list"]),
-    (["scenario", "no-such-thing"], ["no-such-thing"]),
-    (["scenario", "nvme", "--kernel", "v9"], ["kernel", "v9"]),
-    (["compare", "nvme", "--kernel", "v9"], ["kernel", "v9"]),
+@pytest.mark.parametrize("args,words,process", [
+    (["experiment", "no-such-thing"], ["experiment", "no-such-thing"], True),
+    (["experiment"], ["NAME", "--list"], False),
+    (["scenario", "no-such-thing"], ["no-such-thing"], True),
+    (["scenario", "nvme", "--kernel", "v9"], ["kernel", "v9"], False),
+    (["compare", "nvme", "--kernel", "v9"], ["kernel", "v9"], False),
 ])
-def test_bad_names_give_one_line_and_exit_2(args, words):
-    r = run(*args, code=2)
+def test_bad_names_give_one_line_and_exit_2(args, words, process):
+    r = run(*args, code=2, process=process)
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert "Traceback" not in r.stderr and all(w in r.stderr for w in words)
 

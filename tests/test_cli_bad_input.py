@@ -1,23 +1,31 @@
-"""Issue 12, "Input that is not what it claims": every bad input the issue lists, run as a
-user runs it (a subprocess), gets ONE line on stderr naming the file or option and what was
-expected, a non-zero exit and no traceback; raw bytes are never echoed."""
+"""Issue 12, "Input that is not what it claims": every bad input the issue lists gets ONE line
+on stderr naming the file or option and what was expected, a non-zero exit and no traceback;
+raw bytes are never echoed.
+
+Each command is run at least once as a user runs it, a subprocess of ``python -m swiotlb_lib``
+(``run(..., process=True)``: the exit code, stderr one line, no traceback, the bytes that
+reach the terminal): ``oracle`` (a huge pool), ``replay`` (random bytes, standard input,
+warnings with damaged bytes), ``advise`` (an ELF binary), ``boot`` (a bad ``--ram``) and
+``dma-map-benchmark`` (a bad node).  The other cases run the same entry point in-process,
+``swiotlb_lib.cli.main(argv)`` (tests/clirun.py), and check the same message and exit code;
+an exception escaping ``main`` fails the test as a traceback would."""
 import os
-import subprocess
 import sys
 
 import pytest
 
+from clirun import cli
 from conftest import ROOT
 
 PY = sys.executable
 TRACE = "the text of /sys/kernel/tracing/trace"
 
 
-def run(*args, stdin=None, code=2, user=None):
-    r = subprocess.run([PY, "-m", "swiotlb_lib", *map(str, args)], input=stdin, capture_output=True,
-                       cwd=ROOT, timeout=120, user=user)
-    out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
-    assert r.returncode == code, (r.returncode, out[-500:], err[-1500:])
+def run(*args, stdin=None, code=2, process=False):
+    """``python -m swiotlb_lib *args`` (tests/clirun.py): asserts the exit code and that no
+    traceback was printed; returns ``(stdout, stderr)``."""
+    rc, out, err = cli(*args, stdin=stdin, process=process, timeout=120)
+    assert rc == code, (rc, out[-500:], err[-1500:])
     assert "Traceback" not in err
     return out, err
 
@@ -49,7 +57,7 @@ def test_oracle_refuses_a_huge_pool_before_allocating():
     # refused by the range check (at most 2**21 = 2097152 slots), so this runs in well under
     # a second and memory stays small.
     line = '{"op":"init","start":"0x1000","nslabs":99999999999999,"nareas":1}\n'
-    _, err = run("oracle", "-", stdin=line.encode())
+    _, err = run("oracle", "-", stdin=line.encode(), process=True)
     one_error(err, "line 1", "nslabs", "2097152", "99999999999999")
 
 
@@ -89,13 +97,13 @@ def test_random_bytes_are_refused_and_never_echoed(tmp_path):
     data = bytes(range(128, 256)) * 16 + bytes(range(1, 32)) * 8
     f = tmp_path / "noise.bin"
     f.write_bytes(data)
-    out, err = run("replay", f)
+    out, err = run("replay", f, process=True)
     line = one_error(err, "noise.bin", "binary file", TRACE)
     assert out == "" and "\ufffd" not in line and not any(chr(b) in line for b in range(128, 160))
 
 
 def test_elf_binary(tmp_path):
-    out, err = run("advise", os.path.realpath(PY))
+    out, err = run("advise", os.path.realpath(PY), process=True)
     one_error(err, "is an ELF binary", TRACE)
 
 
@@ -163,7 +171,7 @@ def test_a_path_through_a_file_is_one_line(tmp_path):
 
 def test_replay_reads_standard_input():
     text = event(1.0, 4096) + event(1.001, 8192)
-    out, _ = run("replay", "-", "--json", stdin=text.encode(), code=0)
+    out, _ = run("replay", "-", "--json", stdin=text.encode(), code=0, process=True)
     import json
     d = json.loads(out)
     assert d["trace"]["counts"]["swiotlb_bounced"] == 2 and d["attempted"] == 2
@@ -182,7 +190,7 @@ def test_timeline_without_json_is_refused():
 
 
 def test_dma_map_benchmark_bad_node_names_n():
-    out, err = run("dma-map-benchmark", "-n", "5")
+    out, err = run("dma-map-benchmark", "-n", "5", process=True)
     one_error(err, "ioctl: Invalid argument", "-n 5", "NUMA node 5")
     assert out == ""
 
@@ -190,7 +198,7 @@ def test_dma_map_benchmark_bad_node_names_n():
 def test_library_names_become_options():
     _, err = run("advise", ROOT / "data/realkernel/trace-force-2G.txt", "--target-failure-rate", "2")
     one_error(err, "--target-failure-rate:")
-    _, err = run("boot", "--ram", "lots")
+    _, err = run("boot", "--ram", "lots", process=True)
     one_error(err, "--ram")
 
 
@@ -212,7 +220,7 @@ def test_warnings_with_line_numbers_go_to_stderr(tmp_path):
                   + b"\x8d\x8e garbage from the serial line\n"          # line 3: malformed
                   + b"CPU:0 [LOST 7 EVENTS]\n"                           # line 4: lost
                   + event(1.002, 512).encode())
-    out, err = run("replay", f, "--json", code=0)
+    out, err = run("replay", f, "--json", code=0, process=True)
     lines = err.strip().splitlines()
     assert any("line 3: not a trace event line" in ln for ln in lines)
     assert any("line 4: ring buffer lost 7 events" in ln for ln in lines)

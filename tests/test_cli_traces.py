@@ -6,7 +6,8 @@ import pytest
 
 from swiotlb_lib.cli import main
 from swiotlb_lib.cli.traces import register
-from tracedata import T1, T2
+from swiotlb_lib.evidence import data_path
+from tracedata import DATA, T1, T2
 
 
 def test_cli_replay_json(capsys):
@@ -88,28 +89,24 @@ def test_register_adds_both_commands():
 
 
 def test_replay_follows_the_two_cpu_recording_and_no_follow_does_not():
-    import json as _json
-    import subprocess as _sp
-    import sys as _sys
-    from conftest import ROOT
-    args = [_sys.executable, "-m", "swiotlb_lib", "replay", "data/realkernel/trace-512-force-2G-kprobes.txt",
-            "--kernel", "v6.11", "--cmdline", "swiotlb=512,2,force", "--json"]
-    d = _json.loads(_sp.run(args, capture_output=True, text=True, cwd=ROOT, check=True).stdout)
+    # a subprocess, as a user runs it; --no-follow in-process (tests/clirun.py)
+    from clirun import cli
+    args = ["replay", DATA / "trace-512-force-2G-kprobes.txt", "--kernel", "v6.11", "--cmdline",
+            "swiotlb=512,2,force", "--json"]
+    rc, out, err = cli(*args, process=True)
+    assert rc == 0, err[-2000:]
+    d = json.loads(out)
     # the kernel failed 56 mappings (56 map_ret lines with tlb=0xffffffffffffffff)
     assert d["follow"] is True and d["failure_agreement"] == "56/56" and abs(d["failed"] - 56) <= 2
-    d = _json.loads(_sp.run(args + ["--no-follow"], capture_output=True, text=True, cwd=ROOT,
-                            check=True).stdout)
-    assert d["follow"] is False
+    rc, out, err = cli(*args, "--no-follow")
+    assert rc == 0, err[-2000:]
+    assert json.loads(out)["follow"] is False
 
 
-def test_replay_nvme_recording_counts_its_lost_unmaps():
-    import json as _json
-    import subprocess as _sp
-    import sys as _sys
-    from conftest import ROOT
-    out = _sp.run([_sys.executable, "-m", "swiotlb_lib", "replay", "data/realkernel-nvme/trace-N1-force.txt",
-                   "--device", "nvme", "--json"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    d = _json.loads(out)
+def test_replay_nvme_recording_counts_its_lost_unmaps(capsys):
+    assert main(["replay", str(data_path("realkernel-nvme", "trace-N1-force.txt")), "--device", "nvme",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
     # data/realkernel-nvme/README.md: 1 056 fewer unmap events than maps, although the pool emptied
     assert d["lost_unmaps"] == 1056 and d["slot_agreement"].split("/")[0] == d["slot_agreement"].split("/")[1]
 

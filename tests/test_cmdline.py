@@ -1,14 +1,11 @@
 """``swiotlb=`` parsing and boot sizing (setup_io_tlb_npages, swiotlb_adjust_nareas,
 round_up_default_nslabs, swiotlb_adjust_size; kernel/dma/swiotlb.c @afd81d914f6f and
 @7c3940bf81e5), and the confidential-guest 6 % rule (``arch/x86/mm/mem_encrypt.c: mem_encrypt_setup_arch()``, moved there by 20231010145220.3960055-2-alexander.shishkin@linux.intel.com)."""
-import subprocess
-import sys
-
 import pytest
 
 from swiotlb_lib.boot import Machine
 from swiotlb_lib.cmdline import SwiotlbSetup, parse_swiotlb, simple_strtoul, split_cmdline
-from conftest import ROOT
+from clirun import cli
 
 
 @pytest.mark.parametrize("value,nslabs,nareas,force,noforce", [
@@ -117,9 +114,9 @@ def test_rpi4_boot_is_verbose_and_below_1g():
 
 
 def test_boot_cli_arguments_errors():
-    r = subprocess.run([sys.executable, "-m", "swiotlb_lib", "boot", "--cpus", "0"], capture_output=True,
-                       text=True, cwd=ROOT)
-    assert r.returncode == 2 and "cpus" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "swiotlb_lib", "boot", "--ram", "2G", "--cmdline",
-                        "swiotlb=1000,forc"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and "'forc' ignored" in r.stderr
+    # in-process through swiotlb_lib.cli.main (tests/clirun.py); the boot command runs as a
+    # subprocess in tests/test_cli_bad_input.py
+    rc, _, err = cli("boot", "--cpus", "0")
+    assert rc == 2 and "cpus" in err
+    rc, _, err = cli("boot", "--ram", "2G", "--cmdline", "swiotlb=1000,forc")
+    assert rc == 0 and "'forc' ignored" in err

@@ -33,6 +33,7 @@ from swiotlb_lib.trace.engine import StopRule
 from swiotlb_lib.trace.read import Mapping, Trace
 from swiotlb_lib.trace.replay import prepare_replay, replay
 from swiotlb_lib.trace.synthesize import synthesize_trace
+from swiotlb_lib.trace.table import MappingTable
 from swiotlb_lib.trace.read import parse_trace
 from swiotlb_lib.versions import PROFILES, get_profile
 
@@ -109,6 +110,11 @@ def kprobe_trace(events, name: str) -> Trace:
             mp.unmap_time, mp.unmap_line = tm, line
             tr.counts["unmap"] += 1
     tr.counts["map"] = tr.counts["swiotlb_bounced"] = len(tr.mappings)
+    if len(tr.mappings) % 10:
+        # as columns, the form the trace readers give: a list of Mapping would be turned into
+        # columns again by every step of every replay (prepare_replay, the RAM size, each
+        # engine), a third of a small case's time; one trace in ten keeps the list
+        tr.mappings = MappingTable.from_mappings(tr.mappings)
     return tr
 
 
@@ -120,6 +126,13 @@ def random_block_trace(rng: random.Random, n: int) -> Trace:
 
 
 def random_case(rng: random.Random, profile: str):
+    """One random case: a kprobe trace (10-149 lone mappings) or a synthesized block trace
+    (10-199 events), a pool of 128 to 4096 slots in 1-8 areas with or without force,
+    a lifetime model, 4 or 8 CPUs, a device preset or none, a timeline or not, a request given
+    up after 3 retries or after the replay's default 100 (the livelock test ends it first when
+    nothing else is in flight; a limit of 1000 would repeat the same failing search of a full
+    pool ten times as often and reach no other path), and for three cases in ten the
+    advisor's early stop."""
     kprobes = rng.random() < 0.5
     tr = random_kprobe_trace(rng, rng.randrange(10, 150)) if kprobes else \
         random_block_trace(rng, rng.randrange(10, 200))
@@ -132,7 +145,7 @@ def random_case(rng: random.Random, profile: str):
     lt = rng.choice(["fixed:300us", "fixed:3ms", "exp:1ms", "lognormal:800us,0.7", "qd:1", "qd:8"]
                     + (["real", "real"] if kprobes else []))
     kw = dict(cpus=rng.choice([4, 8]), device=rng.choice([None, None, "nvme", "pci32"]),
-              seed=rng.randrange(100), timeline=rng.random() < 0.7, max_retries=rng.choice([3, 1000]),
+              seed=rng.randrange(100), timeline=rng.random() < 0.7, max_retries=rng.choice([3, 100]),
               livelock_repeats=rng.choice([2, 3]), follow=False)
     if rng.random() < 0.3:
         kw["stop_when"] = StopRule(rng.choice([None, 0.01, 0.2]), rng.random() < 0.5)
@@ -177,7 +190,10 @@ def test_recorded_traces_agree(path):
         for lt in lts:
             both(prep, profile, None, lt, follow=False)
         if k % 2 == 0:                                  # a pool that fails, for half the profiles
-            both(prep, profile, "swiotlb=256,force", lts[k // 2 % 2], follow=False)
+            # at most 10 retries of a request (the default is 100): the same paths (requeue,
+            # retry, give up) with a tenth of the failing searches, each a scan of the pool
+            out = both(prep, profile, "swiotlb=256,force", lts[k // 2 % 2], follow=False, max_retries=10)
+            assert out["failed"] > 0
 
 
 @pytest.mark.parametrize("profile", [p for p in GROWING if get_profile(p).dynamic == "rfc-v1"])
