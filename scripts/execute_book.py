@@ -12,12 +12,10 @@ Each executed notebook, with the widget state nbclient saved in its metadata, go
 jupyter-cache at CACHE_DIR, from which ``jupyter-book build`` (``execute_notebooks: cache``)
 then takes every output without running anything again.
 
-The first job compiles the replay engine into Numba's cache (``swiotlb_lib.trace.fast.warm``,
-in ``swiotlb_lib/trace/__pycache__``), so that the chapters find it compiled instead of
-each compiling it at once.  Beside it run only notebooks that never replay a trace (listed
-in ``scripts/seconds.json``, ``without_engine``), longest first, as many as the
-compilation lasts; the others come after it.  A notebook wrongly listed there costs time,
-never a wrong output: it compiles the engine itself.
+The replay engine is not compiled here: the chapters replay short traces, which
+``replay(engine="auto")`` runs on the readable engine (``swiotlb_lib.trace.fast.worth_it``);
+scripts/setup_and_build.sh compiles it into Numba's cache beside ``jupyter-book build``,
+which keeps only one core busy.
 
 jupyter-cache matches a notebook by its code only, not by the library it imports, so
 CACHE_DIR must hold nothing but this run's results: the build script empties it whenever any
@@ -33,7 +31,6 @@ import json
 import logging
 import multiprocessing
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,13 +40,8 @@ from jupyter_cache import get_cache
 from jupyter_cache.executors.basic import ExecutionWorkerLocalMProc, ProcessData
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Measured seconds per notebook and the notebooks that never replay a trace (see above).
+#: CPU seconds measured per notebook, to start the longest first on a fresh clone.
 DEFAULTS = Path(__file__).resolve().parent / "seconds.json"
-#: The first job: compile the replay engine into Numba's cache (or load it from there).
-WARM = "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')"
-#: Its key in exec-seconds.json (the compilation's seconds, to plan the next run).
-WARM_KEY = "swiotlb_lib/trace/fast.py"
-
 
 def toc_notebooks(toc_path: Path) -> list[Path]:
     """The ``*.ipynb`` files that _toc.yml lists (root, chapters, sections), in toc order."""
@@ -82,32 +74,16 @@ def execute_settings(config_path: Path) -> tuple[int, bool]:
     return int(execute.get("timeout", 30)), bool(execute.get("allow_errors", False))
 
 
-def plan(notebooks: list[Path], seconds: dict, without_engine: set, jobs: int) -> list[Path]:
-    """The notebooks in the order they start: longest first (``seconds``, else file size),
-    except that the longest notebooks of ``without_engine`` come first until they fill the
-    ``jobs - 1`` workers for as long as the engine compiles (``seconds[WARM_KEY]``)."""
+def plan(notebooks: list[Path], seconds: dict) -> list[Path]:
+    """The notebooks in the order they start: longest first (``seconds``, else file size)."""
     rel = {nb: str(nb.relative_to(ROOT)) for nb in notebooks}
-    order = sorted(notebooks, key=lambda nb: (-seconds.get(rel[nb], 0.0), -nb.stat().st_size))
-    beside, filled = [], 0.0
-    for nb in order:
-        if filled >= seconds.get(WARM_KEY, 30.0) * (jobs - 1):
-            break
-        if rel[nb] in without_engine:
-            beside.append(nb)
-            filled += seconds.get(rel[nb], 0.0)
-    return beside + [nb for nb in order if nb not in beside]
+    return sorted(notebooks, key=lambda nb: (-seconds.get(rel[nb], 0.0), -nb.stat().st_size))
 
 
 def run_job(job):
-    """A pool job: ``("warm", None)`` compiles the engine in a fresh interpreter; a
-    notebook job is ``("notebook", (worker, ProcessData))``.  Returns ``(status, uri, text)``."""
-    kind, data = job
-    if kind == "warm":
-        done = subprocess.run([sys.executable, "-c", WARM], cwd=ROOT, capture_output=True, text=True)
-        return done.returncode, None, (done.stdout.strip() if done.returncode == 0 else done.stderr)
-    worker, process_data = data
-    status, uri = worker(process_data)
-    return status, uri, ""
+    """A pool job ``(worker, ProcessData)``: one notebook.  Returns ``(status, uri)``."""
+    worker, process_data = job
+    return worker(process_data)
 
 
 def main(argv=None) -> int:
@@ -133,41 +109,28 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {DEFAULTS}: {e}", file=sys.stderr)
         return 1
-    if not (isinstance(defaults, dict) and isinstance(defaults.get("seconds"), dict)
-            and isinstance(defaults.get("without_engine"), list)):
-        print(f"error: {DEFAULTS}: expected an object with 'seconds' ({{path: seconds}}) and "
-              "'without_engine' (a list of notebooks)", file=sys.stderr)
+    if not (isinstance(defaults, dict) and isinstance(defaults.get("seconds"), dict)):
+        print(f"error: {DEFAULTS}: expected an object with 'seconds' ({{path: seconds}})", file=sys.stderr)
         return 1
     try:
         last = json.loads(times_path.read_text())
     except (OSError, ValueError):
         last = {}
-    nproc = min(args.jobs, len(notebooks) + 1)
-    order = plan(notebooks, {**defaults["seconds"], **last}, set(defaults["without_engine"]), nproc)
+    nproc = min(args.jobs, len(notebooks))
+    order = plan(notebooks, {**defaults["seconds"], **last})
 
     cache = get_cache(str(args.cache_dir))
     records = {nb: cache.add_nb_to_project(str(nb)) for nb in order}
     worker = ExecutionWorkerLocalMProc()
-    jobs = [("warm", None)] + [
-        ("notebook", (worker, ProcessData(records[nb].pk, records[nb].uri, cache, timeout, allow_errors)))
-        for nb in order]
-    print(f"==> compiling the replay engine and executing {len(order)} notebooks, {nproc} at a time",
-          flush=True)
+    jobs = [(worker, ProcessData(records[nb].pk, records[nb].uri, cache, timeout, allow_errors)) for nb in order]
+    print(f"==> executing {len(order)} notebooks, {nproc} at a time", flush=True)
 
     start = time.monotonic()
     seconds: dict[str, float] = {}
     failed: list[str] = []
     multiprocessing.log_to_stderr(logging.WARNING)   # the workers' errors, not their chatter
     with multiprocessing.get_context("fork").Pool(nproc) as pool:
-        for status, uri, text in pool.imap_unordered(run_job, jobs, chunksize=1):
-            if uri is None:                           # the engine's compilation
-                if status != 0:
-                    print(f"ERROR: compiling the replay engine failed:\n{text}", file=sys.stderr)
-                    pool.terminate()
-                    return 1
-                seconds[WARM_KEY] = float(text.splitlines()[-1])
-                print(f"    replay engine compiled (or loaded from Numba's cache): {text} s", flush=True)
-                continue
+        for status, uri in pool.imap_unordered(run_job, jobs, chunksize=1):
             name = str(Path(uri).relative_to(ROOT))
             if status == 0:
                 record = cache.get_cached_project_nb(records[Path(uri)].pk)

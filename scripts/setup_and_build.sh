@@ -15,6 +15,9 @@
 #      job compiles the replay engine into Numba's cache, beside notebooks that do not need
 #      it), then jupyter-book build -W -n turns those executed notebooks into the pages
 #      (execute_notebooks: cache in _config.yml). Any warning or failing cell is an error.
+#   4. the compiled replay engine (swiotlb_lib/trace/fast.py) into Numba's cache, for the tests
+#      and for long traces: beside jupyter-book build, which keeps one core busy (the chapters
+#      replay short traces on the readable engine and do not need it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -79,8 +82,6 @@ inputs_sha256() {
 inputs=$(inputs_sha256)
 if [ -f _build/html/index.html ] && [ "$(cat _build/inputs.sha256 2>/dev/null || true)" = "$inputs" ]; then
     say "the book in _build/html is up to date with its inputs: not rebuilt"
-    # The compiled replay engine (swiotlb_lib/trace/fast.py) in Numba's cache, for the tests
-    # (a few seconds when cached; on a rebuild scripts/execute_book.py compiles it).
     say "loading the replay engine (Numba cache in swiotlb_lib/trace/__pycache__)"
     .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'    {warm():.1f} s')"
 else
@@ -89,8 +90,23 @@ else
     say "building the book: executing every notebook, then jupyter-book build"
     find _build -mindepth 1 -maxdepth 1 ! -name exec-seconds.json -exec rm -rf {} + 2>/dev/null || true
     .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
-    say "jupyter-book build -W -n: the pages, from the executed notebooks"
-    .venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
+    say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, compiling the replay engine"
+    warm_log=$(mktemp)
+    .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
+    warm_pid=$!
+    build_status=0
+    .venv/bin/jupyter-book build -W -n --keep-going "$ROOT" || build_status=$?
+    warm_status=0
+    wait "$warm_pid" || warm_status=$?
+    if [ "$warm_status" -ne 0 ]; then
+        echo "ERROR: compiling the replay engine failed:" >&2
+        cat "$warm_log" >&2
+        rm -f "$warm_log"
+        exit 1
+    fi
+    say "replay engine compiled (or loaded from Numba's cache) in $(tail -1 "$warm_log") s"
+    rm -f "$warm_log"
+    [ "$build_status" -eq 0 ] || exit "$build_status"
     # The pages must not load anything from the network.
     if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then
         echo "ERROR: the pages above reference a CDN" >&2

@@ -126,3 +126,18 @@ def test_debugfs_readers(tmp_path):
                                                                        (7, "not")]
     with pytest.raises(ValueError, match="debugfs"):
         T.read_debugfs(tmp_path / "missing")
+
+
+def test_reader_choice_counts_bounced_lines():
+    """read_trace's compiled scanner only pays when three lines in four are swiotlb_bounced
+    events (it hands every other line back to the Python parser one by one)."""
+    from swiotlb_lib.trace.read import scanner_pays
+    bounced = line(1.0, 0, 16).encode() + b"\n"
+    kprobe = b"   dd-115 [000] d....  8.569931: map: (swiotlb_tbl_map_single+0x4/0x440) orig=0x1 size=1\n"
+    # lines counted by hand; a head that ends inside a line counts that line too
+    assert scanner_pays(bounced * 4 + b"dd")                   # 4 of 5 lines
+    assert scanner_pays(bounced * 3 + kprobe)                  # 3 of 4: just enough
+    assert not scanner_pays(bounced * 3 + kprobe + b"dd")      # 3 of 5
+    assert not scanner_pays(bounced * 3 + kprobe * 2)          # 3 of 5
+    assert not scanner_pays(bounced + kprobe * 3)              # 1 of 4, as data/realkernel's kprobe traces
+    assert not scanner_pays(b"")

@@ -99,7 +99,25 @@ if HAVE_NUMBA:
     from .fast_loop import containers, drain, export, run_range
     from .fast_state import StateTuple, new_state
 
-__all__ = ["CompiledEngine", "supported", "warm", "NCOUNTERS", "search_area", "release_slots"]
+__all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS", "NCOUNTERS", "search_area",
+           "release_slots"]
+
+#: The shortest trace (in mappings) that ``replay(engine="auto")`` runs on the compiled engine
+#: when this process has not loaded it yet.  Loading it from Numba's cache takes about 3 s
+#: (compiling it, the first time after an install or a change to ``fast*.py``, about 120 s of
+#: CPU), and the readable engine replays 20 000-30 000 mappings a second, so below this a
+#: replay is over before the compiled engine would be loaded (measured in session 7 on the
+#: 2-core machine; every trace under ``data/`` has fewer than 10 000 mappings).
+AUTO_MIN_MAPPINGS = 50_000
+
+
+def worth_it(trace) -> bool:
+    """Whether ``replay(engine="auto")`` should run ``trace`` on the compiled engine: it is long
+    (:data:`AUTO_MIN_MAPPINGS`) or the engine is already loaded in this process.  The two
+    engines give the same results, so this only decides which is faster."""
+    if not HAVE_NUMBA:
+        return False
+    return len(trace.mappings) >= AUTO_MIN_MAPPINGS or bool(run_range.signatures)
 
 
 def supported(eng) -> str | None:
@@ -466,10 +484,9 @@ class CompiledEngine(Engine):
 def warm() -> float:
     """Compile every function of the compiled engine, or load it from Numba's cache (in
     ``__pycache__`` beside this file), with two small replays (a static and a growing
-    profile); returns the seconds taken.  ``scripts/execute_book.py`` runs it as the first
-    job of a build, beside the chapters that replay no trace, and ``scripts/setup_and_build.sh``
-    when the book is up to date, so that the chapters and tests find the cache filled instead
-    of each compiling (about 100 s of CPU) at once."""
+    profile); returns the seconds taken.  ``scripts/setup_and_build.sh`` runs it beside
+    ``jupyter-book build``, so that the tests and the first long replay find the cache filled
+    instead of each compiling (about 100 s of CPU) at once."""
     import time
     from .read import parse_trace
     from .replay import replay

@@ -81,7 +81,7 @@ def _alloc_pool_pages(S, zl, limit, gflags, kind, dev, minslabs, nslabs, nareas)
         nareas = _limit_nareas(nareas, nslabs)
 
 
-@jit
+@jit_inline
 def _add_pool(S, start, nslabs, nareas, order, zone):
     """``Grower.alloc_pool``'s ``IoTlbPool`` and ``IoTlbMem.add_pool`` (``add_mem_pool()``):
     the new pool's arrays after the others', its search constants, its slots counted."""
@@ -123,7 +123,7 @@ def _add_pool(S, start, nslabs, nareas, order, zone):
     C[MEM_NSLABS] += nslabs
 
 
-@jit
+@jit_inline
 def run_pending_work(S):
     """``Grower.run_pending_work`` (``swiotlb_dyn_alloc()``): add one pool (``GFP_KERNEL``) or
     log the failure."""
@@ -175,7 +175,7 @@ def _search_pool_area(S, pid, a, i):
                        pp[pid, PP_ANSLABS], S.P[P_ROUND_START])
 
 
-@jit
+@jit_inline
 def _pool_find_slots(S, pid, i):
     """``pool_find_slots`` (``swiotlb_pool_find_slots``, v6.6): every area of pool ``pid``,
     round-robin from the CPU's."""
@@ -192,7 +192,7 @@ def _pool_find_slots(S, pid, i):
             return -1
 
 
-@jit
+@jit_inline
 def _transient(S, i):
     """``Grower.find_slots``' transient pool for mapping ``i``: ``alloc_pool(dev, n, n, 1,
     reach, GFP_NOWAIT | __GFP_NOWARN)`` and a search in it.  Returns ``(transient, slot,
@@ -248,7 +248,7 @@ def _transient(S, i):
     return t, idx, False
 
 
-@jit
+@jit_inline
 def _del_transient(S, t):
     """``Grower.del_transient`` (``swiotlb_del_transient()``): the whole pool goes at unmap."""
     C, tr = S.C, S.tr

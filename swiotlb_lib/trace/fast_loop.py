@@ -23,7 +23,7 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
                          R_NO_MEMORY, R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED,
                          TL_N, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
-                         U_LAST, jit, var)
+                         U_LAST, flag, jit, jit_inline, var)
 from .requests import MAX_MAPPING_BYTES
 
 if HAVE_NUMBA:
@@ -301,7 +301,7 @@ def _complete_unit(S, u, t):
     _wake(S, S.UI[u, U_DEV], t)
 
 
-@jit
+@jit_inline
 def _complete_mapping(S, i, t):
     """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
     tlb = S.handle_of[i]
@@ -332,7 +332,7 @@ def _stop_now(S):
     return C[NLOCKS] > 0 or not P[P_NEED_LIVELOCK]
 
 
-@jit
+@jit_inline
 def _requeue(S, u, i, t, retry):
     """Engine.requeue: a failed request gives back its slots and waits at the head of its
     queue (``BLK_STS_RESOURCE``, ``blk_mq_requeue_request()``); rerun at once after the
@@ -382,7 +382,7 @@ def _requeue(S, u, i, t, retry):
     _key_touch(S, key)
     if S.state[u] != QUEUED:
         S.state[u] = QUEUED
-        _q_push(S, key, u, var(True))
+        _q_push(S, key, u, flag(True))
     d = S.UI[u, U_DEV]
     if P[P_LT] == LT_QD and S.f_len[d] > 0:
         _complete_unit(S, _f_popleft(S, d), t)
@@ -399,7 +399,7 @@ def _failed(S, u, i, t, retry):
         S.F[STOP_T] = t
 
 
-@jit
+@jit_inline
 def _attempt(S, u, t):
     """Engine.attempt: map every mapping of request ``u`` (a dispatch from its queue)."""
     now(S, t)
@@ -409,7 +409,7 @@ def _attempt(S, u, t):
         i = S.u_members[base + k]
         r = _map_one(S, i)
         if r < -1:
-            _failed(S, u, i, t, var(True))
+            _failed(S, u, i, t, flag(True))
             return False
         S.tlb_of[i] = r
         S.nh[u] += 1
@@ -418,7 +418,7 @@ def _attempt(S, u, t):
     return True
 
 
-@jit
+@jit_inline
 def _run_queue(S, key, t):
     """Engine.run_queue: ``blk_mq_run_hw_queue``, dispatch waiting requests until one fails."""
     while S.k_head[key] >= 0:
@@ -471,7 +471,7 @@ def run_range(S, i0, i1):
             key = S.UI[u, U_KEY]
             if S.UI[u, U_BLOCK] and S.k_head[key] >= 0:     # behind requeued requests
                 S.state[u] = QUEUED
-                _q_push(S, key, u, var(False))
+                _q_push(S, key, u, flag(False))
                 C[NOT_ATTEMPTED] += 1
                 C[QUEUED_BEHIND] += 1
                 continue
@@ -486,7 +486,7 @@ def run_range(S, i0, i1):
         r = _map_one(S, i)
         if r < -1:
             C[PARTIAL] -= 1
-            _failed(S, u, i, t, var(False))
+            _failed(S, u, i, t, flag(False))
             if C[STOPPED]:
                 return
             continue

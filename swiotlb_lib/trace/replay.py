@@ -26,7 +26,7 @@ from ..versions import get_profile
 from ..scenarios.systems import ScenarioResult
 from ..device import Device, preset
 from .engine import Engine, StopReplay, livelock_groups
-from .fast import CompiledEngine, supported
+from .fast import CompiledEngine, supported, worth_it
 from .follow_dynamic import FollowDynamic
 from .follow import Follow, follow_note, follows, infer_min_align_mask, recorded_fit
 from .lifetime import DEFAULT_LIFETIME, Lifetime, parse_lifetime, tracepoint_only
@@ -310,8 +310,10 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
 
     ``engine``: ``"auto"`` (the default) runs a replay that does not follow the recording on
     the compiled engine (:mod:`swiotlb_lib.trace.fast`) when it supports the case
-    (:func:`swiotlb_lib.trace.fast.supported`), else on the readable
-    :class:`~swiotlb_lib.trace.engine.Engine`; ``"reference"`` always on the readable one;
+    (:func:`swiotlb_lib.trace.fast.supported`) and pays for itself
+    (:func:`swiotlb_lib.trace.fast.worth_it`: a trace of at least
+    :data:`~swiotlb_lib.trace.fast.AUTO_MIN_MAPPINGS` mappings, or the engine already loaded in
+    this process), else on the readable :class:`~swiotlb_lib.trace.engine.Engine`; ``"reference"`` always on the readable one;
     ``"compiled"`` on the compiled one or a :class:`ValueError` saying why not.  Both give
     the same results (``tests/test_trace_fast.py``).
     """
@@ -409,7 +411,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     if follow:
         cls = FollowDynamic if grows else Follow
     else:
-        cls = Engine if engine == "reference" else CompiledEngine
+        cls = Engine if engine == "reference" or (engine == "auto" and not worth_it(trace)) else CompiledEngine
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
               template, prep.engine_cache)
     eng.stop = stop_when

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, KiB
 from ..pool import nr_slots
-from .scan import HAVE_NUMBA, jit
+from .scan import HAVE_NUMBA, jit, jitable
 from .table import HAS_DIR, HAS_UNMAP_LINE, BlockView, MappingTable, MappingView, release_memory
 
 #: virtio-blk request layout (include/uapi/linux/virtio_blk.h, virtio_ring.h): the
@@ -80,9 +80,10 @@ KINDS = ("mapping", "virtio-blk", "nvme")
 K_MAPPING, K_VIRTIO, K_NVME = 0, 1, 2
 
 
-@jit
+@jitable
 def _grow(a):
-    """``a`` in an array twice as long (zeros after it)."""
+    """``a`` in an array twice as long (zeros after it); plain Python when a kernel runs as
+    Python (a short trace, see :func:`_run`), so that nothing is compiled then."""
     b = np.zeros(2 * len(a), a.dtype)
     b[:len(a)] = a
     return b
@@ -228,7 +229,9 @@ class RequestTable:
         nu = len(kind)
         ptr = np.zeros(nu + 1, np.int64)
         np.cumsum(np.bincount(unit_of, minlength=nu), out=ptr[1:])
-        members = _members(unit_of, ptr)
+        # a stable sort gives the same order; the compiled counting sort for long traces
+        members = (_members(unit_of, ptr) if len(unit_of) >= COMPILED_MIN_MAPPINGS
+                   else np.argsort(unit_of, kind="stable"))
         first = members[ptr[:-1]]
         # copies: the kernels' outputs are views of arrays as long as the trace
         return cls(unit_of, ptr, members, table.dev[first], table.dev_names, table.cpu[first],
@@ -320,9 +323,16 @@ def _sizes(table: MappingTable) -> np.ndarray:
     return size if size.dtype == np.int64 else size.astype(object)
 
 
+#: The fewest mappings grouped by the compiled kernels: below, their Python source runs
+#: (about 10 us a mapping, so 0.1 s at this size), which beats loading them from Numba's
+#: cache and far beats compiling them (about 10 s); every trace under ``data/`` is smaller.
+COMPILED_MIN_MAPPINGS = 10_000
+
+
 def _run(kernel, size, *args):
-    """A grouping kernel, compiled unless the sizes are beyond int64 (Python ints)."""
-    if size.dtype == object and HAVE_NUMBA:
+    """A grouping kernel: compiled for a long trace, its Python source for a short one or
+    for sizes beyond int64 (Python ints)."""
+    if HAVE_NUMBA and (size.dtype == object or len(size) < COMPILED_MIN_MAPPINGS):
         return kernel.py_func(size, *args)
     return kernel(size, *args)
 
@@ -435,7 +445,7 @@ def group_requests(mappings, mode: str = "auto", driver: str | None = None) -> t
     n = len(table)
     if mode in ("auto", "virtio-blk"):
         rt = _virtio_blk_requests(table)
-        release_memory()
+        release_memory(n)
         whole = (rt.kind == K_VIRTIO) & ~rt.aborted
         covered = int(np.diff(rt.ptr)[whole].sum())
         if mode == "virtio-blk" or (n and covered * 2 >= n):
@@ -443,7 +453,7 @@ def group_requests(mappings, mode: str = "auto", driver: str | None = None) -> t
         del rt
     if mode == "nvme" or (mode == "auto" and (driver == "nvme" or shows_nvme(table))):
         rt = _nvme_requests(table)
-        release_memory()
+        release_memory(n)
         return RequestView(rt), "nvme"
     unit_of = np.arange(n, dtype=np.int64)
     size = table.size if table.size.dtype == np.int64 else table.size.astype(object)

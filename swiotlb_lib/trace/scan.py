@@ -37,6 +37,15 @@ def jit(fn):
     return njit(cache=True, nogil=True)(fn) if HAVE_NUMBA else fn
 
 
+def jitable(fn):
+    """``fn`` as it is when called from Python, and compiled into the compiled functions that
+    call it (``numba.extending.register_jitable``)."""
+    if not HAVE_NUMBA:
+        return fn
+    from numba.extending import register_jitable
+    return register_jitable(fn)
+
+
 def jit_inline(fn):
     """:func:`jit`, inlined into its compiled callers (a call passing many arrays costs more
     than a short line's parse)."""

@@ -57,10 +57,19 @@ def pack_int(values, smallest=np.int8) -> np.ndarray:
     return a
 
 
-def release_memory() -> None:
+#: The fewest rows (mappings) whose columns are worth a ``malloc_trim``: each call walks the
+#: whole heap (about 0.1 ms), and a short trace's columns free too little to matter.
+TRIM_MIN_ROWS = 100_000
+
+
+def release_memory(rows: int) -> None:
     """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing where
-    there is none).  The reader frees many blocks of about a megabyte while it joins them into
-    columns; glibc keeps such blocks for reuse, which would count as resident memory."""
+    there is none) after columns of ``rows`` rows were built or dropped, when that is at least
+    :data:`TRIM_MIN_ROWS`.  The reader frees many blocks of about a megabyte while it joins
+    them into columns; glibc keeps such blocks for reuse, which would count as resident
+    memory."""
+    if rows < TRIM_MIN_ROWS:
+        return
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):                   # pragma: no cover - not glibc
@@ -352,7 +361,7 @@ class TableBuilder:
             else:
                 a = np.concatenate(parts)
             del parts
-            release_memory()
+            release_memory(n)
             cols[c] = a
         tasks = self.names["task"][0]
         devs = self.names["dev"][0]
