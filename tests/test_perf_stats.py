@@ -281,3 +281,15 @@ def test_reanalyse_bad_rows(rows, n, name):
 def test_bad_arguments_name_the_parameter(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_t_quantile_and_z_factor_match_the_printed_tables():
+    # Student's t table (two-sided 95 %, 10 degrees of freedom): 2.228; with 1 degree of
+    # freedom: 12.706.  z table: z_0.975 = 1.95996, z_0.8 = 0.84162, so the sample-size
+    # factor at alpha 0.05 and power 0.8 is 2.80158 (and 2 * 2.80158² = 15.698, the
+    # factor of runs_needed's docstring).
+    from swiotlb_lib.perf.stats import t_quantile, z_alpha_power
+    assert abs(t_quantile(0.975, 10) - 2.228) < 5e-4
+    assert abs(t_quantile(0.975, 1) - 12.706) < 5e-4
+    assert abs(z_alpha_power(0.05, 0.8) - 2.80158) < 5e-5
+    assert abs(2 * z_alpha_power(0.05, 0.8) ** 2 - 15.698) < 5e-4

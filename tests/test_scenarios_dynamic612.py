@@ -76,6 +76,20 @@ def test_delay_sweep_experiment():
     assert json.loads(r.to_json())["result"]["kernel"] == [4, 46]
 
 
+def test_default_worker_delay_given_by_value_is_the_same_replay():
+    # replay() sets the worker delay to Grower.WORKER_DELAY_TCG when it is given None, so
+    # the sweep's row at that delay (8.762 ms) and the side-by-side's "own worker" run are one
+    # replay: same pools, failures and timeline.  The row of the sweep at 8.762 ms shows
+    # the pools of side_by_side("D2")["own"].
+    from swiotlb_lib.dynamic import Grower
+    by_value = s.model_run("D2", False, worker_delay=Grower.WORKER_DELAY_TCG)
+    default = s.model_run("D2", False)
+    assert by_value == default and by_value is not default
+    sweep = s.delay_sweep("D2")
+    row = next(r for r in sweep["rows"] if r[0] == 8.762)
+    assert row[1:] == (default["pools_added"], default["transient_pools"], default["failed"])
+
+
 def test_boot_picker_precomputed():
     from swiotlb_lib.widgets import dynamic612 as w
     box = w.boot_picker(("D3", "D4"))

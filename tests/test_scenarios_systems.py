@@ -5,6 +5,7 @@ and the kernel sources, not from running the model first."""
 import random
 
 from swiotlb_lib.constants import IO_TLB_DEFAULT_SIZE, KiB, MiB
+from swiotlb_lib.debug import SEARCH_AREA, observe
 from swiotlb_lib.scenarios.systems import (SCENARIOS, Recorder, ScenarioResult, rpi4_display, rpi4_machine,
                                            run_scenario, size_mix)
 
@@ -84,3 +85,34 @@ def test_storage_bounces_every_buffer_of_every_request():
 
 def test_every_named_system_is_listed():
     assert set(SCENARIOS) == {"rpi4-fullhd", "rpi4-4k", "coco-guest", "arm-board-oom", "nvme", "storage"}
+
+
+def test_run_scenario_computes_a_run_once_and_hands_out_copies():
+    # A seeded run asked for twice (a table, then a widget) is computed once per process:
+    # the second call returns the same numbers (rpi4-fullhd on v6.3: 8 frames, each import
+    # fails on a too-big segment, as in the first test) in a new object, so a caller that
+    # changes its copy does not change what the next caller gets.  may_sleep=True is the
+    # scenario's default, so asking for it by value is the same run.
+    first = run_scenario("rpi4-fullhd", kernel="v6.3", seed=1)
+    first.extra["imports_failed"] = -1
+    first.failures["too_big"] = -1
+    again = run_scenario("rpi4-fullhd", kernel="v6.3", seed=1, may_sleep=True)
+    assert again is not first
+    assert again.extra["imports_failed"] == 8 and again.failures["too_big"] == 8
+
+
+def test_run_scenario_runs_again_for_a_probe_or_a_progress_callback():
+    # With a probe on a hook the run must really happen, or the probe would see nothing: a
+    # cached answer fires no event.  The run is cached first, then asked for again under a
+    # probe on SEARCH_AREA: the vc4 imports of rpi4-fullhd map segments (each run of pages is
+    # at least 4 pages, 16 KiB, far under the 256 KiB limit), so some area searches reach it.
+    # A progress callback is called once per frame (rpi4_display's tick(frame, frames)):
+    # (0, 8) to (7, 8) for the 8 frames, then (8, 8) from Recorder.finish().
+    run_scenario("rpi4-fullhd", kernel="v6.3")
+    seen = []
+    with observe(SEARCH_AREA, seen.append):
+        r = run_scenario("rpi4-fullhd", kernel="v6.3")
+    assert seen and r.extra["imports_failed"] == 8
+    calls = []
+    run_scenario("rpi4-fullhd", kernel="v6.3", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(f, 8) for f in range(9)]

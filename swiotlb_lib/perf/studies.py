@@ -30,7 +30,6 @@ from dataclasses import fields
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats as _st
 
 from ..boot import Machine
 from ..checks import check_int_at_least, check_positive
@@ -91,7 +90,7 @@ def detectable_effect(cov: float, n: int, alpha: float = 0.05, power: float = 0.
     (normal approximation, like ``runs_needed``)."""
     n = check_int_at_least("n", n, 2)
     cov = check_positive("cov", cov)
-    z = float(_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power))
+    z = S.z_alpha_power(alpha, power)
     return cov * math.sqrt(2 * z * z / n)
 
 

@@ -67,7 +67,6 @@ def _boot(boot: str) -> dict:
 
 
 @lru_cache(maxsize=None)
-@lru_cache(maxsize=None)
 def _trace(boot: str):
     """The boot's trace, read once per process (every replay of it starts from the same
     parsed :class:`~swiotlb_lib.trace.read.Trace`)."""
@@ -173,8 +172,12 @@ def model_run(boot: str, follow: bool, worker_delay: float | None = None, kernel
     Each distinct replay runs once per process (the chapter, its boot picker and the boots
     table ask for the same ones); every call returns a fresh copy.  ``worker_delay=None``
     means :attr:`Grower.WORKER_DELAY_TCG <swiotlb_lib.dynamic.Grower.WORKER_DELAY_TCG>` as
-    it is at the call."""
+    it is at the call, so that delay given by value is the same replay (the delay sweep
+    asks for it, the boots table and the boot picker do not)."""
     _boot(boot)
+    if (worker_delay is not None and not isinstance(worker_delay, bool)
+            and worker_delay == Grower.WORKER_DELAY_TCG):
+        worker_delay = None
     return copy.deepcopy(_model_run(boot, follow, worker_delay, kernel, Grower.WORKER_DELAY_TCG))
 
 

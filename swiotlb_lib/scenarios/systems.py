@@ -32,6 +32,8 @@ because that is the configuration the RFC argues for; ``--cmdline`` overrides bo
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import json
 import math
 import random
@@ -40,8 +42,9 @@ from dataclasses import dataclass, field
 from ..boot import Machine
 from ..constants import (DMA_ATTR_MAY_SLEEP, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                          DMA_FROM_DEVICE, DMA_TO_DEVICE, PAGE_SIZE, KiB, MiB)
-from ..debug import CAUSES
+from ..debug import CAUSES, TRACEPOINTS
 from ..device import Device
+from ..dynamic import Grower
 from ..page_alloc import GFP_KERNEL
 from ..swiotlb import DmaMappingError
 from ..versions import get_profile
@@ -575,14 +578,44 @@ SCENARIOS = {
 }
 
 
+#: The function behind each scenario, whose keyword defaults :func:`run_scenario` leaves out
+#: of its cache key (the ``rpi4-*`` entries are :func:`rpi4` with the frame size bound).
+_SCENARIO_DEFAULTS = {
+    name: {p.name: p.default for p in inspect.signature(rpi4 if name.startswith("rpi4") else fn).parameters.values()
+           if p.default is not inspect.Parameter.empty}
+    for name, (fn, _) in SCENARIOS.items()}
+#: Results of :func:`run_scenario` by run, for the life of the process.
+_RUNS: dict = {}
+
+
 def run_scenario(name: str, kernel=None, cmdline: str | None = None, seed: int = 1, **opts) -> ScenarioResult:
     """Run scenario ``name`` on profile ``kernel`` (see :data:`SCENARIOS`); ``progress``
     (in ``opts``), if given, is called with ``(done, total)`` units of the workload
-    (requests, operations or frames)."""
+    (requests, operations or frames).
+
+    The scenarios are seeded, so each distinct run is computed once per process (a
+    chapter's table, its widget and its figure ask for the same runs) and every call
+    returns a fresh copy.  An option given at its default value is the same run as the
+    option left out.  A run with a ``progress`` callback, or while a probe is on one of the
+    model's hooks (:data:`swiotlb_lib.debug.TRACEPOINTS`), always runs, so the callback
+    and the probes see every event."""
     try:
         fn, _ = SCENARIOS[name]
     except KeyError:
         raise ValueError(f"name: unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}") from None
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be a non-negative integer, got {seed!r}")
-    return fn(kernel=kernel, cmdline=cmdline, seed=seed, **opts)
+    if opts.get("progress") is not None or any(tp.probes for tp in TRACEPOINTS.values()):
+        return fn(kernel=kernel, cmdline=cmdline, seed=seed, **opts)
+    opts.pop("progress", None)
+    defaults = _SCENARIO_DEFAULTS[name]
+    given = tuple(sorted((k, v) for k, v in opts.items()
+                         if not (k in defaults and type(v) is type(defaults[k]) and v == defaults[k])))
+    key = (name, kernel, cmdline, seed, given, Grower.WORKER_DELAY_TCG)
+    try:
+        res = _RUNS.get(key)
+    except TypeError:                   # an option that cannot be a key: run it uncached
+        return fn(kernel=kernel, cmdline=cmdline, seed=seed, **opts)
+    if res is None:
+        res = _RUNS[key] = fn(kernel=kernel, cmdline=cmdline, seed=seed, **opts)
+    return copy.deepcopy(res)
