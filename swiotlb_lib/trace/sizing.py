@@ -45,7 +45,7 @@ from .lifetime import DEFAULT_LIFETIME, lifetime_stats
 from .read import TLB_FAILED, Trace
 from .recordings import (KERNEL_LIVELOCK_LINES, RECORDINGS, T3_README, boot_record, kernel_hiwater, load,
                          requests_of, short_step, step_index, steps_ms, tracepoint_view)
-from .replay import replay
+from .replay import prepare_replay, replay
 from .requests import min_request_slots, request_slots
 
 #: Lifetime models of the main widget and of the calibration table.
@@ -169,6 +169,13 @@ def calibration_models(boot: str = "6.12-T2") -> list:
     return [DEFAULT_MODEL, median_spec(boot), "exp:1500us", lognormal_spec(boot), "qd:2", "qd:4"]
 
 
+@lru_cache(maxsize=None)
+def _prepared(boot: str, view: str):
+    """The recording checked and grouped into requests once per process
+    (:func:`~swiotlb_lib.trace.replay.prepare_replay`), for every replay of it."""
+    return prepare_replay(tracepoint_view(boot) if view == "tracepoint" else load(boot))
+
+
 @lru_cache(maxsize=64)
 def replay_run(boot: str, kernel: str = "v6.11", nslabs: int | None = None, lifetime: str | None = None,
                view: str = "full"):
@@ -179,11 +186,10 @@ def replay_run(boot: str, kernel: str = "v6.11", nslabs: int | None = None, life
 
     Returns ``(ReplayResult, failures)`` with ``failures`` a list of ``(time s, slots in
     use, size)`` for every failed mapping attempt.  Cached: the chapter reuses runs."""
-    tr = tracepoint_view(boot) if view == "tracepoint" else load(boot)
     cmdline = "swiotlb=force" if nslabs is None else f"swiotlb={nslabs},force"
     fails: list = []
     with observe(REPLAY_MAP_FAILED, lambda ev: fails.append((ev.time, ev.used, ev.size))):
-        r = replay(tr, kernel, cmdline, lifetime)
+        r = replay(_prepared(boot, view), kernel, cmdline, lifetime)
     return r, fails
 
 
