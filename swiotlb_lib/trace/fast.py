@@ -104,7 +104,7 @@ __all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS
 
 #: The shortest trace (in mappings) that ``replay(engine="auto")`` runs on the compiled engine
 #: when this process has not loaded it yet.  Loading it from Numba's cache takes about 3 s
-#: (compiling it, the first time after an install or a change to ``fast*.py``, about 120 s of
+#: (compiling it, the first time after an install or a change to ``fast*.py``, about 85 s of
 #: CPU), and the readable engine replays 20 000-30 000 mappings a second, so below this a
 #: replay is over before the compiled engine would be loaded (measured in session 7 on the
 #: 2-core machine; every trace under ``data/`` has fewer than 10 000 mappings).
@@ -486,7 +486,7 @@ def warm() -> float:
     ``__pycache__`` beside this file), with two small replays (a static and a growing
     profile); returns the seconds taken.  ``scripts/setup_and_build.sh`` runs it beside
     ``jupyter-book build``, so that the tests and the first long replay find the cache filled
-    instead of each compiling (about 100 s of CPU) at once."""
+    instead of each compiling (about 85 s of CPU) at once."""
     import time
     from .read import parse_trace
     from .replay import replay
