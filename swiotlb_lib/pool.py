@@ -178,13 +178,6 @@ class IoTlbPool:
 
 
 _SHORT_WALK = 6
-#: buffers of up to this many slots have their per-slot values written slot by slot; a
-#: longer one with one numpy step per array (a numpy call costs about as much as 30 slots)
-LOOP_SLOTS = 24
-#: ``SLOT_OFFSETS[i]`` is ``i * IO_TLB_SIZE`` (uint64): slot ``i`` of a buffer records
-#: ``orig_addr + SLOT_OFFSETS[i]`` and ``rest - SLOT_OFFSETS[i]`` (numpy wraps them modulo
-#: 2**64 like ``phys_addr_t``/``size_t``); a buffer never spans more than one segment
-SLOT_OFFSETS = np.arange(IO_TLB_SEGSIZE, dtype=np.uint64) * np.uint64(IO_TLB_SIZE)
 
 
 #: ``_DESC[256 - k]`` is k: slicing it gives a descending run of free-run counts.
@@ -345,11 +338,7 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     when their address breaks the alignment rule, by ``stride`` when they are aligned but
     the free run there is too short or would cross a segment boundary, until the whole
     area has been checked.  Only the order of two side-effect-free tests differs (the
-    free-run count is read before the boundary arithmetic, which usually cannot fail),
-    and a long walk tests a run of aligned candidates in one numpy step
-    (:func:`_aligned_candidates_passed`): the same candidates, the same choice and the same
-    ``examined`` count.  A buffer of more than :data:`LOOP_SLOTS` slots gets its
-    ``list`` and ``alloc_size`` values in one numpy step per array.
+    free-run count is read before the boundary arithmetic, which usually cannot fail).
     Each call fires :data:`~swiotlb_lib.debug.SEARCH_AREA` once, at its end, when a probe
     is registered.
     """
@@ -380,10 +369,6 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     slot = base + index
     lst = pool._list
     checked = examined = 0
-    # the numpy step needs ``+ stride`` to keep a candidate aligned: true for the masks
-    # of a kernel request (2**n - 1), checked here for any other
-    long_walk = _LONG_WALK if not skip_mask or (not stride & (stride - 1) and skip_mask < stride) \
-        else area_nslabs + 1
     while checked < area_nslabs:
         examined += 1
         if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
@@ -394,16 +379,6 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
         else:
             slot += stride
             checked += stride
-            if examined >= long_walk and slot < end:
-                # a long walk: the candidates up to the area end (or the checked limit)
-                # are aligned and ``stride`` apart, so test them in one numpy step and
-                # move to the first that fits, counting the ones passed as examined
-                k = _aligned_candidates_passed(pool.list, slot, end, area_nslabs - checked, stride,
-                                               nslots, shift, bmask, max_slots, unbounded)
-                slot += k * stride
-                checked += k * stride
-                examined += k
-                long_walk = examined + _LONG_WALK
         if slot >= end:
             slot = base
     else:
@@ -415,16 +390,12 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
 
     # the slots' alloc_size: what is left of the request from each slot on (size_t, so
     # a negative rest wraps modulo 2**64 as in the kernel)
+    asize = pool._asize
     rest = alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1)) if min_align_mask else alloc_size
-    if nslots <= LOOP_SLOTS:
-        asize = pool._asize
-        for k in range(slot, slot + nslots):
-            lst[k] = 0
-            asize[k] = rest if rest >= 0 else rest & U64
-            rest -= IO_TLB_SIZE
-    else:                               # the same values, one numpy step per array
-        pool.list[slot:slot + nslots] = 0
-        np.subtract(rest & U64, SLOT_OFFSETS[:nslots], out=pool.alloc_size[slot:slot + nslots])
+    for k in range(slot, slot + nslots):
+        lst[k] = 0
+        asize[k] = rest if rest >= 0 else rest & U64
+        rest -= IO_TLB_SIZE
     if slot & _SEG_LAST and lst[slot - 1]:
         _renumber_before(pool, slot, 0)
     nxt = slot - base + nslots
@@ -433,30 +404,6 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     if _search_probes:                  # index: where this search started
         SEARCH_AREA.fire(pool, area_index, base + index, nslots, examined, slot)
     return slot
-
-
-#: examined candidates after which a walk tests the rest of its run of aligned candidates
-#: with numpy, and the least such run worth it (numpy costs a few microseconds a call)
-_LONG_WALK = 32
-_VEC_MIN = 48
-
-
-def _aligned_candidates_passed(lst: np.ndarray, slot: int, end: int, left: int, stride: int,
-                               nslots: int, shift: int, bmask: int, max_slots: int,
-                               unbounded: bool) -> int:
-    """How many of the aligned candidates ``slot, slot + stride, ...`` (those below ``end``
-    and within ``left`` more checked slots) :func:`_search_area` passes before one fits:
-    its free-run count is at least ``nslots`` and the run does not cross a segment
-    boundary.  All of them if none fits.  Short runs are left to the loop (returns 0)."""
-    n = min(-(-(end - slot) // stride), -(-left // stride))
-    if n < _VEC_MIN:
-        return 0
-    ok = lst[slot:slot + (n - 1) * stride + 1:stride] >= nslots
-    if not unbounded:
-        first = np.arange(shift + slot, shift + slot + n * stride, stride, dtype=np.int64)
-        ok &= (first & bmask) + nslots <= max_slots
-    k = int(ok.argmax())
-    return k if ok[k] else n
 
 
 def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:

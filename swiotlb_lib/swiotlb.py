@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIONAL,
                         DMA_FROM_DEVICE, DMA_MAPPING_ERROR, DMA_TO_DEVICE, INVALID_PHYS_ADDR,
                         IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, U32, U64)
 from .checks import DMA_DIRS, MAX_SIZE, UNKNOWN_ATTRS, check_addr, check_attrs, check_dir, check_size
 from .debug import POOL_ADDED, PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from .pool import LOOP_SLOTS, SLOT_OFFSETS, IoTlbPool, nr_slots, pool_find_slots, release_slots
+from .pool import IoTlbPool, nr_slots, pool_find_slots, release_slots
 from .versions import KernelProfile, get_profile
 
 
@@ -262,14 +260,11 @@ class IoTlbMem:
                 index += pad
                 pool._pad[index] = pad
         # slot i of the buffer records orig_addr + i * 2048 (phys_addr_t: wraps at 2**64)
-        if end - index <= LOOP_SLOTS:
-            orig = pool._orig
-            a = orig_addr
-            for i in range(index, end):
-                orig[i] = a if a <= U64 else a & U64
-                a += IO_TLB_SIZE
-        else:                           # the same values in one numpy step
-            np.add(orig_addr & U64, SLOT_OFFSETS[:end - index], out=pool.orig_addr[index:end])
+        orig = pool._orig
+        a = orig_addr
+        for i in range(index, end):
+            orig[i] = a if a <= U64 else a & U64
+            a += IO_TLB_SIZE
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
         self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir)
         # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0
