@@ -127,6 +127,29 @@ class StopRule:
         return bool(locks) or not self.need_livelock
 
 
+#: Traces of at most this many mappings are replayed from a list of their records, made once
+#: per prepared trace (``cache``): the readable engine reads a mapping's record about three
+#: times per attempt, and indexing the columnar view (:class:`~swiotlb_lib.trace.table.MappingView`)
+#: costs about a microsecond each time against some 30 ns for a list (ch09b replays its
+#: 7 266-mapping recordings 112 times).  A longer trace keeps the view, which never holds all
+#: its records at once; a list of this many records is about 30 MB.
+LIST_MAX_MAPPINGS = 100_000
+
+
+def mapping_records(trace, cache: dict | None = None):
+    """``trace.mappings`` as the engine indexes it: a list of the records for a trace of at
+    most :data:`LIST_MAX_MAPPINGS` mappings (kept in ``cache`` when given), else the view."""
+    maps = trace.mappings
+    if isinstance(maps, list) or len(maps) > LIST_MAX_MAPPINGS:
+        return maps
+    if cache is None:
+        return list(maps)
+    key = ("records", id(maps))
+    if key not in cache:
+        cache[key] = list(maps)
+    return cache[key]
+
+
 def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
     """What every replay of ``trace`` grouped into ``reqs`` shares: the request of each
     mapping (``unit_of``), each device's DMA mask (the last the trace shows), and with
@@ -189,7 +212,7 @@ class Engine:
                  cache: dict | None = None) -> None:
         self.trace, self.m, self.lt = trace, m, lifetime
         self.mem = m.swiotlb
-        self.maps = trace.mappings
+        self.maps = mapping_records(trace, cache)
         self.reqs = reqs
         self.max_retries, self.repeats_needed, self.retry_delay = max_retries, livelock_repeats, retry_delay
         self.progress = progress

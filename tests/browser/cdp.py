@@ -304,6 +304,31 @@ class Page:
         while (left := deadline - time.monotonic()) > 0:
             self._receive(left)
 
+    def open_requests(self) -> set:
+        """Ids of the page's network requests (not ``data:``/``blob:``) with no
+        ``loadingFinished`` or ``loadingFailed`` event yet."""
+        sent, done = set(), set()
+        for e in self.events:
+            m = e["method"]
+            if m == "Network.requestWillBeSent":
+                if not e["params"]["request"]["url"].startswith(("data:", "blob:")):
+                    sent.add(e["params"]["requestId"])
+            elif m in ("Network.loadingFinished", "Network.loadingFailed"):
+                done.add(e["params"]["requestId"])
+        return sent - done
+
+    def settle(self, quiet: float = 0.5, timeout: float = 10.0):
+        """Receive events until the network is idle: no request open (:meth:`open_requests`)
+        and no event at all for ``quiet`` seconds (Puppeteer's ``networkidle0`` rule: 500 ms),
+        so late requests (fonts, images) show up; at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = time.monotonic()
+        while (now := time.monotonic()) < deadline:
+            if now - last >= quiet and not self.open_requests():
+                return
+            if self._receive(min(0.05, deadline - now)) is not None:
+                last = time.monotonic()
+
     def wait_event(self, method: str, timeout: float = DEFAULT_TIMEOUT, since: int = 0) -> dict:
         """Wait for event ``method`` (looking at events from index ``since`` on)."""
         deadline = time.monotonic() + timeout

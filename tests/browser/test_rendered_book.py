@@ -45,7 +45,7 @@ def open_page(site, path):
         page.wait_for(f"{RENDERED_WIDGETS} >= {views}", timeout=30)
     if 'class="math' in html:
         page.wait_for("document.querySelector('mjx-container') !== null", timeout=30)
-    page.pump(1.0)  # let late requests (fonts, images) show up
+    page.settle()  # let late requests (fonts, images) show up
     return page, views
 
 
