@@ -11,13 +11,14 @@
 #      data/, _config.yml, _toc.yml, requirements.txt, pyproject.toml, this script: one sha256
 #      over all of them, kept in _build/inputs.sha256 after a successful build), else left as
 #      it is ("up to date"). A rebuild executes every notebook against the current library,
-#      one per core at a time (scripts/execute_book.py, into _build/.jupyter_cache; its first
-#      job compiles the replay engine into Numba's cache, beside notebooks that do not need
-#      it), then jupyter-book build -W -n turns those executed notebooks into the pages
+#      one per core at a time (scripts/execute_book.py, into _build/.jupyter_cache), then
+#      jupyter-book build -W -n turns those executed notebooks into the pages
 #      (execute_notebooks: cache in _config.yml). Any warning or failing cell is an error.
 #   4. the compiled replay engine (swiotlb_lib/trace/fast.py) into Numba's cache, for the tests
-#      and for long traces: beside jupyter-book build, which keeps one core busy (the chapters
-#      replay short traces on the readable engine and do not need it)
+#      and for long traces: from the start of step 3 at the lowest priority (nice 19), so it
+#      takes only the CPU the chapters leave idle, then a core of its own beside jupyter-book
+#      build, which keeps one core busy (the chapters replay short traces on the readable
+#      engine and do not need it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -68,6 +69,8 @@ else
     cp -r "$tmp"/mathjax-3.2.2/package/es5/output/chtml/fonts/woff-v2 $VENDOR.tmp/mathjax/output/chtml/fonts/
     rm -rf $VENDOR
     mv $VENDOR.tmp $VENDOR   # all or nothing: a half-done download is never mistaken for done
+    rm -rf "$tmp"
+    trap - EXIT
 fi
 
 # --- 3. Build ----------------------------------------------------------------------------
@@ -89,15 +92,20 @@ else
     # the cache only ever holds this build's executions (jupyter-cache matches code only).
     say "building the book: executing every notebook, then jupyter-book build"
     find _build -mindepth 1 -maxdepth 1 ! -name exec-seconds.json -exec rm -rf {} + 2>/dev/null || true
-    .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
-    say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, compiling the replay engine"
+    # The replay engine compiles from the start at the lowest priority (nice 19): while the
+    # chapters execute on every core it only takes what they leave idle (the last chapters
+    # leave a core free), then it has a core of its own beside jupyter-book build.
     warm_log=$(mktemp)
-    .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
+    nice -n 19 .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
     warm_pid=$!
+    trap 'kill "$warm_pid" 2>/dev/null || true' EXIT
+    .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
+    say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, the replay engine still compiling"
     build_status=0
     .venv/bin/jupyter-book build -W -n --keep-going "$ROOT" || build_status=$?
     warm_status=0
     wait "$warm_pid" || warm_status=$?
+    trap - EXIT
     if [ "$warm_status" -ne 0 ]; then
         echo "ERROR: compiling the replay engine failed:" >&2
         cat "$warm_log" >&2
