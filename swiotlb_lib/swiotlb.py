@@ -435,8 +435,10 @@ class IoTlbMem:
             self.unmap_checked_args(dev, buf, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC)
             self.log.tag("dma_mask_overflow")
             self.warn_overflow(dev, tlb, size)
+            # an RFC v1 buffer of its own (allocated in the coherent mask's zone) has no slot
+            slot = None if buf.pool is None else (tlb - buf.pool.start) >> IO_TLB_SHIFT
             raise DmaMappingError("out_of_reach", f"bounce buffer {tlb:#x}+{size} beyond the device's reach",
-                                  rejected_tlb=tlb, rejected_slot=(tlb - buf.pool.start) >> IO_TLB_SHIFT)
+                                  rejected_tlb=tlb, rejected_slot=slot)
         return tlb
 
     # -- observability -----------------------------------------------------------------

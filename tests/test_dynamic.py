@@ -7,6 +7,7 @@ import json
 import pytest
 
 from swiotlb_lib.boot import Machine
+from swiotlb_lib.device import Device
 from swiotlb_lib.constants import DMA_ATTR_MAY_SLEEP, DMA_BIDIRECTIONAL, DMA_TO_DEVICE
 from swiotlb_lib.oracle import replay
 from swiotlb_lib.swiotlb import DmaMappingError
@@ -68,6 +69,23 @@ def test_rfc_dynamic_first_for_page_sized_buffers_and_no_cap():
     assert m.swiotlb.total_used == 1                      # the dynamic buffer uses no slots
     m.dma.unmap_single(dev, big, 1 * MiB, DMA_TO_DEVICE)
     assert m.swiotlb.dyn.bounce_bytes() == 0              # freed at unmap
+
+
+def test_rfc_buffer_beyond_dma_mask_fails_cleanly():
+    # swiotlb_dyn_map allocates in the zone of the *coherent* mask (dma_direct_alloc_pages),
+    # so a device whose streaming mask is narrower (1 GiB here) can get a buffer it cannot
+    # reach; swiotlb_map's dma_capable() re-check then unmaps it and fails (out_of_reach).
+    # A buffer of its own has no slot to report, and nothing stays allocated.
+    m = Machine(ram="4G", cpus=2, kernel="rfc-v1", cmdline="swiotlb=force,dynamic")
+    dev = m.add_device(Device("lowdev", dma_mask=(1 << 30) - 1, coherent_dma_mask=(1 << 32) - 1))
+    used = m.pages.stats()["used"]
+    with pytest.raises(DmaMappingError) as e:
+        m.dma.map_single(dev, 0x100000000, 8192, DMA_TO_DEVICE)
+    assert e.value.cause == "out_of_reach"
+    assert e.value.rejected_slot is None and e.value.rejected_tlb > (1 << 30) - 1
+    assert m.swiotlb.dyn.nlive == 0 and m.swiotlb.dyn.bounce_bytes() == 0
+    assert m.pages.stats()["used"] == used
+    assert "overflow" in m.swiotlb.log.lines[-1]
 
 
 def test_rfc_min_align_or_alignment_goes_to_fixed_slots():
