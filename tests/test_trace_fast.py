@@ -196,13 +196,14 @@ def test_recorded_traces_agree(path):
             assert out["failed"] > 0
 
 
-@pytest.mark.parametrize("profile", [p for p in GROWING if get_profile(p).dynamic == "rfc-v1"])
+@pytest.mark.parametrize("profile", [p for p in GROWING if get_profile(p).rfc_posted])
 def test_rfc_profiles_run_the_reference(profile):
-    """RFC v1's buffer per mapping has no compiled twin: refused, and "auto" falls back.
-    (The merged design's profiles are compiled: tests/test_trace_fast_dynamic.py.)"""
+    """RFC v1 as posted has no compiled twin: refused, and "auto" falls back.  (RFC v1 as
+    intended and the merged design are compiled: tests/test_trace_fast_rfc.py and
+    tests/test_trace_fast_dynamic.py.)"""
     tr = random_block_trace(random.Random(1), 200)
-    with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: the profile "
-                                         r"grows the pool at run time by a buffer per mapping \(RFC v1\)"):
+    with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: RFC v1 as posted "
+                                         r"\(rfc-v1-posted\): its stale tree entries and use-after-free lookups"):
         replay(tr, profile, engine="compiled")
     assert replay(tr, profile).result.attempted == 200            # "auto" falls back
 

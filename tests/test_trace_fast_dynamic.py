@@ -200,9 +200,9 @@ def test_refused_states():
     eng.run()
     assert eng.fallback == "the page allocator has pagecache to reclaim"
     m.swiotlb.dyn.run_pending_work()
-    with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: the profile grows "
-                                         r"the pool at run time by a buffer per mapping \(RFC v1\)"):
-        replay(tr, "rfc-v1", "swiotlb=128,force", engine="compiled")
+    with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: RFC v1 as posted "
+                                         r"\(rfc-v1-posted\): its stale tree entries and use-after-free lookups"):
+        replay(tr, "rfc-v1-posted", "swiotlb=128,force", engine="compiled")
 
 
 RECORDED = sorted(p for d in ("realkernel", "realkernel-nvme", "realkernel-dynamic")

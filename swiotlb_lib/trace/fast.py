@@ -1,14 +1,16 @@
 """The compiled replay engine: :class:`~swiotlb_lib.trace.engine.Engine` compiled by Numba,
-for a pool that does not grow and for the merged dynamic design (``CONFIG_SWIOTLB_DYNAMIC``,
-the ``v6.6-dynamic`` and ``v6.11-dynamic`` profiles).
+for a pool that does not grow, for the merged dynamic design (``CONFIG_SWIOTLB_DYNAMIC``,
+the ``v6.6-dynamic`` and ``v6.11-dynamic`` profiles) and for RFC v1 as intended (``rfc-v1``).
 
 This module and its parts are the fast twin of readable references, and the one duplication
 of rules the project accepts (issue "Sizing at production scale"): the slot search and
 release of :mod:`swiotlb_lib.pool` (``swiotlb_search_pool_area``, ``swiotlb_release_slots``,
 ``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) in :mod:`~swiotlb_lib.trace.fast_pool`; the map
 and unmap paths over a list of pools with growth by pools (:class:`swiotlb_lib.dynamic.Grower`)
-in :mod:`~swiotlb_lib.trace.fast_dynamic`; the part of the buddy allocator
-(:mod:`swiotlb_lib.page_alloc`) that growth uses in :mod:`~swiotlb_lib.trace.fast_pages`; the
+in :mod:`~swiotlb_lib.trace.fast_dynamic`; RFC v1's buffer per mapping
+(:class:`swiotlb_lib.dynamic.RfcDynamic`, as intended) in :mod:`~swiotlb_lib.trace.fast_rfc`; the
+part of the buddy allocator (:mod:`swiotlb_lib.page_alloc`) that growth and RFC v1 use in
+:mod:`~swiotlb_lib.trace.fast_pages`; the
 replay loop of :class:`~swiotlb_lib.trace.engine.Engine` (blk-mq requeue and reruns,
 lifetimes, livelock detection, the advisor's early stop) in :mod:`~swiotlb_lib.trace.fast_loop`;
 the state they share in :mod:`~swiotlb_lib.trace.fast_state`.  The chapters teach from the
@@ -52,7 +54,8 @@ when only that file changes; :mod:`~swiotlb_lib.trace.fast_state` keeps a digest
 ``fast*.py`` files there and drops the cache when it changes.
 
 :func:`supported` says when the compiled engine applies: a profile without run-time growth or
-with :class:`~swiotlb_lib.dynamic.Grower`'s (not RFC v1's per-mapping buffers), one boot pool
+with :class:`~swiotlb_lib.dynamic.Grower`'s or RFC v1's as intended (within the limits
+:func:`~swiotlb_lib.trace.fast_rfc.unsupported` and ``unsupported_trace`` state), one boot pool
 not grown yet, no probe registered on :data:`~swiotlb_lib.debug.SEARCH_AREA`,
 :data:`~swiotlb_lib.debug.POOL_ADDED` or :data:`~swiotlb_lib.debug.REPLAY_MAP_FAILED`, no
 ``swiotlb_bounced`` recording, no memory encryption (its once-only message; a confidential
@@ -70,7 +73,7 @@ from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, 
 from ..debug import POOL_ADDED, PR_FMT, REPLAY_MAP_FAILED, SEARCH_AREA
 from ..dynamic import Grower
 from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
-from . import fast_pages
+from . import fast_pages, fast_rfc
 from .columns import columns
 from .engine import Engine, Livelock, StopReplay, StopRule
 from .fast_pool import release_slots, search_area     # the oracle test's entry points
@@ -79,16 +82,16 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          F_POOL_FULL, F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, GROWER_COSTS, HAVE_NUMBA, HIWATER,
                          KICKED_AT, LIVE_AT_END, LOG_FULL, LOG_OVERFLOW, LOG_WORKER, LOST_UNMAPS, LT_FIXED, LT_QD,
                          LT_REAL, LT_SAMPLED, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE,
-                         M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_SIZE, M_SKIP,
+                         M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_RFC, M_SIZE, M_SKIP,
                          M_SWMAP, M_TIME, M_TLBOFF, M_TRACED, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
                          NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
                          PAGE_COSTS,
                          PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS,
                          P_DEF_NSLABS, P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LT, P_MAX_RETRIES,
-                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_ROUND_START, P_TAIL_CAP, P_TIMELINE, P_V611,
+                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_RFC, P_ROUND_START, P_TAIL_CAP, P_TIMELINE, P_V611,
                          P_W_GFP, P_W_LIMIT, P_W_ZL, PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY,
                          POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF, PP_ORDER, PP_START,
-                         Q_BMASK, Q_CMP, Q_MAX_SLOTS, Q_STRIDE, Q_ZERO, QUEUED_BEHIND, REQUEUED, RETRIES,
+                         Q_BMASK, Q_CMP, Q_MAX_SLOTS, Q_STRIDE, Q_ZERO, QUEUED_BEHIND, REQUEUED, RETRIES, RFC_LIVE,
                          STOP_T, STOPPED, TOO_BIG_REQ, TOTAL_USED, TR_FREE, TR_MAP, TR_NEXT, TR_NSLABS, TR_ORDER,
                          TR_PADDR, TR_SEQ, TRANSIENT_BYTES, TRANSIENT_NSLABS, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
                          U_LAST)
@@ -129,7 +132,9 @@ def supported(eng) -> str | None:
         return f"{type(eng).__name__} is not the plain replay engine"
     dyn = mem.dyn
     if dyn is not None and type(dyn) is not Grower:
-        return "the profile grows the pool at run time by a buffer per mapping (RFC v1)"
+        why = fast_rfc.unsupported(dyn)
+        if why is not None:
+            return why
     if mem.defpool is None or not mem.nslabs or len(mem.pools) != 1:
         return "no single boot pool"
     if SEARCH_AREA.probes or REPLAY_MAP_FAILED.probes or POOL_ADDED.probes:
@@ -140,7 +145,7 @@ def supported(eng) -> str | None:
         return "memory encryption is active (its once-only message)"
     if eng.stop is not None and not isinstance(eng.stop, StopRule):
         return "the early stop is not a StopRule"
-    if dyn is not None:
+    if type(dyn) is Grower:
         if dyn.only_pool is not None or dyn.transient_at is not None:
             return "the pools follow a recording"
         if mem.transient_nslabs:
@@ -165,8 +170,11 @@ class CompiledEngine(Engine):
             return super().run()
         self.fallback = None
         cols = columns(self.trace, self.reqs, self.lt.kind == "real" and self.INFER_LOST, self.cache)
-        if not cols.ordered:
-            self.fallback = "a request's mappings are not in trace order"
+        why = None if cols.ordered else "a request's mappings are not in trace order"
+        if why is None and self.mem.dyn is not None and type(self.mem.dyn) is not Grower:
+            why = fast_rfc.unsupported_trace(self.mem.dyn, cols, [self.devs[d] for d in cols.dev_names])
+        if why is not None:
+            self.fallback = why
             if self.strict:
                 raise ValueError(f"engine: the compiled engine cannot run this replay: {self.fallback}")
             return super().run()
@@ -246,6 +254,8 @@ class CompiledEngine(Engine):
                        (M_DIRECT, direct), (M_SWMAP, swmap), (M_ALIGNWARN, alignwarn), (M_NOWARN, nowarn),
                        (M_LINE, cols.line), (M_ENDLINE, cols.endline), (M_TRACED, cols.traced), (M_ASIZE, asz)):
             MI[:, k] = col
+        rfc = mem.dyn is not None and type(mem.dyn) is not Grower
+        MI[:, M_RFC] = fast_rfc.column(mem.dyn, cols, d_mam) if rfc and n else -1
         return MI, params, ps0, q_bnd
 
     def _state(self, cols):
@@ -310,7 +320,7 @@ class CompiledEngine(Engine):
               "pg_ee": np.zeros((1, 1), np.int64), "zl": np.zeros((1, 5), np.int64),
               "pg_free": fast_pages.build_empty()}
         ntr = 1
-        if dyn is not None:                             # room for pools the worker adds
+        if type(dyn) is Grower:                         # room for pools the worker adds
             slots = tuple(np.concatenate((a, np.zeros(4 * len(a), a.dtype))) for a in slots)
             areas = [np.concatenate((a, np.zeros(64, np.int64))) for a in areas]
             pages = dyn.pages
@@ -331,6 +341,10 @@ class CompiledEngine(Engine):
             C[PENDING], F[KICKED_AT] = dyn.pending, dyn.kicked_at
             C[POOL_BYTES], C[TRANSIENT_BYTES] = dyn.pool_bytes, dyn.transient_bytes
             ntr = 16
+        elif dyn is not None:                           # RFC v1 (fast_rfc): no growth, the P_DYN clock
+            pg, self._gfps = fast_rfc.setup(dyn, devs, P, DI)
+            P[P_DYN], P[P_RFC], P[P_BOOT_BYTES] = 1, dyn.allow_dyn, pool.nslabs << IO_TLB_SHIFT
+            C[TRANSIENT_BYTES], C[RFC_LIVE] = dyn.dyn_bytes, dyn.nlive
         tr = np.zeros((ntr, NTR), np.int64)
         tr[:, TR_NEXT] = np.arange(1, ntr + 1)
         tr[-1, TR_NEXT] = -1
@@ -388,7 +402,7 @@ class CompiledEngine(Engine):
         for pid, row in enumerate(pp.tolist()):
             if pid == 0:
                 p = pool
-                if dyn is not None:                     # the boot pool's slots, copied out
+                if type(dyn) is Grower:                 # the boot pool's slots, copied out
                     k = pool.nslabs + SPARE_SLOTS
                     p.list[:], p.alloc_size[:], p.orig_addr[:], p.pad_slots[:] = \
                         p_list[:k], p_asize[:k], p_orig[:k], p_pad[:k]
@@ -406,8 +420,11 @@ class CompiledEngine(Engine):
             p.area_used[:] = a_used[a:a + k].tolist()
             p.area_locks[:] = a_locks[a:a + k].tolist()
             p.slots_examined += int(pp_exam[pid])
-        if dyn is not None:
+        if type(dyn) is Grower:
             self._write_back_dyn(S, tr, ops, orders)
+        elif dyn is not None:
+            fast_rfc.write_back(dyn, C, S.DI, [self.devs[d] for d in self._dev_names], S.pool_of, S.MI[:, M_SIZE],
+                                S.m_orig, ops, orders, self._gfps)
         mem.total_used = int(C[TOTAL_USED])
         mem.used_hiwater = int(C[HIWATER])
         mem.bytes_copied += int(C[BYTES_COPIED])

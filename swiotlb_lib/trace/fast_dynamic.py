@@ -9,7 +9,8 @@ grow runs the same functions with one pool and no growth.  The functions follow
 (:mod:`swiotlb_lib.swiotlb`) and ``Grower.find_slots``, ``alloc_pool``, ``alloc_tlb``,
 ``del_transient``, ``schedule_work``, ``tick`` and ``run_pending_work``
 (``swiotlb_find_slots()``, ``swiotlb_alloc_pool()``, ``swiotlb_dyn_alloc()``,
-``swiotlb_del_transient()``: ``kernel/dma/swiotlb.c@afd81d914f6f``).
+``swiotlb_del_transient()``: ``kernel/dma/swiotlb.c@afd81d914f6f``).  RFC v1's buffer per
+mapping (the ``rfc-v1`` profile) is tried first, in :mod:`~swiotlb_lib.trace.fast_rfc`.
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ from ..constants import (DYNAMIC_POOL_MAX_NSLABS, IO_TLB_MIN_SLABS, IO_TLB_SEGSI
 from ..pool import SPARE_SLOTS
 from .fast_pages import alloc_pages, free_pages
 from .fast_pool import init_slots, release_slots, search_area
+from .fast_rfc import RFC_CUT, rfc_map, rfc_unmap
 from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL,
                          G_EXAM_FREED, G_POOL_AREA_SEARCHES, G_POOLS_ADDED, G_POOLS_SEARCHED,
                          G_TRANSIENT_ALLOC_FAILED, G_TRANSIENT_POOLS, G_TRANSIENT_SEARCH_FAILED,
                          G_WORKER_FAILURES, G_WORKER_KICKS, G_WORKER_RUNS, HIWATER, KICKED_AT, LOG_ALIGN,
                          LOG_FULL, LOG_OVERFLOW, LOG_WORKER, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_NOWARN,
                          M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_SIZE, M_SKIP, M_SWMAP, M_TLBOFF, MEM_NSLABS,
-                         NOW, NPOOLS, OP_TRANSIENT, OP_WORKER, P_CAN_GROW, P_DEF_NAREAS, P_DEF_NSLABS, P_DYN,
+                         NOW, NPOOLS, OP_TRANSIENT, OP_WORKER, P_CAN_GROW, P_RFC, P_DEF_NAREAS, P_DEF_NSLABS, P_DYN,
                          P_HAS_DELAY, P_HAS_PAD, P_ROUND_START, P_TAIL_CAP, P_V611, P_W_GFP, P_W_LIMIT, P_W_ZL,
                          PENDING, PF_WORKER_DELAY, POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF,
                          PG_NOPS, PP_ORDER, PP_START, PP_ZONE, Q_BMASK, Q_MAX_SLOTS, Q_STRIDE, R_NO_MEMORY,
@@ -268,6 +270,9 @@ def unmap_slots(S, i, tlb):
     """``unmap_checked_args`` of mapping ``i`` at ``tlb``: free its transient pool whole, or
     release its slots in its pool (``swiotlb_release_slots``)."""
     pid = S.pool_of[i]
+    if pid < RFC_CUT:                                   # RFC v1: its own buffer
+        rfc_unmap(S, i, tlb)
+        return
     if pid < 0:
         _del_transient(S, -1 - pid)
         return
@@ -289,7 +294,12 @@ def allocate(S, i):
         DI[d, D_WARN_ALIGN] = 1
         klog(S, var(LOG_ALIGN), i, var(0))
     nslots = MI[i, M_NSLOTS]
-    pid, index, t, nomem = 0, -1, -1, False
+    pid, index, t, nomem, dyn_failed = 0, -1, -1, False, False
+    if P[P_RFC]:                                        # RFC v1: a buffer of its own first
+        tlb = rfc_map(S, i)
+        if tlb >= 0:
+            return tlb
+        dyn_failed = tlb == -2
     if not P[P_DYN]:
         index = _pool_find_slots(S, var(0), i)
     else:
@@ -325,7 +335,7 @@ def allocate(S, i):
         if not MI[i, M_NOWARN]:
             klog(S, var(LOG_FULL), i, C[TOTAL_USED])
         if nslots > IO_TLB_SEGSIZE:
-            return R_TOO_BIG
+            return R_NO_MEMORY if dyn_failed else R_TOO_BIG    # RfcDynamic.failure_cause
         return R_NO_MEMORY if nomem else R_POOL_FULL
     DI[d, D_USES] = 1
     used = C[TOTAL_USED] + nslots

@@ -68,7 +68,10 @@ except ImportError:                                     # pragma: no cover - exe
  G_TRANSIENT_SEARCH_FAILED, G_WORKER_KICKS, G_WORKER_RUNS, G_WORKER_FAILURES, G_POOLS_ADDED, G_EXAM_FREED,
  # the page allocator's costs (PageAllocator.costs) and its operation log
  PG_ALLOCATIONS, PG_FREES, PG_SPLITS, PG_MERGES, PG_FAILED, PG_WARNINGS, PG_NOPS,
- NCOUNTERS) = range(63)
+ # RFC v1 as intended (dynamic.RfcDynamic.costs() counters, live buffers; its dyn_bytes are TRANSIENT_BYTES)
+ RFC_SKIPPED, RFC_ATTEMPTS, RFC_FAILED, RFC_BUFFERS, RFC_LOOKUPS, RFC_VISITS, RFC_LOCKS, RFC_ERASES, RFC_ZEROED,
+ RFC_LIVE,
+ NCOUNTERS) = range(73)
 #: the Grower.costs() keys of the G_* counters
 GROWER_COSTS = (("pools_searched", G_POOLS_SEARCHED), ("pool_area_searches", G_POOL_AREA_SEARCHES),
                 ("transient_pools", G_TRANSIENT_POOLS), ("transient_alloc_failed", G_TRANSIENT_ALLOC_FAILED),
@@ -78,20 +81,28 @@ GROWER_COSTS = (("pools_searched", G_POOLS_SEARCHED), ("pool_area_searches", G_P
 #: the PageAllocator.costs keys of the PG_* counters
 PAGE_COSTS = (("allocations", PG_ALLOCATIONS), ("frees", PG_FREES), ("splits", PG_SPLITS),
               ("merges", PG_MERGES), ("failed", PG_FAILED), ("alloc_warnings", PG_WARNINGS))
+#: the RfcDynamic.costs() keys of the RFC_* counters (a buffer is one tree store)
+RFC_COSTS = (("dyn_skipped", RFC_SKIPPED), ("dyn_attempts", RFC_ATTEMPTS), ("dyn_failed", RFC_FAILED),
+             ("zeroed_bytes", RFC_ZEROED), ("tree_stores", RFC_BUFFERS), ("tree_node_visits", RFC_VISITS),
+             ("dyn_lock_acquisitions", RFC_LOCKS), ("dyn_buffers", RFC_BUFFERS), ("tree_lookups", RFC_LOOKUPS),
+             ("tree_erases", RFC_ERASES))
 # floats: ``F``
 NOW, STOP_T, KICKED_AT, NFLOATS = range(4)
 # parameters: ``P`` (int64) and ``PF`` (float64)
 (P_LT, P_DEPTH, P_MAX_RETRIES, P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE,
  P_ROUND_START, P_HAS_PAD, P_TAIL_CAP, P_DYN, P_V611, P_CAN_GROW, P_HAS_DELAY, P_DEF_NSLABS, P_DEF_NAREAS,
- P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, NPARAMS) = range(23)
+ P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, P_RFC, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, NPARAMS) = range(26)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
+# (P_RFC: RfcDynamic.allow_dyn; P_RFC_GFP_NOWAIT and P_RFC_GFP_SLEEP = P_RFC_GFP_NOWAIT + 1: the
+# GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.column;
+# D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
 # columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
 # the per-device table DI: one table per kind, read through one field of the state
 (M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
- M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, M_ASIZE, NMI) = range(19)
+ M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, M_ASIZE, M_RFC, NMI) = range(20)
 (M_TIME, M_END, M_LOST, NMF) = range(4)
 (U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
-(D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL, D_LIMIT, D_GFP, D_USES, NDI) = range(9)
+(D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL, D_LIMIT, D_GFP, D_USES, D_RFC_N, NDI) = range(10)
 # the search constants of one kind of request (device, alloc_align_mask, big), table ``params``:
 # the pool-independent ones of pool.search_params, and the device's segment boundary
 (Q_BMASK, Q_MAX_SLOTS, Q_ZERO, Q_CMP, Q_STRIDE, NQ) = range(6)
