@@ -284,8 +284,7 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
         return [_advise_profile(job, k, step) for k in kernels]
     # fork: the workers inherit the prepared trace instead of receiving it pickled, with the
     # engines' shared indexes made once here
-    if any(get_profile(k).dynamic != "rfc-v1" for k in kernels):   # the compiled engine's profiles
-        columns(trace, prep.reqs, lt.kind == "real", prep.engine_cache)
+    columns(trace, prep.reqs, lt.kind == "real", prep.engine_cache)     # the compiled engine's
     _SHARED["job"] = job
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
