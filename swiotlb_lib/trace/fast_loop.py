@@ -3,6 +3,13 @@ heap, blk-mq's queues and reruns, lifetimes, livelock detection and the advisor'
 
 Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`); each function names the
 ``Engine`` method it follows (``block/blk-mq.c`` in 6.12 for the queue rules, as there).
+
+The state's arrays are read as ``S.C[...]``, ``S.h_t[...]`` at each use, never held in a
+local (``C = S.C``), and a value passed to a call is computed before it: Numba counts the
+references of an array with atomic operations, and an array held in a variable across a
+branch or a call keeps an increment and a decrement per call that its optimizer cannot
+remove, where one read at its use has them removed.  Those pairs were most of the loop's
+time (``benchmarks/replay.py``, session 8).
 """
 from __future__ import annotations
 
