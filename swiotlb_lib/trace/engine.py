@@ -223,7 +223,6 @@ class Engine:
         self.cache = cache
         self.unit_of, dev_masks, self.lost_at = replay_index(trace, reqs, lifetime.kind == "real" and self.INFER_LOST,
                                                              cache)
-        self.last_member = [r.members[-1] for r in reqs]
         self.state = bytearray(len(reqs))
         self.handles: list = [None] * len(reqs)        # unit -> [(mapping index, tlb or -1)]
         self.handle_of: dict = {}                       # mapping index -> tlb (real lifetimes)
@@ -532,7 +531,9 @@ class Engine:
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
         maps, heap, state, unit_of = self.maps, self.heap, self.state, self.unit_of
-        reqs, handles, last, queues = self.reqs, self.handles, self.last_member, self.queues
+        reqs, handles, queues = self.reqs, self.handles, self.queues
+        rt = request_table(reqs, len(maps))
+        last = rt.members[rt.ptr[1:] - 1].tolist()      # each request's last mapping
         qd = self.lt.kind == "qd"
         depth = int(self.lt.value) if qd else 0
         n = len(maps)
@@ -620,7 +621,7 @@ class Engine:
                      "requests_requeued": tal["requeued"], "retries": tal["retry_attempts"],
                      "queued_behind": tal["queued_behind"],
                      "livelocked_requests": len(self.livelocks), "gave_up": tal["gave_up"],
-                     "aborted_in_trace": sum(r.aborted for r in self.reqs),
+                     "aborted_in_trace": int(request_table(self.reqs, len(self.maps)).aborted.sum()),
                      "dropped_mappings": tal["dropped"],
                      "live_at_end": tal["live_at_end"]}
         if self.lt.kind == "real":

@@ -200,7 +200,31 @@ class CompiledEngine(Engine):
 
     # -- the state ----------------------------------------------------------------------
     def _mappings(self, cols, devs, d_mam, reach_u, pool):
-        """The per-mapping table ``MI`` and the search constants per kind of request."""
+        """The per-mapping table ``MI`` and the search constants per kind of request.  None of
+        it depends on the pool's place or size, so the last one made is kept in ``self.cache``
+        for the next replay of the trace with the same profile, devices and force (the
+        advisor's replays of one profile at several sizes); only the pool's own constants
+        (``ps0``: shift, unbounded) are made again."""
+        mem = self.mem
+        rfc = mem.dyn is not None and type(mem.dyn) is not Grower       # MI[:, M_RFC]
+        key = (id(cols), pool.has_pad, mem.profile.align_rule, mem.force_bounce, rfc,
+               tuple((d.min_align_mask, d.reach, d.seg_boundary) for d in devs))
+        hit = self.cache.get("mappings") if self.cache is not None else None
+        if hit is not None and hit[0] == key:
+            MI, params, q_bnd, combos, self.msg_size = hit[1]
+        else:
+            MI, params, q_bnd, combos = self._mapping_table(cols, devs, d_mam, reach_u, pool)
+            if self.cache is not None:
+                self.cache["mappings"] = (key, (MI, params, q_bnd, combos, self.msg_size))
+        ps0 = np.zeros((len(params), 2), np.int64)
+        for k, (d, align, big) in enumerate(combos):
+            p = search_params(pool, int(d_mam[d]), align, big, int(q_bnd[k]))
+            ps0[k] = p[0], int(p[6])
+        return MI, params, ps0, q_bnd
+
+    def _mapping_table(self, cols, devs, d_mam, reach_u, pool):
+        """:meth:`_mappings`' part that depends on the trace, the profile and the devices:
+        ``MI``, ``params``, ``q_bnd`` and the (device, alloc_align_mask, big) of each row."""
         mem = self.mem
         n = len(cols.time)
         dv = cols.dev
@@ -228,15 +252,15 @@ class CompiledEngine(Engine):
         uniq, m_param = np.unique(combo, return_inverse=True)
         nq = max(len(uniq), 1)
         params = np.zeros((nq, NQ), np.int64)
-        ps0 = np.zeros((nq, 2), np.int64)
         q_bnd = np.full(nq, U64, np.uint64)
+        combos = []
         for k, c in enumerate(uniq.tolist()):
             d = c >> 34
             bnd = devs[d].seg_boundary
+            combos.append((d, (c >> 1) & U32, bool(c & 1)))
             p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), bnd)
             params[k, Q_BMASK], params[k, Q_MAX_SLOTS], params[k, Q_ZERO] = p[1], p[2], p[3]
             params[k, Q_CMP], params[k, Q_STRIDE] = p[4], p[5]
-            ps0[k] = p[0], int(p[6])
             q_bnd[k] = bnd
         m_param = m_param.reshape(-1).astype(np.int64)
         zero, cmp = params[m_param, Q_ZERO], params[m_param, Q_CMP]
@@ -256,7 +280,7 @@ class CompiledEngine(Engine):
             MI[:, k] = col
         rfc = mem.dyn is not None and type(mem.dyn) is not Grower
         MI[:, M_RFC] = fast_rfc.column(mem.dyn, cols, d_mam) if rfc and n else -1
-        return MI, params, ps0, q_bnd
+        return MI, params, q_bnd, combos
 
     def _state(self, cols):
         """The compiled loop's :class:`State` and its fields as a namespace, and the mappings."""

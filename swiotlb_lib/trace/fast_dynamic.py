@@ -20,7 +20,7 @@ from ..constants import (DYNAMIC_POOL_MAX_NSLABS, IO_TLB_MIN_SLABS, IO_TLB_SEGSI
                          MAX_ORDER, PAGE_SHIFT)
 from ..pool import SPARE_SLOTS
 from .fast_pages import alloc_pages, free_pages
-from .fast_pool import init_slots, release_slots, search_area
+from .fast_pool import init_slots, release, search_area, search_slots
 from .fast_rfc import RFC_CUT, rfc_map, rfc_unmap
 from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL,
                          G_EXAM_FREED, G_POOL_AREA_SEARCHES, G_POOLS_ADDED, G_POOLS_SEARCHED,
@@ -152,29 +152,28 @@ def tick(S, now):
         run_pending_work(S)
 
 
-@jit
+@jit_inline
 def now(S, t):
     """``Engine._now``: the model's clock (``KernelLog.now``) only moves forward; with a pool
     that grows, by ``Machine.advance`` (which adds the difference, then ticks the worker)."""
-    F = S.F
-    if t > F[NOW]:
+    if t > S.F[NOW]:
         if S.P[P_DYN]:
-            F[NOW] += t - F[NOW]
-            tick(S, F[NOW])
+            S.F[NOW] += t - S.F[NOW]
+            t = S.F[NOW]
+            tick(S, t)
         else:
-            F[NOW] = t
+            S.F[NOW] = t
 
 
 # -- the search ------------------------------------------------------------------------------
 @jit_inline
 def _search_pool_area(S, pid, a, i):
     """Search area ``a`` of pool ``pid`` for mapping ``i`` (``search_pool_area``)."""
-    pp, MI, params, ps = S.pp, S.MI, S.params, S.ps
-    q = MI[i, M_PARAM]
-    return search_area(S.p_list, S.p_asize, S.a_index, S.a_used, S.a_locks, S.pp_exam, pid, pp[pid, PP_OFF],
-                       pp[pid, PP_AOFF], a, MI[i, M_NSLOTS], MI[i, M_REST], ps[pid, q, 0], params[q, Q_BMASK],
-                       params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], ps[pid, q, 1], MI[i, M_SKIP], MI[i, M_OBITS],
-                       pp[pid, PP_ANSLABS], S.P[P_ROUND_START])
+    q = S.MI[i, M_PARAM]
+    return search_slots(S, pid, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], a, S.MI[i, M_NSLOTS], S.MI[i, M_REST],
+                        S.ps[pid, q, 0], S.params[q, Q_BMASK], S.params[q, Q_MAX_SLOTS], S.params[q, Q_STRIDE],
+                        S.ps[pid, q, 1], S.MI[i, M_SKIP], S.MI[i, M_OBITS], S.pp[pid, PP_ANSLABS],
+                        S.P[P_ROUND_START])
 
 
 @jit_inline
@@ -276,10 +275,9 @@ def unmap_slots(S, i, tlb):
     if pid < 0:
         _del_transient(S, -1 - pid)
         return
-    pp, P = S.pp, S.P
-    S.C[TOTAL_USED] -= release_slots(S.p_list, S.p_asize, S.p_orig, S.p_pad, S.a_used, S.a_locks, pp[pid, PP_OFF],
-                                     pp[pid, PP_AOFF], pp[pid, PP_START], P[P_HAS_PAD], pp[pid, PP_ANSLABS], tlb,
-                                     S.DI[S.MI[i, M_DEV], D_MAM])
+    freed = release(S, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], S.pp[pid, PP_START], S.P[P_HAS_PAD],
+                    S.pp[pid, PP_ANSLABS], tlb, S.DI[S.MI[i, M_DEV], D_MAM])
+    S.C[TOTAL_USED] -= freed
 
 
 @jit
@@ -288,63 +286,63 @@ def allocate(S, i):
     with ``IoTlbMem.map_checked_args`` and ``swiotlb_map_checked_args``); with a pool that
     grows, ``Grower.find_slots`` for the search.  Returns the bounce address or a failure
     code (R_*); ``S.pool_of[i]`` is its pool (-1 - t: transient pool t)."""
-    C, P, MI, DI = S.C, S.P, S.MI, S.DI
-    d = MI[i, M_DEV]
-    if MI[i, M_ALIGNWARN] and not DI[d, D_WARN_ALIGN]:
-        DI[d, D_WARN_ALIGN] = 1
+    d = S.MI[i, M_DEV]
+    if S.MI[i, M_ALIGNWARN] and not S.DI[d, D_WARN_ALIGN]:
+        S.DI[d, D_WARN_ALIGN] = 1
         klog(S, var(LOG_ALIGN), i, var(0))
-    nslots = MI[i, M_NSLOTS]
+    nslots = S.MI[i, M_NSLOTS]
     pid, index, t, nomem, dyn_failed = 0, -1, -1, False, False
-    if P[P_RFC]:                                        # RFC v1: a buffer of its own first
+    if S.P[P_RFC]:                                      # RFC v1: a buffer of its own first
         tlb = rfc_map(S, i)
         if tlb >= 0:
             return tlb
         dyn_failed = tlb == -2
-    if not P[P_DYN]:
+    if not S.P[P_DYN]:
         index = _pool_find_slots(S, var(0), i)
     else:
-        tick(S, S.F[NOW])
-        pools = C[NPOOLS]
-        if P[P_V611]:                                   # area-major over the pools
-            if MI[i, M_ASIZE] <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
-                cpu = MI[i, M_CPU]
-                for k in range(P[P_DEF_NAREAS]):
+        clock = S.F[NOW]
+        tick(S, clock)
+        pools = S.C[NPOOLS]
+        if S.P[P_V611]:                                 # area-major over the pools
+            if S.MI[i, M_ASIZE] <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
+                cpu = S.MI[i, M_CPU]
+                for k in range(S.P[P_DEF_NAREAS]):
                     for pid in range(pools - 1, -1, -1):
                         nareas = S.pp[pid, PP_NAREAS]
                         if k >= nareas:
                             continue
-                        C[G_POOL_AREA_SEARCHES] += 1
+                        S.C[G_POOL_AREA_SEARCHES] += 1
                         index = _search_pool_area(S, pid, (cpu + k) & (nareas - 1), i)
                         if index >= 0:
                             break
                     if index >= 0:
                         break
-                if index < 0 and P[P_CAN_GROW]:
+                if index < 0 and S.P[P_CAN_GROW]:
                     _schedule_work(S)
                     t, index, nomem = _transient(S, i)
         else:
             for pid in range(pools - 1, -1, -1):
-                C[G_POOLS_SEARCHED] += 1
+                S.C[G_POOLS_SEARCHED] += 1
                 index = _pool_find_slots(S, pid, i)
                 if index >= 0:
                     break
-            if index < 0 and P[P_CAN_GROW]:
+            if index < 0 and S.P[P_CAN_GROW]:
                 _schedule_work(S)
                 t, index, nomem = _transient(S, i)
     if index < 0:
-        if not MI[i, M_NOWARN]:
-            klog(S, var(LOG_FULL), i, C[TOTAL_USED])
+        if not S.MI[i, M_NOWARN]:
+            klog(S, var(LOG_FULL), i, S.C[TOTAL_USED])
         if nslots > IO_TLB_SEGSIZE:
             return R_NO_MEMORY if dyn_failed else R_TOO_BIG    # RfcDynamic.failure_cause
         return R_NO_MEMORY if nomem else R_POOL_FULL
-    DI[d, D_USES] = 1
-    used = C[TOTAL_USED] + nslots
-    C[TOTAL_USED] = used
-    if used > C[HIWATER]:
-        C[HIWATER] = used
+    S.DI[d, D_USES] = 1
+    used = S.C[TOTAL_USED] + nslots
+    S.C[TOTAL_USED] = used
+    if used > S.C[HIWATER]:
+        S.C[HIWATER] = used
     first = index
-    if P[P_HAS_PAD]:
-        index += MI[i, M_PAD]
+    if S.P[P_HAS_PAD]:
+        index += S.MI[i, M_PAD]
     if t >= 0:
         start = S.tr[t, TR_PADDR]
         S.pool_of[i] = -1 - t
@@ -352,20 +350,19 @@ def allocate(S, i):
         S.pool_of[i] = pid
         start = S.pp[pid, PP_START]
         off = S.pp[pid, PP_OFF]
-        if P[P_HAS_PAD]:
-            S.p_pad[off + index] = MI[i, M_PAD]
-        orig = S.p_orig
+        if S.P[P_HAS_PAD]:
+            S.p_pad[off + index] = S.MI[i, M_PAD]
         o = S.m_orig[i]
         for k in range(off + index, off + first + nslots):
-            orig[k] = o
+            S.p_orig[k] = o
             o += np.uint64(IO_TLB_SIZE)
-    tlb = start + (index << IO_TLB_SHIFT) + MI[i, M_TLBOFF]
-    size = MI[i, M_SIZE]
-    C[BYTES_COPIED] += size
-    if MI[i, M_SWMAP] and tlb + size - 1 > DI[d, D_REACH]:    # dma_capable() of the bounce address
+    tlb = start + (index << IO_TLB_SHIFT) + S.MI[i, M_TLBOFF]
+    size = S.MI[i, M_SIZE]
+    S.C[BYTES_COPIED] += size
+    if S.MI[i, M_SWMAP] and tlb + size - 1 > S.DI[d, D_REACH]:  # dma_capable() of the bounce address
         unmap_slots(S, i, tlb)
-        if not DI[d, D_WARN_OVERFLOW]:
-            DI[d, D_WARN_OVERFLOW] = 1
+        if not S.DI[d, D_WARN_OVERFLOW]:
+            S.DI[d, D_WARN_OVERFLOW] = 1
             klog(S, var(LOG_OVERFLOW), i, tlb)
         return R_OUT_OF_REACH
     return tlb

@@ -3,6 +3,13 @@ heap, blk-mq's queues and reruns, lifetimes, livelock detection and the advisor'
 
 Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`); each function names the
 ``Engine`` method it follows (``block/blk-mq.c`` in 6.12 for the queue rules, as there).
+
+The state's arrays are read as ``S.C[...]``, ``S.h_t[...]`` at each use, never held in a
+local (``C = S.C``), and a value passed to a call is computed before it: Numba counts the
+references of an array with atomic operations, and an array held in a variable across a
+branch or a call keeps an increment and a decrement per call that its optimizer cannot
+remove, where one read at its use has them removed.  Those pairs were most of the loop's
+time (``benchmarks/replay.py``, session 8).
 """
 from __future__ import annotations
 
@@ -42,99 +49,99 @@ def _before(t1, p1, c1, t2, p2, c2):
 @jit
 def _push(S, t, prio, kind, payload):
     """Engine.push: an event keyed (time, prio, counter)."""
-    C = S.C
-    C[CTR] += 1
-    c = C[CTR]
-    n = C[HEAP_N]
+    S.C[CTR] += 1
+    c = S.C[CTR]
+    n = S.C[HEAP_N]
     if n == len(S.h_t):
         S.h_t = np.concatenate((S.h_t, np.empty_like(S.h_t)))
         S.h_p = np.concatenate((S.h_p, np.empty_like(S.h_p)))
         S.h_c = np.concatenate((S.h_c, np.empty_like(S.h_c)))
         S.h_k = np.concatenate((S.h_k, np.empty_like(S.h_k)))
         S.h_x = np.concatenate((S.h_x, np.empty_like(S.h_x)))
-    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
     i = n
     while i > 0:
         up = (i - 1) >> 1
-        if not _before(t, prio, c, ht[up], hp[up], hc[up]):
+        if not _before(t, prio, c, S.h_t[up], S.h_p[up], S.h_c[up]):
             break
-        ht[i], hp[i], hc[i], hk[i], hx[i] = ht[up], hp[up], hc[up], hk[up], hx[up]
+        S.h_t[i], S.h_p[i], S.h_c[i], S.h_k[i], S.h_x[i] = S.h_t[up], S.h_p[up], S.h_c[up], S.h_k[up], S.h_x[up]
         i = up
-    ht[i], hp[i], hc[i], hk[i], hx[i] = t, prio, c, kind, payload
-    C[HEAP_N] = n + 1
+    S.h_t[i], S.h_p[i], S.h_c[i], S.h_k[i], S.h_x[i] = t, prio, c, kind, payload
+    S.C[HEAP_N] = n + 1
 
 
-@jit
+@jit_inline
 def _pop(S):
     """Remove the first event; returns (time, kind, payload)."""
-    C = S.C
-    ht, hp, hc, hk, hx = S.h_t, S.h_p, S.h_c, S.h_k, S.h_x
-    t0, k0, x0 = ht[0], hk[0], hx[0]
-    n = C[HEAP_N] - 1
-    C[HEAP_N] = n
+    t0, k0, x0 = S.h_t[0], S.h_k[0], S.h_x[0]
+    n = S.C[HEAP_N] - 1
+    S.C[HEAP_N] = n
     if n > 0:
-        t, p, c, k, x = ht[n], hp[n], hc[n], hk[n], hx[n]
+        t, p, c, k, x = S.h_t[n], S.h_p[n], S.h_c[n], S.h_k[n], S.h_x[n]
         i = 0
         while True:
             j = 2 * i + 1
             if j >= n:
                 break
-            if j + 1 < n and _before(ht[j + 1], hp[j + 1], hc[j + 1], ht[j], hp[j], hc[j]):
+            if j + 1 < n and _before(S.h_t[j + 1], S.h_p[j + 1], S.h_c[j + 1], S.h_t[j], S.h_p[j], S.h_c[j]):
                 j += 1
-            if not _before(ht[j], hp[j], hc[j], t, p, c):
+            if not _before(S.h_t[j], S.h_p[j], S.h_c[j], t, p, c):
                 break
-            ht[i], hp[i], hc[i], hk[i], hx[i] = ht[j], hp[j], hc[j], hk[j], hx[j]
+            S.h_t[i], S.h_p[i], S.h_c[i], S.h_k[i], S.h_x[i] = S.h_t[j], S.h_p[j], S.h_c[j], S.h_k[j], S.h_x[j]
             i = j
-        ht[i], hp[i], hc[i], hk[i], hx[i] = t, p, c, k, x
+        S.h_t[i], S.h_p[i], S.h_c[i], S.h_k[i], S.h_x[i] = t, p, c, k, x
     return t0, k0, x0
 
 
-@jit
+@jit_inline
 def _record(S, t):
     """Engine._record: one timeline point, slots in use now."""
     if S.P[P_TIMELINE]:
-        C = S.C
-        n = C[TL_N]
+        n = S.C[TL_N]
         if n == len(S.tl_t):
-            S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
-            S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
+            _grow_timeline(S)
         S.tl_t[n] = t
-        S.tl_u[n] = C[TOTAL_USED]
-        C[TL_N] = n + 1
+        S.tl_u[n] = S.C[TOTAL_USED]
+        S.C[TL_N] = n + 1
 
 
 @jit
+def _grow_timeline(S):
+    """Double the timeline's arrays (out of line: :func:`_record` is inlined everywhere)."""
+    S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
+    S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
+
+
+@jit_inline
 def _map_one(S, i):
     """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
-    C = S.C
-    C[ATTEMPTED] += 1
+    S.C[ATTEMPTED] += 1
     if S.MI[i, M_DIRECT]:
-        C[MAPPED] += 1
+        S.C[MAPPED] += 1
         return -1
     r = allocate(S, i)
     if r < -1:
-        C[FAILED] += 1
+        S.C[FAILED] += 1
         if r == R_TOO_BIG:
-            C[F_TOO_BIG] += 1
+            S.C[F_TOO_BIG] += 1
         elif r == R_OUT_OF_REACH:
-            C[F_OUT_OF_REACH] += 1
+            S.C[F_OUT_OF_REACH] += 1
         elif r == R_NO_MEMORY:
-            C[F_NO_MEMORY] += 1
+            S.C[F_NO_MEMORY] += 1
         else:
-            C[F_POOL_FULL] += 1
+            S.C[F_POOL_FULL] += 1
         return r
-    C[MAPPED] += 1
-    C[BOUNCED] += 1
-    if C[TOTAL_USED] > C[PEAK]:
-        C[PEAK] = C[TOTAL_USED]
+    S.C[MAPPED] += 1
+    S.C[BOUNCED] += 1
+    if S.C[TOTAL_USED] > S.C[PEAK]:
+        S.C[PEAK] = S.C[TOTAL_USED]
     if S.P[P_DYN]:                                      # Machine.bounce_bytes()
-        b = S.P[P_BOOT_BYTES] + C[POOL_BYTES] + C[TRANSIENT_BYTES]
-        if b > C[PEAK_BYTES]:
-            C[PEAK_BYTES] = b
+        b = S.P[P_BOOT_BYTES] + S.C[POOL_BYTES] + S.C[TRANSIENT_BYTES]
+        if b > S.C[PEAK_BYTES]:
+            S.C[PEAK_BYTES] = b
     return r
 
 
-@jit
+@jit_inline
 def _unmap_one(S, i, tlb):
     """Engine.unmap_one: ``swiotlb_tbl_unmap_single`` with ``DMA_ATTR_SKIP_CPU_SYNC``."""
     if tlb >= 0:
@@ -144,18 +151,16 @@ def _unmap_one(S, i, tlb):
 @jit
 def _release(S, u, t):
     """Engine.release: unmap every live mapping of request ``u``, last first."""
-    nh = S.nh
-    n = nh[u]
+    n = S.nh[u]
     if n > 0:
-        members, tlb_of = S.u_members, S.tlb_of
         base = S.u_ptr[u]
         for k in range(n - 1, -1, -1):
-            i = members[base + k]
-            tlb = tlb_of[i]
+            i = S.u_members[base + k]
+            tlb = S.tlb_of[i]
             if tlb >= 0:                                # _unmap_one
                 unmap_slots(S, i, tlb)
         _record(S, t)
-    nh[u] = -1
+    S.nh[u] = -1
 
 
 # queues: one doubly linked list per (device, CPU) key over the units; fifos: one per device
@@ -229,23 +234,22 @@ def _f_popleft(S, d):
 @jit
 def _unit_mapped(S, u, t):
     """Engine.unit_mapped: all mappings of request ``u`` are live; schedule its completion."""
-    C, P = S.C, S.P
-    lt = P[P_LT]
+    lt = S.P[P_LT]
     if S.UI[u, U_ABORTED] and lt != LT_REAL:
         _release(S, u, t)
         S.state[u] = DONE
         return
     S.state[u] = LIVE
     if lt == LT_REAL:
-        agree = P[P_AGREE] and S.attempts[u] == 0
+        agree = S.P[P_AGREE] and S.attempts[u] == 0
         base = S.u_ptr[u]
         for k in range(S.nh[u]):
             i = S.u_members[base + k]
             tlb = S.tlb_of[i]
             if agree and S.MI[i, M_TRACED] >= 0:
-                C[AG_COMPARED] += 1
+                S.C[AG_COMPARED] += 1
                 if tlb == S.MI[i, M_TRACED]:
-                    C[AG_SAME] += 1
+                    S.C[AG_SAME] += 1
             end = S.MF[i, M_END]
             line = S.MI[i, M_ENDLINE]
             if math.isnan(end):
@@ -255,29 +259,33 @@ def _unit_mapped(S, u, t):
                 end = S.MF[i, M_LOST]
                 line = -1
                 if math.isnan(end):
-                    C[LIVE_AT_END] += 1
+                    S.C[LIVE_AT_END] += 1
                     continue
                 if S.attempts[u] == 0:
-                    C[LOST_UNMAPS] += 1
+                    S.C[LOST_UNMAPS] += 1
             S.handle_of[i] = tlb
             S.left[u] += 1
-            C[INFLIGHT] += 1
+            S.C[INFLIGHT] += 1
             if S.attempts[u] == 0:
                 _push(S, max(t, end), line, var(COMPLETE_MAPPING), i)
             else:
-                _push(S, t + (end - S.MF[i, M_TIME]), var(-1), var(COMPLETE_MAPPING), i)
+                end = t + (end - S.MF[i, M_TIME])
+                _push(S, end, var(-1), var(COMPLETE_MAPPING), i)
         S.nh[u] = -1
         if S.left[u] == 0:
             S.state[u] = DONE
         return
-    C[INFLIGHT] += 1
+    S.C[INFLIGHT] += 1
     if lt == LT_QD:
-        _f_append(S, S.UI[u, U_DEV], u)
+        d = S.UI[u, U_DEV]
+        _f_append(S, d, u)
     elif lt == LT_FIXED:
-        _push(S, t + S.PF[PF_LIFETIME], var(-1), var(COMPLETE_UNIT), u)
+        end = t + S.PF[PF_LIFETIME]
+        _push(S, end, var(-1), var(COMPLETE_UNIT), u)
     else:
-        _push(S, t + S.samples[C[SAMPLE]], var(-1), var(COMPLETE_UNIT), u)
-        C[SAMPLE] += 1
+        end = t + S.samples[S.C[SAMPLE]]
+        S.C[SAMPLE] += 1
+        _push(S, end, var(-1), var(COMPLETE_UNIT), u)
 
 
 @jit
@@ -290,7 +298,7 @@ def _wake(S, d, t):
             _push(S, t, var(-1), var(RUN), key)
 
 
-@jit
+@jit_inline
 def _complete_unit(S, u, t):
     """Engine.complete_unit."""
     now(S, t)
@@ -298,7 +306,8 @@ def _complete_unit(S, u, t):
     S.state[u] = DONE
     S.C[INFLIGHT] -= 1
     S.C[COMPLETED] += 1
-    _wake(S, S.UI[u, U_DEV], t)
+    d = S.UI[u, U_DEV]
+    _wake(S, d, t)
 
 
 @jit_inline
@@ -317,19 +326,19 @@ def _complete_mapping(S, i, t):
     if S.left[u] == 0:
         S.state[u] = DONE
         S.C[COMPLETED] += 1
-        _wake(S, S.UI[u, U_DEV], t)
+        d = S.UI[u, U_DEV]
+        _wake(S, d, t)
 
 
 @jit
 def _stop_now(S):
     """Twin of :meth:`StopRule.__call__`."""
-    C, P = S.C, S.P
-    if C[FAILED_REQ] == 0 and C[NLOCKS_SMALL] == 0:
+    if S.C[FAILED_REQ] == 0 and S.C[NLOCKS_SMALL] == 0:
         return False
-    if S.PF[PF_TARGET] >= 0 and C[NLOCKS] == 0:
-        if not (C[FAILED_REQ] + C[TOO_BIG_REQ]) / P[P_NREQS] > S.PF[PF_TARGET]:
+    if S.PF[PF_TARGET] >= 0 and S.C[NLOCKS] == 0:
+        if not (S.C[FAILED_REQ] + S.C[TOO_BIG_REQ]) / S.P[P_NREQS] > S.PF[PF_TARGET]:
             return False
-    return C[NLOCKS] > 0 or not P[P_NEED_LIVELOCK]
+    return S.C[NLOCKS] > 0 or not S.P[P_NEED_LIVELOCK]
 
 
 @jit_inline
@@ -338,24 +347,23 @@ def _requeue(S, u, i, t, retry):
     queue (``BLK_STS_RESOURCE``, ``blk_mq_requeue_request()``); rerun at once after the
     first failure, after ``BLK_MQ_RESOURCE_DELAY`` later (``blk_mq_dispatch_rq_list()``,
     6.12); livelocks and give-ups as in the reference."""
-    C, P = S.C, S.P
-    used = C[TOTAL_USED]
-    alone = retry and C[INFLIGHT] == 0 and C[PARTIAL] == 0
+    used = S.C[TOTAL_USED]
+    alone = retry and S.C[INFLIGHT] == 0 and S.C[PARTIAL] == 0
     _release(S, u, t)
     _record(S, t)
     big = S.MI[i, M_SIZE] > MAX_MAPPING_BYTES
     if S.attempts[u] == 0:
         if big:
-            C[TOO_BIG_REQ] += 1
+            S.C[TOO_BIG_REQ] += 1
         else:
-            C[FAILED_REQ] += 1
+            S.C[FAILED_REQ] += 1
     if S.UI[u, U_ABORTED] or not S.UI[u, U_BLOCK]:
         S.attempts[u] += 1
         S.state[u] = DONE
         if not S.UI[u, U_BLOCK]:
-            C[DROPPED] += 1
+            S.C[DROPPED] += 1
         else:
-            C[ABORTED_FAILED] += 1
+            S.C[ABORTED_FAILED] += 1
         return
     S.attempts[u] += 1
     reps = 0
@@ -365,29 +373,30 @@ def _requeue(S, u, i, t, retry):
         S.sig[key] = reps
     else:
         S.sig_gen[u] += 1
-    if reps >= P[P_REPEATS]:
+    if reps >= S.P[P_REPEATS]:
         S.state[u] = DONE
-        S.locks.append((u, i, t, used, S.attempts[u], reps, C[MEM_NSLABS]))
-        C[NLOCKS] += 1
+        S.locks.append((u, i, t, used, S.attempts[u], reps, S.C[MEM_NSLABS]))
+        S.C[NLOCKS] += 1
         if not big:
-            C[NLOCKS_SMALL] += 1
+            S.C[NLOCKS_SMALL] += 1
         return
-    if S.attempts[u] > P[P_MAX_RETRIES]:
+    if S.attempts[u] > S.P[P_MAX_RETRIES]:
         S.state[u] = DONE
-        C[GAVE_UP] += 1
+        S.C[GAVE_UP] += 1
         return
     if S.attempts[u] == 1:
-        C[REQUEUED] += 1
+        S.C[REQUEUED] += 1
     key = S.UI[u, U_KEY]
     _key_touch(S, key)
     if S.state[u] != QUEUED:
         S.state[u] = QUEUED
         _q_push(S, key, u, flag(True))
     d = S.UI[u, U_DEV]
-    if P[P_LT] == LT_QD and S.f_len[d] > 0:
+    if S.P[P_LT] == LT_QD and S.f_len[d] > 0:
         _complete_unit(S, _f_popleft(S, d), t)
     else:
-        _push(S, t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY], var(-1), var(RUN), key)
+        rerun = t if S.attempts[u] == 1 else t + S.PF[PF_RETRY_DELAY]
+        _push(S, rerun, var(-1), var(RUN), key)
 
 
 @jit

@@ -6,17 +6,33 @@ Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`).  Every pool's per-s
 ``used``, lock counts) sit in one array each, a pool's slots from its offset ``off`` (its
 ``nslabs`` slots and the spare descriptors after them), its areas from ``aoff``; a slot
 number is the pool's own (``kernel/dma/swiotlb.c`` v6.3-rc to v6.11).
+
+The search and release read those arrays as fields of one object ``A``: the compiled loop's
+state itself (:data:`~swiotlb_lib.trace.fast_state.STATE_FIELDS` ``p_list``, ``p_asize``,
+``p_orig``, ``p_pad``, ``a_index``, ``a_used``, ``a_locks``, ``pp_exam``), or a
+:class:`SlotArrays` of the same fields made from separate arrays (:func:`search_area` and
+:func:`release_slots`: a fresh transient pool, the oracle test).  One object rather than
+seven arrays because Numba counts references with atomic operations: every array passed to
+a function, or held in a variable across a branch, costs an increment and a decrement per
+call, and seven of them per search and per release were, with the state's own, most of the
+compiled loop's time (``benchmarks/replay.py``, session 8).
 """
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 
 from ..constants import INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
 from .fast_state import SEG_LAST, jit_inline
 
+#: separate arrays under the state's field names (what :func:`search_slots` and
+#: :func:`release` read of ``A``)
+SlotArrays = namedtuple("SlotArrays", "p_list p_asize p_orig p_pad a_index a_used a_locks pp_exam")
+
 
 @jit_inline
-def renumber_before(lst, off, s, count):
+def renumber_before(A, off, s, count):
     """Twin of :func:`swiotlb_lib.pool._renumber_before`: the free slots just before slot
     ``s`` in its segment get ``count + 1``, ``count + 2``, ... walking back to a used slot or
     the segment start.  As in the reference, the run is found first (a load-only scan) and
@@ -24,29 +40,28 @@ def renumber_before(lst, off, s, count):
     ``s`` is not the first slot of its segment (the callers check)."""
     first = s & ~SEG_LAST
     j = s - 1
-    while j >= first and lst[off + j]:
+    while j >= first and A.p_list[off + j]:
         j -= 1
     for i in range(j + 1, s):
-        lst[off + i] = count + (s - i)
+        A.p_list[off + i] = count + (s - i)
 
 
 @jit_inline
-def search_area(lst, asize, area_index, area_used, area_locks, exam, pid, off, aoff, a, nslots, rest, shift,
-                bmask, max_slots, stride, unbounded, skip_mask, orig_bits, area_nslabs, round_start):
+def search_slots(A, pid, off, aoff, a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask,
+                 orig_bits, area_nslabs, round_start):
     """Twin of :func:`swiotlb_lib.pool.search_pool_area` for area ``a`` of the pool whose
-    slots start at ``off`` and areas at ``aoff`` (``swiotlb_search_pool_area``, v6.9+;
-    ``swiotlb_area_find_slots``, v6.6; ``swiotlb_do_find_slots``, v6.3-rc and v6.3).
-    ``rest`` is what the first slot's ``alloc_size`` records; the slots examined are added
-    to ``exam[pid]``.  Returns the pool's first slot or -1.  (The arrays are passed one by
-    one: a compiled function borrows its arguments, where unpacking a tuple or structure of
-    arrays costs reference counting.)"""
+    slots start at ``off`` and areas at ``aoff`` in the arrays of ``A``
+    (``swiotlb_search_pool_area``, v6.9+; ``swiotlb_area_find_slots``, v6.6;
+    ``swiotlb_do_find_slots``, v6.3-rc and v6.3).  ``rest`` is what the first slot's
+    ``alloc_size`` records; the slots examined are added to ``A.pp_exam[pid]``.  Returns the
+    pool's first slot or -1."""
     ai = aoff + a
-    area_locks[ai] += 1
-    if nslots > area_nslabs - area_used[ai]:
+    A.a_locks[ai] += 1
+    if nslots > area_nslabs - A.a_used[ai]:
         return -1
     base = a * area_nslabs
     end = base + area_nslabs
-    index = area_index[ai]
+    index = A.a_index[ai]
     if round_start:
         index = (index + stride - 1) & ~(stride - 1)
         if index >= area_nslabs:
@@ -60,7 +75,7 @@ def search_area(lst, asize, area_index, area_used, area_locks, exam, pid, off, a
         if skip_mask and ((shift + slot) & skip_mask) != orig_bits:
             slot += 1
             checked += 1
-        elif lst[off + slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
+        elif A.p_list[off + slot] >= nslots and (unbounded or ((shift + slot) & bmask) + nslots <= max_slots):
             found = True
             break
         else:
@@ -68,47 +83,65 @@ def search_area(lst, asize, area_index, area_used, area_locks, exam, pid, off, a
             checked += stride
         if slot >= end:
             slot = base
-    exam[pid] += examined
+    A.pp_exam[pid] += examined
     if not found:
         return -1
     for k in range(off + slot, off + slot + nslots):
-        lst[k] = 0
-        asize[k] = np.uint64(rest)
+        A.p_list[k] = 0
+        A.p_asize[k] = np.uint64(rest)
         rest -= IO_TLB_SIZE
-    if slot & SEG_LAST and lst[off + slot - 1]:
-        renumber_before(lst, off, slot, 0)
+    if slot & SEG_LAST and A.p_list[off + slot - 1]:
+        renumber_before(A, off, slot, 0)
     nxt = slot - base + nslots
-    area_index[ai] = nxt if nxt < area_nslabs else 0
-    area_used[ai] += nslots
+    A.a_index[ai] = nxt if nxt < area_nslabs else 0
+    A.a_used[ai] += nslots
     return slot
+
+
+@jit_inline
+def search_area(lst, asize, area_index, area_used, area_locks, exam, pid, off, aoff, a, nslots, rest, shift,
+                bmask, max_slots, stride, unbounded, skip_mask, orig_bits, area_nslabs, round_start):
+    """:func:`search_slots` on separate arrays (a transient pool's, the oracle test's); the
+    fields the search does not read (``p_orig``, ``p_pad``) are filled with ``lst``."""
+    return search_slots(SlotArrays(lst, asize, lst, lst, area_index, area_used, area_locks, exam), pid, off, aoff,
+                        a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask, orig_bits,
+                        area_nslabs, round_start)
+
+
+@jit_inline
+def release(A, off, aoff, start, has_pad, area_nslabs, tlb, min_align_mask):
+    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``) on the
+    arrays of ``A`` of the pool at ``off``/``aoff`` that starts at ``start``.  Returns the
+    number of slots freed."""
+    offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
+    index = (tlb - offset - start) >> IO_TLB_SHIFT
+    if has_pad:
+        index -= A.p_pad[off + index]
+    nslots = np.int64((A.p_asize[off + index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1))
+                      >> np.uint64(IO_TLB_SHIFT))
+    ai = aoff + index // area_nslabs
+    A.a_locks[ai] += 1
+    end = index + nslots
+    count = np.int64(A.p_list[off + end]) if end & SEG_LAST else np.int64(0)
+    for i in range(off + end - 1, off + index - 1, -1):
+        count += 1
+        A.p_list[i] = count
+        A.p_orig[i] = np.uint64(INVALID_PHYS_ADDR)
+        A.p_asize[i] = 0
+        A.p_pad[i] = 0
+    if index & SEG_LAST and A.p_list[off + index - 1]:
+        renumber_before(A, off, index, count)
+    A.a_used[ai] -= nslots
+    return nslots
 
 
 @jit_inline
 def release_slots(lst, asize, orig, pad, area_used, area_locks, off, aoff, start, has_pad, area_nslabs, tlb,
                   min_align_mask):
-    """Twin of :func:`swiotlb_lib.pool.release_slots` (``swiotlb_release_slots``) on the
-    arrays of the pool at ``off``/``aoff`` that starts at ``start``.  Returns the number of
-    slots freed."""
-    offset = tlb & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb - offset - start) >> IO_TLB_SHIFT
-    if has_pad:
-        index -= pad[off + index]
-    nslots = np.int64((asize[off + index] + np.uint64(offset) + np.uint64(IO_TLB_SIZE - 1))
-                      >> np.uint64(IO_TLB_SHIFT))
-    ai = aoff + index // area_nslabs
-    area_locks[ai] += 1
-    end = index + nslots
-    count = np.int64(lst[off + end]) if end & SEG_LAST else np.int64(0)
-    for i in range(off + end - 1, off + index - 1, -1):
-        count += 1
-        lst[i] = count
-        orig[i] = np.uint64(INVALID_PHYS_ADDR)
-        asize[i] = 0
-        pad[i] = 0
-    if index & SEG_LAST and lst[off + index - 1]:
-        renumber_before(lst, off, index, count)
-    area_used[ai] -= nslots
-    return nslots
+    """:func:`release` on separate arrays (the oracle test's); the fields the release does not
+    read (``a_index``, ``pp_exam``) are filled with ``area_used``."""
+    return release(SlotArrays(lst, asize, orig, pad, area_used, area_used, area_locks, area_used), off, aoff, start,
+                   has_pad, area_nslabs, tlb, min_align_mask)
 
 
 @jit_inline
