@@ -262,6 +262,12 @@ class Grower:
         if self.pending and self.worker_delay is not None and now - self.kicked_at >= self.worker_delay:
             self.run_pending_work()
 
+    def warn_alloc_failed(self) -> None:
+        """``swiotlb_dyn_alloc()``'s ratelimited ``pr_warn`` when the worker could not add a
+        pool (also printed by the compiled replay engine, swiotlb_lib/trace/fast.py, after its
+        run)."""
+        self.mem.log.ratelimited("swiotlb_dyn_alloc", PR_FMT + "Failed to allocate new pool")
+
     def run_pending_work(self) -> bool:
         """``swiotlb_dyn_alloc()``: add one pool (GFP_KERNEL, may reclaim) or log the failure."""
         if not self.pending:
@@ -272,7 +278,7 @@ class Grower:
         pool = self.alloc_pool(None, IO_TLB_MIN_SLABS, self.default_nslabs, self.default_nareas,
                                self.phys_limit, GFP_KERNEL)
         if pool is None:
-            self.mem.log.ratelimited("swiotlb_dyn_alloc", PR_FMT + "Failed to allocate new pool")
+            self.warn_alloc_failed()
             c["worker_failures"] += 1
             return False
         self.mem.add_pool(pool)

@@ -70,7 +70,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, U32, U64
-from ..debug import POOL_ADDED, PR_FMT, REPLAY_MAP_FAILED, SEARCH_AREA
+from ..debug import POOL_ADDED, REPLAY_MAP_FAILED, SEARCH_AREA
 from ..dynamic import Grower
 from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
 from . import fast_pages, fast_rfc
@@ -409,7 +409,7 @@ class CompiledEngine(Engine):
         for (kind, i, value, ns), now in zip(li.tolist(), lt.tolist()):
             m.log.now = now
             if kind == LOG_WORKER:                      # Grower.run_pending_work's failure
-                mem.log.ratelimited("swiotlb_dyn_alloc", PR_FMT + "Failed to allocate new pool")
+                mem.dyn.warn_alloc_failed()
                 continue
             mp = self.maps[i]
             dev = self.devs[mp.dev_name]
