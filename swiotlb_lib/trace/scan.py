@@ -21,6 +21,8 @@ Lines end at ``\\n``, ``\\r\\n`` or ``\\r`` (Python's universal newlines, what
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 
@@ -46,12 +48,47 @@ def jitable(fn):
 
 
 #: Literal parts of the line, between the fields.
-LIT_EVENT = np.frombuffer(b": swiotlb_bounced: dev_name: ", dtype=np.uint8)
-LIT_MASK = np.frombuffer(b" dma_mask=", dtype=np.uint8)
-LIT_ADDR = np.frombuffer(b" dev_addr=", dtype=np.uint8)
-LIT_SIZE = np.frombuffer(b" size=", dtype=np.uint8)
+LIT_EVENT = b": swiotlb_bounced: dev_name: "
+LIT_MASK = b" dma_mask="
+LIT_ADDR = b" dev_addr="
+LIT_SIZE = b" size="
 LIT_FORCE = np.frombuffer(b"FORCE", dtype=np.uint8)
 LIT_NORMAL = np.frombuffer(b"NORMAL", dtype=np.uint8)
+
+
+def word(b: bytes) -> np.uint64:
+    """The 8 bytes ``b`` as :func:`load8` loads them (this machine's byte order)."""
+    return np.uint64(int.from_bytes(b, sys.byteorder))
+
+
+#: The literals as 8-byte words compared at once: the event and device tag at offsets 0, 8, 16
+#: and 21 (the last two overlap); the masks and addresses at 0 and 2; the size's 6 bytes.
+EV0, EV1, EV2, EV3 = (word(LIT_EVENT[o:o + 8]) for o in (0, 8, 16, 21))
+MK0, MK2 = word(LIT_MASK[:8]), word(LIT_MASK[2:])
+AD0, AD2 = word(LIT_ADDR[:8]), word(LIT_ADDR[2:])
+SZ, SZ_BYTES = word(LIT_SIZE + b"\0\0"), word(b"\xff" * 6 + b"\0\0")
+SPACES = word(b" " * 8)
+N_EVENT, N_MASK, N_ADDR, N_SIZE = len(LIT_EVENT), len(LIT_MASK), len(LIT_ADDR), len(LIT_SIZE)
+
+if HAVE_NUMBA:
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def load8(typingctx, arr, i):
+        """``arr[i:i + 8]`` (bytes) as one uint64, by one unaligned load; the caller checks that
+        ``i + 8 <= len(arr)``."""
+        def codegen(context, builder, sig, args):
+            a = context.make_array(sig.args[0])(context, builder, args[0])
+            ptr = builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(64).as_pointer())
+            return builder.load(ptr, align=1)
+        return types.uint64(arr, i), codegen
+else:                                                   # pragma: no cover - the scanner does not run
+    def load8(arr, i):
+        return word(bytes(arr[i:i + 8]))
+
+
 #: 10**k as the float ``float("1e{k}")`` (exact for k <= 22).
 POW10 = np.array([float(f"1e{k}") for k in range(23)])
 #: CPUs the scanner records (a larger CPU number goes through the parser).
@@ -177,6 +214,8 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
         i = pos
         ok = False
         for _ in range(1):                              # a block to break out of: the parser reads it
+            while i + 8 <= end and load8(buf, i) == SPACES:
+                i += 8
             while i < end and buf[i] == 32:
                 i += 1
             task0 = i
@@ -246,26 +285,17 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
             nfrac = i - f0
             if nfrac == 0 or nfrac > 22 or nint + nfrac > 18 or mant > (1 << 53):
                 break                                   # (18 digits cannot wrap an int64)
-            if i + len(LIT_EVENT) > end:
+            if (i + N_EVENT > end or load8(buf, i) != EV0 or load8(buf, i + 8) != EV1
+                    or load8(buf, i + 16) != EV2 or load8(buf, i + 21) != EV3):
                 break
-            j = 0
-            while j < len(LIT_EVENT) and buf[i + j] == LIT_EVENT[j]:
-                j += 1
-            if j < len(LIT_EVENT):
-                break
-            i += len(LIT_EVENT)
+            i += N_EVENT
             d0 = i
             while i < end and 33 <= buf[i] <= 126:
                 i += 1
             d1 = i
-            if d1 == d0 or i + len(LIT_MASK) > end:
+            if d1 == d0 or i + N_MASK > end or load8(buf, i) != MK0 or load8(buf, i + 2) != MK2:
                 break
-            j = 0
-            while j < len(LIT_MASK) and buf[i + j] == LIT_MASK[j]:
-                j += 1
-            if j < len(LIT_MASK):
-                break
-            i += len(LIT_MASK)
+            i += N_MASK
             h0 = i
             mk = np.uint64(0)
             while i < end:
@@ -274,14 +304,10 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
                     break
                 mk = (mk << np.uint64(4)) | np.uint64(d)
                 i += 1
-            if not 1 <= i - h0 <= 16 or i + len(LIT_ADDR) > end:
+            if (not 1 <= i - h0 <= 16 or i + N_ADDR > end or load8(buf, i) != AD0
+                    or load8(buf, i + 2) != AD2):
                 break
-            j = 0
-            while j < len(LIT_ADDR) and buf[i + j] == LIT_ADDR[j]:
-                j += 1
-            if j < len(LIT_ADDR):
-                break
-            i += len(LIT_ADDR)
+            i += N_ADDR
             h0 = i
             orig = np.uint64(0)
             while i < end:
@@ -290,14 +316,10 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
                     break
                 orig = (orig << np.uint64(4)) | np.uint64(d)
                 i += 1
-            if not 1 <= i - h0 <= 16 or i + len(LIT_SIZE) > end:
+            # (" size=" and at least "1 FORCE" follow in a line the scanner reads: 8 bytes are there)
+            if not 1 <= i - h0 <= 16 or i + 8 > end or load8(buf, i) & SZ_BYTES != SZ:
                 break
-            j = 0
-            while j < len(LIT_SIZE) and buf[i + j] == LIT_SIZE[j]:
-                j += 1
-            if j < len(LIT_SIZE):
-                break
-            i += len(LIT_SIZE)
+            i += N_SIZE
             if i >= end or not 49 <= buf[i] <= 57:
                 break
             s0 = i
@@ -398,10 +420,10 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
     return pos, lineno, k, nslow
 
 
-def last_rows(cpus: np.ndarray) -> dict:
-    """``{cpu: the index of its last entry}`` in the array of CPU numbers ``cpus``."""
-    if len(cpus) < 64:
-        return {c: j for j, c in enumerate(cpus.tolist())}
+def last_rows(cpus) -> dict:
+    """``{cpu: the index of its last entry}`` in ``cpus``, a list or an array of CPU numbers."""
+    if isinstance(cpus, list) or len(cpus) < 64:
+        return {c: j for j, c in enumerate(cpus if isinstance(cpus, list) else cpus.tolist())}
     out = {}
     step = 1 << 20
     for a in range(0, len(cpus), step):                 # bounded temporaries
@@ -411,6 +433,11 @@ def last_rows(cpus: np.ndarray) -> dict:
         for cpu in np.flatnonzero(last >= 0).tolist():
             out[cpu] = int(last[cpu])
     return out
+
+
+#: Fewer rows than this between two parsed lines go to the builder as Python values (one
+#: conversion of the scan call's rows, shared by them), not as a piece of columns.
+SMALL_RUN = 256
 
 
 class Scanner:
@@ -437,7 +464,8 @@ class Scanner:
 
     def new_columns(self, rows: int) -> None:
         self.cols = {c: np.empty(rows, dt) for c, dt in COLUMNS.items()}
-        self.k = self.given = 0                         # rows written, rows given to the builder
+        self.k0 = self.k = self.given = 0               # rows written, rows given to the builder
+        self.lists = None                               # the last scan call's rows as lists
 
     def run(self, arr, pos: int, final: bool, lineno: int, builder) -> tuple:
         """One call of :func:`scan` from ``pos``; the new rows' codes are the builder's.
@@ -448,7 +476,7 @@ class Scanner:
                                      self.names, self.blobs, self.masks, self.st)
         if k > self.k:
             self.new_names(builder, self.k, k)
-        self.k = k
+        self.k0, self.k, self.lists = self.k, k, None
         return pos, lineno, nslow
 
     def new_names(self, builder, lo: int, hi: int) -> None:
@@ -482,22 +510,30 @@ class Scanner:
         lo = self.given
         if hi <= lo:
             return
-        row0 = reader.b.n
-        reader.b.add_run(self.cols, lo, hi)
-        reader.fast_rows(hi - lo)
-        u = self.unsynced
-        if u and u[-1][1] is self.cols and u[-1][3] == lo and u[-1][0] + hi - u[-1][2] == row0 + hi - lo:
-            u[-1][3] = hi
+        b, u = reader.b, self.unsynced
+        row0 = b.n
+        if hi - lo < SMALL_RUN and not b.continues(self.cols, lo):
+            if self.lists is None:
+                self.lists = {c: col[self.k0:self.k].tolist() for c, col in self.cols.items()}
+            a, z = lo - self.k0, hi - self.k0
+            b.add_rows({c: v[a:z] for c, v in self.lists.items()})
+            u.append([row0, self.lists["cpu"][a:z]])
         else:
-            u.append([row0, self.cols, lo, hi])
+            b.add_run(self.cols, lo, hi)
+            if u and len(u[-1]) == 4 and u[-1][1] is self.cols and u[-1][3] == lo and u[-1][0] + lo - u[-1][2] == row0:
+                u[-1][3] = hi
+            else:
+                u.append([row0, self.cols, lo, hi])
+        reader.fast_rows(hi - lo)
         self.given = hi
 
     def sync(self, reader) -> None:
         """The last row of each CPU in the rows given since the last call to the reader's state
         (:meth:`_Reader.sync_cpu`), before the parser reads a line."""
-        for row0, cols, lo, hi in self.unsynced:
-            for cpu, j in last_rows(cols["cpu"][lo:hi]).items():
-                reader.sync_cpu(cpu, row0 + j)
+        for entry in self.unsynced:
+            cpus = entry[1] if len(entry) == 2 else entry[1]["cpu"][entry[2]:entry[3]]
+            for cpu, j in last_rows(cpus).items():
+                reader.sync_cpu(cpu, entry[0] + j)
         self.unsynced.clear()
 
 

@@ -314,6 +314,17 @@ class TableBuilder:
             self.run = None
         self.py_start = self.n
 
+    def continues(self, cols: dict, lo: int) -> bool:
+        """Whether :meth:`add_run` of ``cols`` from row ``lo`` extends the last piece."""
+        run = self.run
+        return run is not None and run[0] is cols and run[2] == lo and self.py_start == self.n
+
+    def add_rows(self, lists: dict) -> None:
+        """Add rows given as lists of the :attr:`BASE` columns (codes from :meth:`code`)."""
+        for c in self.BASE:
+            self.py[c].extend(lists[c])
+        self.n += len(lists["line"])
+
     def add_run(self, cols: dict, lo: int, hi: int) -> None:
         """Add rows ``lo`` to ``hi - 1`` of the arrays ``cols`` (the :attr:`BASE` columns, codes
         from :meth:`code`) as views, not copies: the caller must not change those rows again.
@@ -322,23 +333,17 @@ class TableBuilder:
         k = hi - lo
         if k <= 0:
             return
-        run = self.run
-        if run is not None and run[0] is cols and run[2] == lo and self.py_start == self.n:
-            piece = self.pieces[-1]
+        if self.continues(cols, lo):
+            piece, first = self.pieces[-1], self.run[1]
             for c in self.BASE:
-                piece[c] = cols[c][run[1]:hi]
-            self.run = (cols, run[1], hi)
-            self.n = self.py_start = self.n + k
-        elif k < 256:                                   # a few rows between parsed lines: as rows
-            for c in self.BASE:
-                self.py[c].extend(cols[c][lo:hi].tolist())
-            self.n += k
+                piece[c] = cols[c][first:hi]
+            self.run = (cols, first, hi)
         else:
             self._flush()
             self.pieces.append({c: cols[c][lo:hi] for c in self.BASE})
             self.starts.append(self.n)
             self.run = (cols, lo, hi)
-            self.n = self.py_start = self.n + k
+        self.n = self.py_start = self.n + k
 
     def get(self, row: int, col: str):
         """A base column's value at ``row`` (``task``/``dev``/``mask`` as names and values)."""
