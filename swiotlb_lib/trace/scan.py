@@ -100,9 +100,9 @@ NAME_BYTES = 1 << 22
 ST_TASK, ST_DEV, ST_MASK = 0, 1, 2
 
 
-#: The scanner's columns, in the dtypes it writes them (``cpu`` below :data:`MAX_CPU`, the codes
-#: below :data:`MAX_NAMES`: uint16 holds them; :meth:`TableBuilder.finish
-#: <swiotlb_lib.trace.table.TableBuilder.finish>` narrows them further).
+#: The scanner's columns, in the dtypes it writes them (``cpu`` below :data:`MAX_CPU`; the builder's
+#: codes, widened to int32 beyond uint16 by :meth:`Scanner.new_names`; :meth:`TableBuilder.finish
+#: <swiotlb_lib.trace.table.TableBuilder.finish>` narrows them all).
 COLUMNS = {"line": np.int64, "time": np.float64, "cpu": np.uint16, "task": np.uint16, "dev": np.uint16,
            "mask": np.uint16, "orig": np.uint64, "size": np.int64, "force": np.uint8}
 #: Columns of its list of lines for the parser.
