@@ -353,30 +353,25 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
             if orig != np.uint64(0) and np.uint64(size) > np.uint64(0) - orig:
                 break                                   # dev_addr + size beyond 64 bits: an error
             # the names: the one interned last first (a trace repeats a few)
-            t = st[ST_LAST + ST_TASK]
-            if t >= 0:
-                o = names[ST_TASK, N_OFFS + t]
-                if names[ST_TASK, N_OFFS + t + 1] - o != p - task0:
-                    t = -1
+            t = dv = -1
+            for kind in range(2):
+                a, z = (task0, p) if kind == ST_TASK else (d0, d1)
+                c = st[ST_LAST + kind]
+                if c >= 0:
+                    o = names[kind, N_OFFS + c]
+                    if names[kind, N_OFFS + c + 1] - o != z - a:
+                        c = -1
+                    else:
+                        for j in range(z - a):
+                            if blobs[kind, o + j] != buf[a + j]:
+                                c = -1
+                                break
+                if c < 0:
+                    c = _intern(buf, a, z, names, blobs, kind, st)
+                if kind == ST_TASK:
+                    t = c
                 else:
-                    for j in range(p - task0):
-                        if blobs[ST_TASK, o + j] != buf[task0 + j]:
-                            t = -1
-                            break
-            if t < 0:
-                t = _intern(buf, task0, p, names, blobs, ST_TASK, st)
-            dv = st[ST_LAST + ST_DEV]
-            if dv >= 0:
-                o = names[ST_DEV, N_OFFS + dv]
-                if names[ST_DEV, N_OFFS + dv + 1] - o != d1 - d0:
-                    dv = -1
-                else:
-                    for j in range(d1 - d0):
-                        if blobs[ST_DEV, o + j] != buf[d0 + j]:
-                            dv = -1
-                            break
-            if dv < 0:
-                dv = _intern(buf, d0, d1, names, blobs, ST_DEV, st)
+                    dv = c
             m = st[ST_LAST + ST_MASK]
             if m < 0 or masks[M_VALS + m] != np.int64(mk):
                 m = _intern_mask(mk, masks, st)
