@@ -296,28 +296,29 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
             if d1 == d0 or i + N_MASK > end or load8(buf, i) != MK0 or load8(buf, i + 2) != MK2:
                 break
             i += N_MASK
-            h0 = i
-            mk = np.uint64(0)
-            while i < end:
-                d = _hex_digit(buf[i])
-                if d < 0:
-                    break
-                mk = (mk << np.uint64(4)) | np.uint64(d)
-                i += 1
-            if (not 1 <= i - h0 <= 16 or i + N_ADDR > end or load8(buf, i) != AD0
-                    or load8(buf, i + 2) != AD2):
-                break
-            i += N_ADDR
-            h0 = i
-            orig = np.uint64(0)
-            while i < end:
-                d = _hex_digit(buf[i])
-                if d < 0:
-                    break
-                orig = (orig << np.uint64(4)) | np.uint64(d)
-                i += 1
-            # (" size=" and at least "1 FORCE" follow in a line the scanner reads: 8 bytes are there)
-            if not 1 <= i - h0 <= 16 or i + 8 > end or load8(buf, i) & SZ_BYTES != SZ:
+            mk = orig = np.uint64(0)
+            good = False
+            for f in range(2):                          # the mask's hex digits, then the address's
+                h0 = i
+                v = np.uint64(0)
+                while i < end:
+                    d = _hex_digit(buf[i])
+                    if d < 0:
+                        break
+                    v = (v << np.uint64(4)) | np.uint64(d)
+                    i += 1
+                good = 1 <= i - h0 <= 16
+                if f == 0:
+                    mk = v
+                    good = good and i + N_ADDR <= end and load8(buf, i) == AD0 and load8(buf, i + 2) == AD2
+                    if not good:
+                        break
+                    i += N_ADDR
+                else:
+                    # (" size=" and at least "1 FORCE" follow in a line the scanner reads: 8 bytes are there)
+                    orig = v
+                    good = good and i + 8 <= end and load8(buf, i) & SZ_BYTES == SZ
+            if not good:
                 break
             i += N_SIZE
             if i >= end or not 49 <= buf[i] <= 57:
