@@ -19,7 +19,7 @@ from swiotlb_lib.trace.lifetime import lost_unmap_times
 from swiotlb_lib.trace.read import Mapping, Trace
 from swiotlb_lib.trace.requests import (NVME_MAX_REQUEST_BYTES, NVME_MAX_SEGMENTS, Request, biggest_request,
                                         request_nslots)
-from swiotlb_lib.trace.scan import HAVE_NUMBA, Scanner
+from swiotlb_lib.trace.scan import HAVE_NUMBA, SPLIT_MIN_BYTES, Scanner
 from swiotlb_lib.trace.synthesize import synthesize_trace
 from swiotlb_lib.trace.table import MappingTable, MappingView
 
@@ -139,6 +139,18 @@ def test_scanner_and_parser_agree_on_damaged_text(tmp_path, seed):
     ref = T.read_trace(p, scanner=False)
     assert ref.errors and ref.ignored and ref.markers and ref.counts["map"]
     for chunk in (1 << 23, 4096, 61, 150):              # lines split between reads
+        same(T.read_trace(p, scanner=True, chunk=chunk), ref)
+
+
+def test_scanner_halves_agree_with_the_parser(tmp_path):
+    """A buffer of SPLIT_MIN_BYTES or more is scanned in two halves at once; damaged and
+    parsed lines fall in both (8000 events of about 150 bytes: 1.2 MB, one buffer)."""
+    p = tmp_path / "d.txt"
+    p.write_bytes(damaged(8000, 5))
+    assert p.stat().st_size >= SPLIT_MIN_BYTES
+    ref = T.read_trace(p, scanner=False)
+    assert ref.errors and ref.ignored and ref.markers and ref.counts["map"]
+    for chunk in (1 << 23, SPLIT_MIN_BYTES + 4099):      # one buffer; a buffer and a tail
         same(T.read_trace(p, scanner=True, chunk=chunk), ref)
 
 

@@ -22,6 +22,7 @@ Lines end at ``\\n``, ``\\r\\n`` or ``\\r`` (Python's universal newlines, what
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -533,14 +534,54 @@ class Scanner:
         self.unsynced.clear()
 
 
+#: The fewest bytes in the buffer for which :func:`scan_file` scans its two halves at once, the
+#: second in another thread (the compiled scan runs without the GIL).
+SPLIT_MIN_BYTES = 1 << 20
+
+
+def _deliver(sc: Scanner, reader, buf, slow: list, rows: int = 0, lines: int = 0) -> None:
+    """The lines for the parser (``slow``: rows of a scan's list) through ``reader.line``, each
+    after the rows before it (:meth:`Scanner.give`), then the rest of the rows; a scan of a
+    second half gives its rows and line numbers from 0: ``rows`` and ``lines`` shift them."""
+    for s, e, term, n, before in slow:
+        sc.give(reader, before + rows)
+        sc.sync(reader)
+        text = buf[s:e].decode("utf-8", errors="replace")
+        reader.line(n + lines, text + "\n" if term else text)
+    sc.give(reader, sc.k)
+
+
+def _second_half(sc: Scanner, half: Scanner, reader, buf, res: tuple, lineno: int) -> tuple:
+    """The rows and lines of the second half of a buffer (scanned by ``half`` from line 0 into its
+    own columns: ``res``, what :func:`scan` returned) after the first half's, ``lineno`` the
+    number of its first line.  Returns ``(pos, lineno)`` after it, or None when the rows do not
+    fit (a file that grew while it was read): the caller scans the half again."""
+    pos, nlines, k, nslow = res
+    if sc.k + k > len(sc.cols["line"]):
+        return None
+    half.k = k
+    half.new_names(reader.b, 0, k)
+    k0 = sc.k
+    for c, col in half.cols.items():
+        if col.dtype != sc.cols[c].dtype:               # codes the builder made int32 on one side
+            sc.cols[c] = sc.cols[c].astype(np.int32)
+        sc.cols[c][k0:k0 + k] = col[:k]
+    sc.cols["line"][k0:k0 + k] += lineno
+    sc.k0, sc.k, sc.lists = k0, k0 + k, None
+    _deliver(sc, reader, buf, half.slow[:nslow].tolist(), k0, lineno)
+    return pos, lineno + nlines
+
+
 def scan_file(f, reader, chunk: int = 1 << 23, progress=None, total: int = 0) -> int:
     """Read the binary stream ``f`` to its end: the scanner's rows into ``reader.b`` (a
     :class:`~swiotlb_lib.trace.table.TableBuilder`), every other line through
     ``reader.line(n, text)``, in order.  ``reader`` also gets ``fast_rows(k)`` (k lines the
     scanner read) and ``sync_cpu(cpu, row)`` (the last row of a CPU so far).  ``chunk`` bytes
     are read at a time into one buffer (``readinto``); ``total`` (the file's size, 0 when not
-    known) bounds the rows.  Returns the number of lines."""
+    known) bounds the rows.  A buffer of :data:`SPLIT_MIN_BYTES` or more of a file of known
+    size is scanned in two halves at once, split after a newline.  Returns the number of lines."""
     sc = Scanner(total // MIN_LINE + 1 if total else 1 << 16)
+    half = None
     buf = bytearray(max(chunk, 1) * 2)
     have = 0                                            # bytes in buf, from an unread line on
     lineno = 1
@@ -556,14 +597,25 @@ def scan_file(f, reader, chunk: int = 1 << 23, progress=None, total: int = 0) ->
         have += got
         arr = np.frombuffer(buf, dtype=np.uint8, count=have)
         pos = 0
+        split = buf.find(b"\n", have // 2, have) + 1 if total and have >= SPLIT_MIN_BYTES else 0
+        if 0 < split < have:
+            rows = (have - split) // MIN_LINE + 1
+            if half is None or len(half.cols["line"]) < rows:
+                half = Scanner(rows) if half is None else half
+                half.new_columns(rows)
+            c, res = half.cols, []
+            th = threading.Thread(target=lambda: res.append(scan(
+                arr, split, have, final, 0, 0, c["line"], c["time"], c["cpu"], c["task"], c["dev"], c["mask"],
+                c["orig"], c["size"], c["force"], half.slow, half.names, half.blobs, half.masks, half.st)))
+            th.start()
+            pos, lineno, nslow = sc.run(arr[:split], 0, False, lineno, b)
+            th.join()
+            _deliver(sc, reader, buf, sc.slow[:nslow].tolist())
+            if pos == split:
+                pos, lineno = _second_half(sc, half, reader, buf, res[0], lineno) or (pos, lineno)
         while True:
             pos, lineno, nslow = sc.run(arr, pos, final, lineno, b)
-            for s, e, term, n, before in sc.slow[:nslow].tolist():
-                sc.give(reader, before)
-                sc.sync(reader)
-                text = buf[s:e].decode("utf-8", errors="replace")
-                reader.line(n, text + "\n" if term else text)
-            sc.give(reader, sc.k)
+            _deliver(sc, reader, buf, sc.slow[:nslow].tolist())
             if sc.k == len(sc.cols["line"]):
                 sc.new_columns(2 * sc.k)
             elif nslow < len(sc.slow):
