@@ -631,7 +631,7 @@ TRACE_EXPECTED = ("the text of /sys/kernel/tracing/trace or of 'trace-cmd report
 SAMPLE_BYTES = 1 << 20
 #: The smallest file :func:`read_trace` gives the compiled scanner: the parser reads 8 MiB
 #: (about 55 000 ``swiotlb_bounced`` lines) in about 0.5 s, the scanner loaded from Numba's
-#: cache in 0.07 s, but its first compilation takes about 7 s (measured in session 8 on a
+#: cache in 0.07 s, but its first compilation takes 7 to 9 s (measured in session 8 on a
 #: synthesized trace, ``swiotlb_lib.trace.synthesize``): below this size the most it saves, under
 #: half a second, does not pay for a compilation the first reader after an install would meet.
 SCAN_MIN_BYTES = 8 << 20
