@@ -4,7 +4,9 @@ columnar request grouping, lost-unmap inference and engine columns equal the per
 algorithms they replaced (kept below as references, as they were before the change)."""
 import glob
 import math
+import os
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from swiotlb_lib.trace.lifetime import lost_unmap_times
 from swiotlb_lib.trace.read import Mapping, Trace
 from swiotlb_lib.trace.requests import (NVME_MAX_REQUEST_BYTES, NVME_MAX_SEGMENTS, Request, biggest_request,
                                         request_nslots)
-from swiotlb_lib.trace.scan import HAVE_NUMBA
+from swiotlb_lib.trace.scan import HAVE_NUMBA, SPLIT_MIN_BYTES, Scanner
 from swiotlb_lib.trace.synthesize import synthesize_trace
 from swiotlb_lib.trace.table import MappingTable, MappingView
 
@@ -138,6 +140,58 @@ def test_scanner_and_parser_agree_on_damaged_text(tmp_path, seed):
     assert ref.errors and ref.ignored and ref.markers and ref.counts["map"]
     for chunk in (1 << 23, 4096, 61, 150):              # lines split between reads
         same(T.read_trace(p, scanner=True, chunk=chunk), ref)
+
+
+def test_scanner_halves_agree_with_the_parser(tmp_path):
+    """A buffer of SPLIT_MIN_BYTES or more is scanned in two halves at once; damaged and
+    parsed lines fall in both (8000 events of about 150 bytes: 1.2 MB, one buffer)."""
+    p = tmp_path / "d.txt"
+    p.write_bytes(damaged(8000, 5))
+    assert p.stat().st_size >= SPLIT_MIN_BYTES
+    ref = T.read_trace(p, scanner=False)
+    assert ref.errors and ref.ignored and ref.markers and ref.counts["map"]
+    for chunk in (1 << 23, SPLIT_MIN_BYTES + 4099):      # one buffer; a buffer and a tail
+        same(T.read_trace(p, scanner=True, chunk=chunk), ref)
+
+
+def test_scanner_reads_a_pipe_past_its_first_columns(tmp_path):
+    """A pipe has no size to bound the rows: the scanner starts with columns of 65 536 rows
+    (scan_file) and adds more when they fill; a kprobe map after row 66 000 joins the
+    swiotlb_bounced row before it, which lies in the second columns."""
+    n = 70_000
+    lines = [GOOD.replace("dev_addr=2034570", f"dev_addr={0x100000 + 64 * k:x}") for k in range(n)]
+    lines.insert(66_001, "  dd-1 [001] d..1. 9.000001: map: (swiotlb_tbl_map_single+0x4/0x770) "
+                         f"orig={0x100000 + 64 * 66_000:#x} size=16 dir=1")
+    text = "\n".join(lines) + "\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_text, args=(text,))
+    writer.start()
+    fast = T.read_trace(fifo, scanner=True)
+    writer.join()
+    ref = T.parse_trace(text, source=str(fifo))
+    same(fast, ref)
+    # every GOOD line is a mapping on CPU 1; the map line joins mapping 66 000 (0-based), the
+    # last line before it, which gets dir 1 and its map line number (66 002, 1-based)
+    assert len(fast.mappings) == n and fast.counts["map"] == 1
+    m = fast.mappings[66_000]
+    assert (m.line, m.dir, m.map_line) == (66_001, 1, 66_002)
+
+
+def test_scanner_widens_codes_beyond_uint16():
+    """The builder's codes go into the scanner's uint16 columns; a larger one (after 65 536
+    names the parser read first) widens them to int32."""
+    class Builder:
+        def code(self, kind, value):
+            return 70_000                               # more than uint16's 65 535
+
+    sc = Scanner(4)
+    arr = np.frombuffer((GOOD + "\n").encode(), np.uint8)
+    pos, lineno, nslow = sc.run(arr, 0, True, 1, Builder())
+    assert (pos, lineno, nslow, sc.k) == (len(arr), 2, 0, 1)
+    for kind in ("task", "dev", "mask"):
+        assert sc.cols[kind].dtype == np.int32 and sc.cols[kind][0] == 70_000
+    assert sc.cols["cpu"][0] == 1 and sc.cols["orig"][0] == 0x2034570 and sc.cols["time"][0] == 8.000034
 
 
 def test_mapping_view_is_a_sequence_of_copies():

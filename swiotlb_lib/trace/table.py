@@ -4,7 +4,7 @@ keeps, and the lazy sequence of :class:`~swiotlb_lib.trace.read.Mapping` records
 
 Ten million ``swiotlb_bounced`` events as Python objects take gigabytes; as columns they take
 about 40 bytes each.  The readers fill a :class:`TableBuilder` row by row (the Python line
-parser) or by blocks of rows (the compiled scanner, :mod:`swiotlb_lib.trace.scan`); the hot
+parser) or by runs of rows (the compiled scanner, :mod:`swiotlb_lib.trace.scan`); the hot
 paths (request grouping, the compiled engine's columns, the trace summary) read the columns;
 the readable code (the reference engine, the chapters' analyses) reads ``Mapping`` records
 built on demand, a block of :data:`BLOCK` at a time, never all at once.
@@ -259,7 +259,7 @@ class MappingView(BlockView):
 
 
 class TableBuilder:
-    """Rows in trace order, added one at a time (:meth:`add`) or by blocks (:meth:`add_block`);
+    """Rows in trace order, added one at a time (:meth:`add`) or by runs of arrays (:meth:`add_run`);
     optional kprobe fields set on any row already added (:meth:`set`).  :meth:`finish` makes the
     :class:`MappingTable`."""
 
@@ -272,6 +272,7 @@ class TableBuilder:
         self.starts: list = []          # the first row of each piece
         self.py = {c: [] for c in self.BASE}
         self.py_start = 0
+        self.run = None                 # (arrays, lo, hi) of the last piece when it is a run of add_run
         self.kp = {c: {} for c in ("dir", "align_mask", "attrs", "alloc_size", "tlb", "unmap_time",
                                    "unmap_line", "map_line")}
         self.names = {"task": ([], {}), "dev": ([], {}), "mask": ([], {})}
@@ -310,22 +311,39 @@ class TableBuilder:
                 self.py[c] = []
             self.pieces.append(piece)
             self.starts.append(self.py_start)
+            self.run = None
         self.py_start = self.n
 
-    def add_block(self, cols: dict) -> None:
-        """Add rows given as arrays of the :attr:`BASE` columns (codes from :meth:`code`)."""
-        k = len(cols["line"])
-        if k < 256:                                     # a few rows between parsed lines: as rows
-            for c in self.BASE:
-                self.py[c].extend(cols[c].tolist())
-            self.n += k
+    def continues(self, cols: dict, lo: int) -> bool:
+        """Whether :meth:`add_run` of ``cols`` from row ``lo`` extends the last piece."""
+        run = self.run
+        return run is not None and run[0] is cols and run[2] == lo and self.py_start == self.n
+
+    def add_rows(self, lists: dict) -> None:
+        """Add rows given as lists of the :attr:`BASE` columns (codes from :meth:`code`)."""
+        for c in self.BASE:
+            self.py[c].extend(lists[c])
+        self.n += len(lists["line"])
+
+    def add_run(self, cols: dict, lo: int, hi: int) -> None:
+        """Add rows ``lo`` to ``hi - 1`` of the arrays ``cols`` (the :attr:`BASE` columns, codes
+        from :meth:`code`) as views, not copies: the caller must not change those rows again.
+        A run that goes on where the last one of the same ``cols`` ended, with no row added in
+        between, extends it (one piece, never joined)."""
+        k = hi - lo
+        if k <= 0:
             return
-        self._flush()
-        if k:
-            self.pieces.append(cols)
+        if self.continues(cols, lo):
+            piece, first = self.pieces[-1], self.run[1]
+            for c in self.BASE:
+                piece[c] = cols[c][first:hi]
+            self.run = (cols, first, hi)
+        else:
+            self._flush()
+            self.pieces.append({c: cols[c][lo:hi] for c in self.BASE})
             self.starts.append(self.n)
-            self.n += k
-            self.py_start = self.n
+            self.run = (cols, lo, hi)
+        self.n = self.py_start = self.n + k
 
     def get(self, row: int, col: str):
         """A base column's value at ``row`` (``task``/``dev``/``mask`` as names and values)."""
