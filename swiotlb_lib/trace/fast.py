@@ -213,6 +213,10 @@ class CompiledEngine(Engine):
         if hit is not None and hit[0] == key:
             MI, params, q_bnd, combos, self.msg_size = hit[1]
         else:
+            # the old table goes first: at ten million mappings each is about 1.5 GB
+            hit = None
+            if self.cache is not None:
+                self.cache.pop("mappings", None)
             MI, params, q_bnd, combos = self._mapping_table(cols, devs, d_mam, reach_u, pool)
             if self.cache is not None:
                 self.cache["mappings"] = (key, (MI, params, q_bnd, combos, self.msg_size))
