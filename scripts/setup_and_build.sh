@@ -15,10 +15,10 @@
 #      jupyter-book build -W -n turns those executed notebooks into the pages
 #      (execute_notebooks: cache in _config.yml). Any warning or failing cell is an error.
 #   4. the compiled replay engine (swiotlb_lib/trace/fast.py) into Numba's cache, for the tests
-#      and for long traces: from the start of step 3 at the lowest priority (nice 19), so it
-#      takes only the CPU the chapters leave idle, then a core of its own beside jupyter-book
-#      build, which keeps one core busy (the chapters replay short traces on the readable
-#      engine and do not need it)
+#      and for long traces: from the start of step 3 at the lowest priority (nice 19 in a
+#      session of its own, see below), so it takes only the CPU the chapters leave idle, then
+#      a core of its own beside jupyter-book build, which keeps one core busy (the chapters
+#      replay short traces on the readable engine and do not need it)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -92,13 +92,17 @@ else
     # the cache only ever holds this build's executions (jupyter-cache matches code only).
     say "building the book: executing every notebook, then jupyter-book build"
     find _build -mindepth 1 -maxdepth 1 ! -name exec-seconds.json -exec rm -rf {} + 2>/dev/null || true
-    # The replay engine compiles from the start at the lowest priority (nice 19): while the
-    # chapters execute on every core it only takes what they leave idle (the last chapters
-    # leave a core free), then it has a core of its own beside jupyter-book build.
+    # The replay engine compiles from the start at the lowest priority: while the chapters
+    # execute on every core it only takes what they leave idle (the last chapters leave a
+    # core free), then it has a core of its own beside jupyter-book build.  Each notebook's
+    # kernel runs in a session of its own, and with the scheduler's autogroups (Debian's
+    # default) nice only ranks processes of one session: so the compile gets a session of
+    # its own (setsid) whose autogroup is set to nice 19 (sched(7), "The autogroup feature").
     warm_log=$(mktemp)
-    nice -n 19 .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
+    setsid -w sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$@"' sh \
+        .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
     warm_pid=$!
-    trap 'kill "$warm_pid" 2>/dev/null || true' EXIT
+    trap 'pkill -P "$warm_pid" 2>/dev/null; kill "$warm_pid" 2>/dev/null || true' EXIT
     .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
     say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, the replay engine still compiling"
     build_status=0
