@@ -51,7 +51,6 @@ the OOM killer, and page contents (``__GFP_ZERO`` is accepted and has no effect 
 from __future__ import annotations
 
 import heapq
-from heapq import heappop, heappush
 import math
 import numbers
 from bisect import bisect_left, bisect_right
@@ -395,42 +394,18 @@ class PageAllocator:
 
     def _rmqueue(self, z: _Zone, order: int, limit_pfn: int | None) -> int | None:
         """``__rmqueue_smallest()``: the smallest order with a free block whose first
-        ``1 << order`` pages end at or below the limit; the lowest such block.
-
-        Below ``MAX_ORDER`` this is :meth:`_lowest`, :meth:`_del_free` and :meth:`_expand`
-        written out in one loop (the lowest block is the heap's top, so taking it off is a
-        ``heappop``): an order-0 allocation is the model's most frequent call, a hundred
-        thousand per run of the ``arm-board-oom`` scenario."""
+        ``1 << order`` pages end at or below the limit; the lowest such block."""
         need = 1 << order
-        free, heap = z.free, z.heap
-        for k in range(order, MAX_ORDER):
-            s = free[k]
-            if not s:                                   # an empty list: no call (one per page)
+        for k in range(order, MAX_ORDER + 1):
+            if k < MAX_ORDER and not z.free[k]:     # an empty list: no call (one per page)
                 continue
-            h = heap[k]
-            while h[0] not in s:                        # _lowest: drop stale heap entries
-                heappop(h)
-            p = h[0]
-            if limit_pfn is not None and p + need > limit_pfn:
+            p = self._lowest(z, k)
+            if p is None or (limit_pfn is not None and p + need > limit_pfn):
                 continue
-            s.remove(p)                                 # _del_free
-            heappop(h)
-            z.nr_free -= 1 << k
-            if k > order:                               # _expand: the upper halves go back
-                self.costs["splits"] += k - order
-                while k > order:
-                    k -= 1
-                    b = p + (1 << k)
-                    free[k].add(b)
-                    heappush(heap[k], b)
-                    z.nr_free += 1 << k
+            self._del_free(z, p, k)
+            self._expand(z, p, k, order)
             return p
-        p = self._lowest(z, MAX_ORDER)
-        if p is None or (limit_pfn is not None and p + need > limit_pfn):
-            return None
-        self._del_free(z, p, MAX_ORDER)
-        self._expand(z, p, MAX_ORDER, order)
-        return p
+        return None
 
     def _free_one(self, z: _Zone, pfn: int, order: int) -> None:
         """``__free_one_page()``: merge with free buddies up to ``MAX_ORDER``."""
@@ -557,8 +532,7 @@ class PageAllocator:
         pfn, z = got
         self._allocated[pfn] = (order, owner, z.idx)
         self._used_pages += 1 << order
-        pages = self._owner_pages
-        pages[owner] = pages.get(owner, 0) + (1 << order)      # _owner_add of a positive count
+        _owner_add(self._owner_pages, owner, 1 << order)
         if owner == PAGECACHE_OWNER:
             self._lru[pfn] = None
         self.costs["allocations"] += 1
@@ -570,8 +544,7 @@ class PageAllocator:
         an address that is not the start of an allocated block."""
         if type(paddr) is not int or not 0 <= paddr <= ULONG_MAX or paddr & (PAGE_SIZE - 1):
             paddr = check_paddr(paddr)
-        if type(order) is not int or not 0 <= order <= MAX_ORDER:
-            order = check_int("order", order, 0, MAX_ORDER)
+        order = check_int("order", order, 0, MAX_ORDER)
         pfn = paddr >> PAGE_SHIFT
         rec = self._allocated.get(pfn)
         if rec is None:
