@@ -99,10 +99,10 @@ else
     # default) nice only ranks processes of one session: so the compile gets a session of
     # its own (setsid) whose autogroup is set to nice 19 (sched(7), "The autogroup feature").
     warm_log=$(mktemp)
-    setsid -w sh -c 'echo 19 > /proc/self/autogroup 2>/dev/null; exec nice -n 19 "$@"' sh \
+    setsid -w sh -c '{ echo 19 > /proc/self/autogroup; } 2>/dev/null; exec nice -n 19 "$@"' sh \
         .venv/bin/python -c "from swiotlb_lib.trace.fast import warm; print(f'{warm():.1f}')" > "$warm_log" 2>&1 &
     warm_pid=$!
-    trap 'pkill -P "$warm_pid" 2>/dev/null; kill "$warm_pid" 2>/dev/null || true' EXIT
+    trap 'pkill -P "$warm_pid" 2>/dev/null; kill "$warm_pid" 2>/dev/null; rm -f "$warm_log"' EXIT
     .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
     say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, the replay engine still compiling"
     build_status=0

@@ -214,6 +214,8 @@ class Engine:
         self.mem = m.swiotlb
         self.maps = mapping_records(trace, cache)
         self.reqs = reqs
+        # the requests as columns (the grouping's own table; built once for a list of Request)
+        self.req_table = request_table(reqs, len(self.maps))
         self.max_retries, self.repeats_needed, self.retry_delay = max_retries, livelock_repeats, retry_delay
         self.progress = progress
         self.res = ScenarioResult("trace-replay", m.profile.name, m.cmdline, lifetime.seed)
@@ -532,8 +534,8 @@ class Engine:
     def run(self) -> None:
         maps, heap, state, unit_of = self.maps, self.heap, self.state, self.unit_of
         reqs, handles, queues = self.reqs, self.handles, self.queues
-        rt = request_table(reqs, len(maps))
-        last = rt.members[rt.ptr[1:] - 1].tolist()      # each request's last mapping
+        rt = self.req_table
+        last = rt.members[rt.ptr[1:] - 1].tolist()      # each request's last mapping: r.members[-1]
         qd = self.lt.kind == "qd"
         depth = int(self.lt.value) if qd else 0
         n = len(maps)
@@ -621,7 +623,7 @@ class Engine:
                      "requests_requeued": tal["requeued"], "retries": tal["retry_attempts"],
                      "queued_behind": tal["queued_behind"],
                      "livelocked_requests": len(self.livelocks), "gave_up": tal["gave_up"],
-                     "aborted_in_trace": int(request_table(self.reqs, len(self.maps)).aborted.sum()),
+                     "aborted_in_trace": int(self.req_table.aborted.sum()),
                      "dropped_mappings": tal["dropped"],
                      "live_at_end": tal["live_at_end"]}
         if self.lt.kind == "real":

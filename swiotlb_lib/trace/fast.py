@@ -217,7 +217,8 @@ class CompiledEngine(Engine):
         if hit is not None and hit[0] == key:
             MI, params, q_bnd, combos, self.msg_size = hit[1]
         else:
-            # the old table goes first: at ten million mappings each is about 1.5 GB
+            # the old table goes first (from the cache, and from ``hit``): at ten million
+            # mappings each is about 1.5 GB
             hit = None
             if self.cache is not None:
                 self.cache.pop("mappings", None)

@@ -29,9 +29,9 @@ Not twinned, refused by :func:`unsupported` / :func:`unsupported_trace` (the ref
 ``rfc-v1-posted`` (its stale tree entries and use-after-free lookups); memory encryption (the
 atomic pool, ``dma_set_decrypted()``); a restricted pool (``for_alloc``); buffers live before
 the run; a mapping that may sleep (``DMA_ATTR_MAY_SLEEP``) over a page (CMA first); and a
-device whose coherent limit reaches beyond its streaming DMA reach, where the reference's
-``swiotlb_map`` overflow path cannot handle a dynamic buffer (it has no pool; a device with a
-``min_align_mask`` never gets one).
+device whose coherent limit reaches beyond its streaming DMA reach, whose buffer may land out
+of reach: the twin does not model ``swiotlb_map``'s ``dma_capable()`` re-check unmapping a
+buffer of its own (``out_of_reach``; a device with a ``min_align_mask`` never gets one).
 """
 from __future__ import annotations
 

@@ -604,12 +604,20 @@ def scan_file(f, reader, chunk: int = 1 << 23, progress=None, total: int = 0) ->
                 half = Scanner(rows) if half is None else half
                 half.new_columns(rows)
             c, res = half.cols, []
-            th = threading.Thread(target=lambda: res.append(scan(
-                arr, split, have, final, 0, 0, c["line"], c["time"], c["cpu"], c["task"], c["dev"], c["mask"],
-                c["orig"], c["size"], c["force"], half.slow, half.names, half.blobs, half.masks, half.st)))
+
+            def second():                               # its result, or what it raised
+                try:
+                    res.append(scan(arr, split, have, final, 0, 0, c["line"], c["time"], c["cpu"], c["task"],
+                                    c["dev"], c["mask"], c["orig"], c["size"], c["force"], half.slow, half.names,
+                                    half.blobs, half.masks, half.st))
+                except BaseException as exc:            # pragma: no cover - re-raised below
+                    res.append(exc)
+            th = threading.Thread(target=second)
             th.start()
             pos, lineno, nslow = sc.run(arr[:split], 0, False, lineno, b)
             th.join()
+            if isinstance(res[0], BaseException):
+                raise res[0]
             _deliver(sc, reader, buf, sc.slow[:nslow].tolist())
             if pos == split:
                 pos, lineno = _second_half(sc, half, reader, buf, res[0], lineno) or (pos, lineno)
