@@ -109,6 +109,14 @@ class Device:
             if m is not None and b is not None:
                 object.__setattr__(self, "reach", min(m, b) if b else m)
 
+    @property
+    def coherent_reach(self) -> int:
+        """The highest address for coherent allocations: ``min_not_zero(coherent_dma_mask,
+        bus_dma_limit)``, as ``dma_direct_optimal_gfp_mask()`` (``kernel/dma/direct.c``,
+        v6.3-rc) picks the zone from."""
+        b = self.bus_dma_limit
+        return min(self.coherent_dma_mask, b) if b else self.coherent_dma_mask
+
     # ``seg_boundary``: ``dma_get_seg_boundary()``, ``ULONG_MAX`` when unset.
     # ``reach``: the highest DMA address for streaming DMA, ``min_not_zero(*dma_mask,
     # bus_dma_limit)``.  Both are plain attributes recomputed by ``__setattr__``.

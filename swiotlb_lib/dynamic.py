@@ -421,7 +421,7 @@ class RfcDynamic:
         bus_dma_limit)`` (``dma_direct_optimal_gfp_mask()``), then ``dma_set_decrypted()``
         and ``memset(0)``.  Returns ``(paddr, how)`` or None."""
         pages, c = self.pages, self.costs_.c
-        limit = min(dev.coherent_dma_mask, dev.bus_dma_limit) if dev.bus_dma_limit else dev.coherent_dma_mask
+        limit = dev.coherent_reach
         if self.mem.for_alloc:
             # __dma_direct_alloc_pages -> dma_direct_alloc_swiotlb -> swiotlb_alloc():
             # slots of the restricted pool itself, with no original address recorded

@@ -71,6 +71,13 @@ def test_rfc_dynamic_first_for_page_sized_buffers_and_no_cap():
     assert m.swiotlb.dyn.bounce_bytes() == 0              # freed at unmap
 
 
+def test_coherent_reach_is_min_not_zero_of_coherent_mask_and_bus_limit():
+    # min_not_zero(coherent_dma_mask, bus_dma_limit): the streaming dma_mask plays no part
+    assert Device("a", dma_mask=(1 << 30) - 1, coherent_dma_mask=(1 << 32) - 1).coherent_reach == 0xFFFF_FFFF
+    assert Device("b", bus_dma_limit=(1 << 30) - 1).coherent_reach == 0x3FFF_FFFF     # 64-bit masks
+    assert Device("c", coherent_dma_mask=(1 << 24) - 1, bus_dma_limit=(1 << 30) - 1).coherent_reach == 0xFF_FFFF
+
+
 def test_rfc_buffer_beyond_dma_mask_fails_cleanly():
     # swiotlb_dyn_map allocates in the zone of the *coherent* mask (dma_direct_alloc_pages),
     # so a device whose streaming mask is narrower (1 GiB here) can get a buffer it cannot

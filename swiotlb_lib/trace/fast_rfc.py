@@ -149,18 +149,12 @@ def unsupported(dyn) -> str | None:
     return fast_pages.unsupported(dyn.pages)
 
 
-def coherent_limit(dev) -> int:
-    """The limit ``RfcDynamic.dma_direct_alloc_pages`` allocates under:
-    ``min_not_zero(coherent_dma_mask, bus_dma_limit)``."""
-    return min(dev.coherent_dma_mask, dev.bus_dma_limit) if dev.bus_dma_limit else dev.coherent_dma_mask
-
-
 def unsupported_trace(dyn, cols, devs) -> str | None:
     """Why the twin cannot replay the trace of columns ``cols`` on devices ``devs``, or None."""
     if not dyn.allow_dyn:
         return None
     for dev in devs:
-        if coherent_limit(dev) > dev.reach and not dev.min_align_mask:
+        if dev.coherent_reach > dev.reach and not dev.min_align_mask:
             return (f"device {dev.name}: its coherent DMA limit reaches beyond its DMA mask (a dynamic "
                     "buffer out of reach)")
     if np.any((cols.attrs & DMA_ATTR_MAY_SLEEP != 0) & (cols.size > PAGE_SIZE) & (cols.align == 0)):
@@ -191,7 +185,7 @@ def setup(dyn, devs, P, DI) -> tuple[dict, list]:
     nowait, sleep = GFP_NOWAIT | Gfp.NOWARN, GFP_KERNEL | Gfp.NOWARN     # swiotlb_dyn_map()
     rows, zls = [], []
     for k, dev in enumerate(devs):
-        limit = coherent_limit(dev)
+        limit = dev.coherent_reach
         zone = zone_gfp(pages, limit)                   # dma_direct_optimal_gfp_mask()
         rows += [((Gfp(g) & ~GFP_ZONEMASK) | zone, limit) for g in (nowait, sleep)]
         zls.append(rows[-2][0])
@@ -210,7 +204,7 @@ def write_back(dyn, C, DI, devs, pool_of, sizes, origs, ops, orders, rows) -> No
             c[key] += int(C[k])
     for d, dev in enumerate(devs):
         if DI[d, D_RFC_N]:
-            c["dyn_zone_" + gfp_zone(zone_gfp(dyn.pages, coherent_limit(dev)))] += int(DI[d, D_RFC_N])
+            c["dyn_zone_" + gfp_zone(zone_gfp(dyn.pages, dev.coherent_reach))] += int(DI[d, D_RFC_N])
     for order, count in enumerate(orders.tolist()):
         if count:
             dyn.costs_.page_orders[order] += count
