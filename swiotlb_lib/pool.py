@@ -183,13 +183,14 @@ _SHORT_WALK = 6
 #: ``_DESC[256 - k]`` is k: slicing it gives a descending run of free-run counts.
 _DESC = memoryview(np.arange(256, 0, -1, dtype=np.int32))
 _ZERO_SLOT = b"\0\0\0\0"
-#: ``_FREED_ORIG[n]``, ``_FREED_SIZE[n]``, ``_FREED_PAD[n]``: the ``orig_addr``
-#: (``INVALID_PHYS_ADDR``), ``alloc_size`` and ``pad_slots`` (0) of ``n`` freed slots, as
-#: views to slice-assign in one step.  A live buffer spans at most one segment
-#: (``IO_TLB_SEGSIZE`` slots, padding included), so ``n`` never exceeds 128.
+#: ``_TAKEN[n]``: the ``list`` values (0) of ``n`` slots just taken, and ``_FREED_ORIG[n]``,
+#: ``_FREED_SIZE[n]``: the ``orig_addr`` (``INVALID_PHYS_ADDR``) and ``alloc_size`` (0) of
+#: ``n`` freed slots, as views to slice-assign in one step.  A search takes at most one
+#: free run and a live buffer spans at most one segment (``IO_TLB_SEGSIZE`` slots, padding
+#: included), so ``n`` never exceeds 128.
+_TAKEN = [memoryview(np.zeros(n, dtype=np.int32)) for n in range(IO_TLB_SEGSIZE + 1)]
 _FREED_ORIG = [memoryview(np.full(n, INVALID_PHYS_ADDR, dtype=np.uint64)) for n in range(IO_TLB_SEGSIZE + 1)]
 _FREED_SIZE = [memoryview(np.zeros(n, dtype=np.uint64)) for n in range(IO_TLB_SEGSIZE + 1)]
-_FREED_PAD = [memoryview(np.zeros(n, dtype=np.uint16)) for n in range(IO_TLB_SEGSIZE + 1)]
 
 
 def _renumber_before(pool: IoTlbPool, s: int, count: int) -> None:
@@ -390,10 +391,10 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
 
     # the slots' alloc_size: what is left of the request from each slot on (size_t, so
     # a negative rest wraps modulo 2**64 as in the kernel)
+    lst[slot:slot + nslots] = _TAKEN[nslots]            # list = 0: the slots are in use
     asize = pool._asize
     rest = alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1)) if min_align_mask else alloc_size
     for k in range(slot, slot + nslots):
-        lst[k] = 0
         asize[k] = rest if rest >= 0 else rest & U64
         rest -= IO_TLB_SIZE
     if slot & _SEG_LAST and lst[slot - 1]:
@@ -416,10 +417,13 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     ``index`` is not touched.  The caller has checked that the buffer is live.
     """
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
-    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT      # the first slot, padding included
-    pad = pool._pad
-    if pool.has_pad:
-        index -= pad[index]
+    index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT
+    # 6.9+: step back over the padding slots to the first slot; only the first real slot
+    # records their number (swiotlb_tbl_map_single), so it is the one pad_slots to clear
+    npad = pool._pad[index] if pool.has_pad else 0
+    if npad:
+        pool._pad[index] = 0
+        index -= npad
     asize = pool._asize
     size = asize[index]
     if offset:
@@ -431,12 +435,12 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     end = index + nslots
     count = lst[end] if end & _SEG_LAST else 0      # the free run after it, inside the segment
     # the kernel's loop from the last slot down: list = ++count, orig_addr =
-    # INVALID_PHYS_ADDR, alloc_size = 0, pad_slots = 0; here one slice per array
+    # INVALID_PHYS_ADDR, alloc_size = 0, pad_slots = 0; here one slice per array (pad_slots:
+    # the one entry that was not 0 is cleared above)
     lst[index:end] = _DESC[256 - count - nslots:256 - count]
     count += nslots
     pool._orig[index:end] = _FREED_ORIG[nslots]
     asize[index:end] = _FREED_SIZE[nslots]
-    pad[index:end] = _FREED_PAD[nslots]
     if index & _SEG_LAST and lst[index - 1]:
         _renumber_before(pool, index, count)
     pool.area_used[aindex] -= nslots
