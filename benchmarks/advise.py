@@ -8,8 +8,14 @@ part is what ``python -m swiotlb_lib advise FILE`` does: read and parse the file
 lifetime model (``advise_s`` is the whole run, reading included).  ``replays`` is the number
 of replays the advisor ran; ``replay_events_per_s`` the trace events those replays went
 through (a replay stopped early counts the events up to its stop) per second of the
-advisor's wall-clock time after reading; ``peak_rss_mb`` the largest resident set of this
-process and of its worker processes (``resource.getrusage``, self and children, in MB).
+advisor's wall-clock time after reading; ``peak_rss_mb`` the peak of the resident sets of this
+process and all its worker processes added together (MB), the memory the whole run holds: a
+thread adds up the proportional set sizes of the process tree every 50 ms (``Pss`` in
+``/proc/PID/smaps_rollup``: each page counted once, split among the processes that share it,
+such as the trace's columns and the libraries the forked workers inherit), and the result is
+never below the largest single process's peak RSS (``resource.getrusage``, self and
+children).  The sum of the processes' RSS, which counts a shared page once per process, is
+printed beside it.
 
 Prints the phases, then one JSON line with ``events``, ``read_s``, ``advise_s``, ``replays``,
 ``replay_events_per_s``, ``peak_rss_mb``.
@@ -21,6 +27,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 import numpy as np
@@ -30,11 +37,60 @@ from swiotlb_lib.trace.read import read_trace              # noqa: E402
 from swiotlb_lib.trace.synthesize import temp_trace         # noqa: E402
 
 
-def peak_rss_mb() -> float:
+def largest_process_mb() -> float:
     """Max RSS of this process and of its waited-for children (Linux reports KiB)."""
     kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return kib * 1024 / 1e6
+
+
+def tree_kib(pid: int) -> tuple[int, int]:
+    """``Pss`` and ``Rss`` of ``pid`` and of all its descendants now, each added up (KiB, from
+    ``/proc/PID/smaps_rollup``; a process that ends while it is read counts 0)."""
+    pss = rss = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                        break
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            pass
+    return pss, rss
+
+
+class TreeRss:
+    """The peaks of :func:`tree_kib` for this process, sampled every ``period`` seconds by a
+    thread from ``start()`` to ``stop()``."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.period, self.peak_kib, self.peak_rss_kib = period, 0, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while not self._done.is_set():
+            pss, rss = tree_kib(pid)
+            self.peak_kib, self.peak_rss_kib = max(self.peak_kib, pss), max(self.peak_rss_kib, rss)
+            self._done.wait(self.period)
+
+    def start(self) -> "TreeRss":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        """Stop sampling; the peak PSS in MB, at least the largest single process's RSS."""
+        self._done.set()
+        self._thread.join()
+        return max(self.peak_kib * 1024 / 1e6, largest_process_mb())
 
 
 def main(argv=None) -> int:
@@ -49,11 +105,13 @@ def main(argv=None) -> int:
         return 2
     with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
         size_mb = size / 1e6
+        rss = TreeRss().start()
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()
         out = advise(tr, target_failure_rate=a.target, workers=a.workers)
         t3 = time.perf_counter()
+        peak = rss.stop()
     read_s, advise_s = t2 - t1, t3 - t1
     times = np.fromiter((mp.time for mp in tr.mappings), dtype=np.float64, count=len(tr.mappings))
     n = len(tr.mappings)
@@ -68,10 +126,12 @@ def main(argv=None) -> int:
           f"{rate:,.0f} replayed events/s, {os.cpu_count()} CPUs")
     for x in out:
         print(f"  {x.profile:14} {x.recommended_cmdline or 'none found':24} {x.replays} replays")
-    print(f"peak RSS     : {peak_rss_mb():7.0f} MB (this process and its workers)")
+    print(f"peak memory  : {peak:7.0f} MB (this process and its workers together, PSS; "
+          f"their RSS added up {rss.peak_rss_kib * 1024 / 1e6:.0f} MB, "
+          f"the largest one alone {largest_process_mb():.0f} MB)")
     print(json.dumps({"events": a.events, "read_s": round(read_s, 2), "advise_s": round(advise_s, 2),
                       "replays": replays, "replay_events_per_s": round(rate),
-                      "peak_rss_mb": round(peak_rss_mb())}))
+                      "peak_rss_mb": round(peak)}))
     return 0
 
 

@@ -107,6 +107,8 @@ else
     say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, the replay engine still compiling"
     build_status=0
     .venv/bin/jupyter-book build -W -n --keep-going "$ROOT" || build_status=$?
+    # a failed build is reported at once: the compile is stopped by the EXIT trap
+    [ "$build_status" -eq 0 ] || exit "$build_status"
     warm_status=0
     wait "$warm_pid" || warm_status=$?
     trap - EXIT
@@ -118,7 +120,6 @@ else
     fi
     say "replay engine compiled (or loaded from Numba's cache) in $(tail -1 "$warm_log") s"
     rm -f "$warm_log"
-    [ "$build_status" -eq 0 ] || exit "$build_status"
     # The pages must not load anything from the network.
     if grep -rlE 'cdn\.jsdelivr|cdnjs|unpkg\.com|googleapis' _build/html --include='*.html'; then
         echo "ERROR: the pages above reference a CDN" >&2
