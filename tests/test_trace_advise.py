@@ -1,5 +1,7 @@
 """The pool advisor (swiotlb_lib.trace.advise): pool sizes in kernel units, the smallest
 clean pool, warnings."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -180,3 +182,18 @@ def test_search_order_static_and_growing(t1):
     # worker's pools and transient pools make it clean, so it is the only replay
     assert [(x["nslabs"], x["ok"]) for x in grown.tried] == [(256, True)]
     assert grown.replays == 1 and grown.recommended_nslabs == 256
+
+
+def test_advice_keeps_a_bounded_timeline_with_its_peak(t1, monkeypatch):
+    # the replay's timeline has a point per change of the slots in use (thousands here);
+    # above ADVICE_TIMELINE_POINTS the advice keeps that many, each the highest of its
+    # stretch, so the peak is still there
+    full, = T.advise(t1, ["v6.11"])
+    n = len(full.timeline.t)
+    assert n > len(t1.mappings)
+    # (the package's name ``advise`` is the function: patch the module itself)
+    monkeypatch.setattr(sys.modules["swiotlb_lib.trace.advise"], "ADVICE_TIMELINE_POINTS", 100)
+    small, = T.advise(t1, ["v6.11"])
+    assert len(small.timeline.t) == 100 < n
+    assert small.timeline.used.max() == full.timeline.used.max() == small.peak_used_slots
+    assert small.recommended_nslabs == full.recommended_nslabs

@@ -236,3 +236,24 @@ def test_request_failure_rate_counts_too_big_and_full_pool_alike():
     assert "failure rate 50.0000% of requests (1 of 2)" in text
     assert d["livelocked_requests"] == 1 and "no swiotlb= helps" in text and "raise swiotlb=" not in text
     assert r.ok
+
+
+def test_decimate_keeps_the_first_highest_point_of_each_stretch():
+    # worked by hand: 10 points in 4 stretches of linspace(0, 10, 5) -> [0, 2, 5, 7, 10]:
+    # [0,2) used 1,3 -> index 1; [2,5) 3,2,3 -> the first 3, index 2; [5,7) 0,0 -> 5;
+    # [7,10) 4,9,9 -> 8
+    tl = T.Timeline(np.arange(10) / 10, np.array([1, 3, 3, 2, 3, 0, 0, 4, 9, 9]), 8)
+    t, u = tl.decimate(4)
+    assert list(u) == [3, 3, 0, 9] and np.allclose(t, [0.1, 0.2, 0.5, 0.8])
+    # against the definition (each stretch's argmax), on random timelines of every length
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n, points = int(rng.integers(1, 3000)), int(rng.integers(1, 4000))
+        tl = T.Timeline(np.sort(rng.random(n)), rng.integers(0, int(rng.integers(1, 40)), n), 8)
+        t, u = tl.decimate(points)
+        if n <= points:
+            assert np.array_equal(u, tl.used) and np.array_equal(t, tl.t)
+            continue
+        edges = np.linspace(0, n, points + 1).astype(np.int64)
+        want = [a + int(np.argmax(tl.used[a:b])) for a, b in zip(edges[:-1], edges[1:])]
+        assert np.array_equal(t, tl.t[want]) and np.array_equal(u, tl.used[want])

@@ -31,6 +31,11 @@ ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", 
 #: with two), so the gain is small below this; one process also keeps the book's recordings
 #: (a few thousand mappings) from forking a Jupyter kernel.
 PARALLEL_MIN_MAPPINGS = 20_000
+#: The most points an :class:`Advice` keeps of its replay's timeline.  A replay's timeline has
+#: two points per mapping (320 MB at ten million mappings, for each profile); beyond this the
+#: advice keeps :meth:`Timeline.decimate`'s sample of it, the highest point of each of this
+#: many equal stretches, so its peaks survive.  Every trace under ``data/`` is far below it.
+ADVICE_TIMELINE_POINTS = 1 << 20
 
 
 def effective_nslabs(value: int, cpus: int, kernel=None) -> int:
@@ -322,8 +327,8 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
     cache: dict = {}
     count = [0]
 
-    def run(k, full=False):
-        if k not in cache or (full and not cache[k].complete):
+    def run(k, full=False, timeline=False):
+        if k not in cache or (full and not cache[k].complete) or (timeline and cache[k].timeline is None):
             # livelocks of a pool matter only if no larger pool (>= need) has shown one yet
             need_ll = warn_locked and cands[k] >= need and not any(
                 cache[j].livelocks for j in cache if j > k and cands[j] >= need)
@@ -332,6 +337,12 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
                               follow=False, stop_when=None if full else StopRule(target, need_ll))
             count[0] += 1
             step()
+            # Only the smallest clean pool's timeline can become the advice's: the others go
+            # at once (two points per mapping, 320 MB at ten million mappings, per replay).
+            clean = [j for j in cache if cache[j].complete and valid(cache[j], j) and cache[j].ok]
+            for j in cache:
+                if not clean or j != min(clean):
+                    cache[j].timeline = None
         return cache[k]
 
     def valid(r, k):
@@ -367,12 +378,14 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
     if first is not None and job.floor_slots and cands[first] < job.floor_slots:
         first = next((k for k in range(first, len(cands)) if cands[k] >= job.floor_slots), None)
     if first is not None:
-        r = run(first, full=True)
+        r = run(first, full=True, timeline=True)
         adv.recommended_nslabs = cands[first]
         adv.recommended_cmdline = pool_cmdline(cands[first], force, prof_name)
         adv.peak_used_slots = r.result.peak_used_slots
         adv.peak_bounce_bytes = r.result.peak_bounce_bytes
-        adv.timeline = r.timeline
+        tl = r.timeline
+        adv.timeline = tl if len(tl.t) <= ADVICE_TIMELINE_POINTS else \
+            Timeline(*tl.decimate(ADVICE_TIMELINE_POINTS), tl.nslabs)
         if r.result.transient_pools or r.result.pools_added:
             adv.notes.append(f"the pool grew at run time in this replay ({r.result.pools_added} pools "
                              f"added, {r.result.transient_pools} transient pools): memory held "

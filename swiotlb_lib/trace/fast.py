@@ -83,8 +83,8 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          KICKED_AT, LIVE_AT_END, LOG_FULL, LOG_OVERFLOW, LOG_WORKER, LOST_UNMAPS, LT_FIXED, LT_QD,
                          LT_REAL, LT_SAMPLED, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE,
                          M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_RFC, M_SIZE, M_SKIP,
-                         M_SWMAP, M_TIME, M_TLBOFF, M_TRACED, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
-                         NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
+                         M_SWMAP, M_TIME, M_TLBOFF, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
+                         MI_MAX, NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
                          PAGE_COSTS,
                          PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS,
                          P_DEF_NSLABS, P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LT, P_MAX_RETRIES,
@@ -114,8 +114,21 @@ __all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS
 AUTO_MIN_MAPPINGS = 50_000
 
 
-#: Rows of the per-mapping table ``MI`` filled at a time (4096 rows of 19 int64 are 608 KiB).
+#: Rows of the per-mapping table ``MI`` filled at a time (4096 rows of 18 int32 are 288 KiB).
 MI_BLOCK = 4096
+
+
+def fits_mi(cols) -> bool:
+    """Whether every value of the per-mapping table ``MI`` fits its ``int32`` fields
+    (:data:`~swiotlb_lib.trace.fast_state.MI_MAX`): the sizes with their offset, padding and
+    alignment rounding, and the trace's line numbers.  The allocation size is at most the
+    mapping size plus twice ``alloc_align_mask | 2047`` (the sub-slot offset, then the rounding
+    up to the alignment).  A trace beyond that (a mapping over 2 GiB, a mask of 2**31 or more,
+    more than two billion lines) is replayed by the reference."""
+    if not len(cols.size):
+        return True
+    worst = int(cols.size.max()) + 2 * (int(cols.align.max()) | (IO_TLB_SIZE - 1)) + 1
+    return worst <= MI_MAX and max(int(cols.line.max()), int(cols.endline.max())) <= MI_MAX
 
 
 def worth_it(trace) -> bool:
@@ -175,6 +188,8 @@ class CompiledEngine(Engine):
         self.fallback = None
         cols = columns(self.trace, self.reqs, self.lt.kind == "real" and self.INFER_LOST, self.cache)
         why = None if cols.ordered else "a request's mappings are not in trace order"
+        if why is None and not fits_mi(cols):
+            why = "a mapping's size, alignment or line number does not fit the 32-bit table MI"
         if why is None and self.mem.dyn is not None and type(self.mem.dyn) is not Grower:
             why = fast_rfc.unsupported_trace(self.mem.dyn, cols, [self.devs[d] for d in cols.dev_names])
         if why is not None:
@@ -215,7 +230,7 @@ class CompiledEngine(Engine):
                tuple((d.min_align_mask, d.reach, d.seg_boundary) for d in devs))
         hit = self.cache.get("mappings") if self.cache is not None else None
         if hit is not None and hit[0] == key:
-            MI, params, q_bnd, combos, self.msg_size = hit[1]
+            MI, params, q_bnd, combos = hit[1]
         else:
             # the old table goes first (from the cache, and from ``hit``): at ten million
             # mappings each is about 1.5 GB
@@ -224,7 +239,7 @@ class CompiledEngine(Engine):
                 self.cache.pop("mappings", None)
             MI, params, q_bnd, combos = self._mapping_table(cols, devs, d_mam, reach_u, pool)
             if self.cache is not None:
-                self.cache["mappings"] = (key, (MI, params, q_bnd, combos, self.msg_size))
+                self.cache["mappings"] = (key, (MI, params, q_bnd, combos))
         ps0 = np.zeros((len(params), 2), np.int64)
         for k, (d, align, big) in enumerate(combos):
             p = search_params(pool, int(d_mam[d]), align, big, int(q_bnd[k]))
@@ -233,32 +248,24 @@ class CompiledEngine(Engine):
 
     def _mapping_table(self, cols, devs, d_mam, reach_u, pool):
         """:meth:`_mappings`' part that depends on the trace, the profile and the devices:
-        ``MI``, ``params``, ``q_bnd`` and the (device, alloc_align_mask, big) of each row."""
+        ``MI``, ``params``, ``q_bnd`` and the (device, alloc_align_mask, big) of each row.
+        Made :data:`MI_BLOCK` mappings at a time, so its temporary arrays stay small (about 20
+        of them: at ten million mappings, whole columns would be 1.6 GB) and in the CPU's cache;
+        only the kind of each mapping is kept whole until the kinds are known."""
         mem = self.mem
         n = len(cols.time)
-        dv = cols.dev
-        mam = d_mam[dv] if n else np.zeros(0, np.int64)
-        orig, size, align = cols.orig, cols.size, cols.align
-        low = (orig & np.uint64(IO_TLB_SIZE - 1)).astype(np.int64)
-        if pool.has_pad:                                # 6.9+: offset, padding, rounding
-            offset = (orig & (mam & (align | (IO_TLB_SIZE - 1))).astype(np.uint64)).astype(np.int64)
-            raw = size + offset
-            asz = np.where(align > 0, -(-raw // (align + 1)) * (align + 1), raw)
-            tlboff = offset & (IO_TLB_SIZE - 1)
-            pad = offset >> IO_TLB_SHIFT
-            rest = asz - (low & mam)
-            self.msg_size = asz
-        else:
-            offset = low & mam
-            asz = size + offset
-            tlboff, pad = offset, np.zeros(n, np.int64)
-            rest = size.copy()
-            self.msg_size = size
-        nslots = (asz + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
-        big = asz >= PAGE_SIZE
-        # one row of search constants per (device, alloc_align_mask, big) in the trace
-        combo = (dv << 34) | (align << 1) | big          # align_mask <= U32 (checked by replay)
-        uniq, m_param = np.unique(combo, return_inverse=True)
+        rfc = mem.dyn is not None and type(mem.dyn) is not Grower
+        MI = np.empty((n, NMI), np.int32)               # run() checked fits_mi()
+        kinds = np.empty(n, np.int64)
+        for b in range(0, n, MI_BLOCK):
+            kinds[b:b + MI_BLOCK], fields = self._mapping_fields(cols, d_mam, reach_u, pool, b)
+            if rfc:
+                fields[M_RFC] = fast_rfc.column(mem.dyn, cols, d_mam, b, b + MI_BLOCK)
+            rows = MI[b:b + MI_BLOCK]
+            for k, col in fields.items():
+                rows[:, k] = col
+        # one row of search constants per kind of request (device, alloc_align_mask, big)
+        uniq = np.unique(kinds)
         nq = max(len(uniq), 1)
         params = np.zeros((nq, NQ), np.int64)
         q_bnd = np.full(nq, U64, np.uint64)
@@ -271,31 +278,50 @@ class CompiledEngine(Engine):
             params[k, Q_BMASK], params[k, Q_MAX_SLOTS], params[k, Q_ZERO] = p[1], p[2], p[3]
             params[k, Q_CMP], params[k, Q_STRIDE] = p[4], p[5]
             q_bnd[k] = bnd
-        m_param = m_param.reshape(-1).astype(np.int64)
-        zero, cmp = params[m_param, Q_ZERO], params[m_param, Q_CMP]
-        has_orig = orig != 0
-        obits = np.where(has_orig, (orig >> np.uint64(IO_TLB_SHIFT)).astype(np.int64) & cmp, 0)
-        skip = np.where(has_orig, zero | cmp, zero)
-        last_byte = orig + (size - 1).astype(np.uint64)
-        direct = (last_byte <= reach_u[dv]) & (not mem.force_bounce) if n else np.zeros(0, bool)
-        swmap = (align == 0) & (reach_u[dv] != np.uint64(U64)) if n else np.zeros(0, bool)
-        alignwarn = (align > PAGE_SIZE - 1) & bool(pool.has_pad)
-        nowarn = (cols.attrs & DMA_ATTR_NO_WARN) != 0
-        rfc = mem.dyn is not None and type(mem.dyn) is not Grower
-        MI = np.empty((n, NMI), np.int64)
-        fields = ((M_DEV, dv), (M_CPU, cols.cpu), (M_SIZE, size), (M_PARAM, m_param), (M_NSLOTS, nslots),
-                  (M_REST, rest), (M_TLBOFF, tlboff), (M_PAD, pad), (M_SKIP, skip), (M_OBITS, obits),
-                  (M_DIRECT, direct), (M_SWMAP, swmap), (M_ALIGNWARN, alignwarn), (M_NOWARN, nowarn),
-                  (M_LINE, cols.line), (M_ENDLINE, cols.endline), (M_TRACED, cols.traced), (M_ASIZE, asz),
-                  (M_RFC, fast_rfc.column(mem.dyn, cols, d_mam) if rfc and n else np.full(n, -1, np.int64)))
-        # filled MI_BLOCK rows at a time, which stay in the cache while each column is written
-        # into them: a whole column at a time touches every row's cache line once per column
-        # (at a million mappings, 0.32 s against 0.12 s)
+        # the fields that depend on them: the kind's row, and the alignment test's bits
         for b in range(0, n, MI_BLOCK):
+            m_param = np.searchsorted(uniq, kinds[b:b + MI_BLOCK])
+            zero, cmp = params[m_param, Q_ZERO], params[m_param, Q_CMP]
+            orig = cols.orig[b:b + MI_BLOCK]
+            has_orig = orig != 0
             rows = MI[b:b + MI_BLOCK]
-            for k, col in fields:
-                rows[:, k] = col[b:b + MI_BLOCK]
+            rows[:, M_PARAM] = m_param
+            rows[:, M_OBITS] = np.where(has_orig, (orig >> np.uint64(IO_TLB_SHIFT)).astype(np.int64) & cmp, 0)
+            rows[:, M_SKIP] = np.where(has_orig, zero | cmp, zero)
         return MI, params, q_bnd, combos
+
+    def _mapping_fields(self, cols, d_mam, reach_u, pool, b):
+        """The kind of request of mappings ``b`` to ``b + MI_BLOCK`` (``(device << 34) |
+        (alloc_align_mask << 1) | big``) and their ``MI`` fields that need no search
+        constants: the allocation size with its sub-slot offset and padding (6.9+: offset,
+        padding, rounding to the alignment), whether dma-direct maps them directly, and the
+        flags of the messages they may print."""
+        mem = self.mem
+        end = b + MI_BLOCK
+        dv, orig, size, align = cols.dev[b:end], cols.orig[b:end], cols.size[b:end], cols.align[b:end]
+        mam = d_mam[dv]
+        low = (orig & np.uint64(IO_TLB_SIZE - 1)).astype(np.int64)
+        if pool.has_pad:
+            offset = (orig & (mam & (align | (IO_TLB_SIZE - 1))).astype(np.uint64)).astype(np.int64)
+            raw = size + offset
+            asz = np.where(align > 0, -(-raw // (align + 1)) * (align + 1), raw)
+            tlboff, pad = offset & (IO_TLB_SIZE - 1), offset >> IO_TLB_SHIFT
+            rest = asz - (low & mam)
+        else:
+            offset = low & mam
+            asz = size + offset
+            tlboff, pad, rest = offset, 0, size
+        big = asz >= PAGE_SIZE
+        combo = (dv << 34) | (align << 1) | big          # align_mask <= U32 (checked by replay)
+        last_byte = orig + (size - 1).astype(np.uint64)
+        fields = {M_DEV: dv, M_CPU: cols.cpu[b:end], M_SIZE: size, M_NSLOTS: (asz + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT,
+                  M_REST: rest, M_TLBOFF: tlboff, M_PAD: pad,
+                  M_DIRECT: (last_byte <= reach_u[dv]) & (not mem.force_bounce),
+                  M_SWMAP: (align == 0) & (reach_u[dv] != np.uint64(U64)),
+                  M_ALIGNWARN: (align > PAGE_SIZE - 1) & bool(pool.has_pad),
+                  M_NOWARN: (cols.attrs[b:end] & DMA_ATTR_NO_WARN) != 0,
+                  M_LINE: cols.line[b:end], M_ENDLINE: cols.endline[b:end], M_ASIZE: asz, M_RFC: -1}
+        return combo, fields
 
     def _state(self, cols):
         """The compiled loop's :class:`State` and its fields as a namespace, and the mappings."""
@@ -390,6 +416,11 @@ class CompiledEngine(Engine):
         C[TR_FREE] = 0
         logs, locks, sig = containers()
         cap = max(64, nu)
+        traced = cols.traced
+        if traced.strides[0] == 0 and self.agreement is None:   # no address recorded, none compared
+            traced = np.full(1, -1, np.int64)
+        else:
+            traced = np.require(traced, np.int64, ["C", "W"])
         fields = dict(
             C=C, F=F, P=P, PF=PF, p_list=slots[0], p_asize=slots[1], p_orig=slots[2], p_pad=slots[3],
             a_index=areas[0], a_used=areas[1], a_locks=areas[2], pp=pp, pp_exam=np.zeros(len(pp), np.int64),
@@ -401,7 +432,7 @@ class CompiledEngine(Engine):
             h_k=np.empty(cap, np.int64), h_x=np.empty(cap, np.int64), logs=logs, locks=locks, sig=sig,
             tl_t=np.empty(max(64, 2 * n) if self.tl_t is not None else 1),
             tl_u=np.empty(max(64, 2 * n) if self.tl_t is not None else 1, np.int64), samples=samples,
-            MI=MI, MF=MF, m_orig=cols.orig, unit_of=cols.unit_of, u_ptr=cols.u_ptr, u_members=cols.u_members,
+            MI=MI, MF=MF, m_orig=cols.orig, m_traced=traced, unit_of=cols.unit_of, u_ptr=cols.u_ptr, u_members=cols.u_members,
             UI=UI, DI=DI, state=np.zeros(nu, np.int8), attempts=np.zeros(nu, np.int64),
             left=np.zeros(nu, np.int64), nh=np.full(nu, -1, np.int64), sig_gen=np.zeros(nu, np.int64),
             tlb_of=np.full(n, -1, np.int64), handle_of=np.full(n, NO_HANDLE, np.int64),
@@ -430,7 +461,7 @@ class CompiledEngine(Engine):
             dev = self.devs[mp.dev_name]
             if kind == LOG_FULL:
                 mem.nslabs = ns                         # the pools' size at that time
-                mem.warn_full(dev, int(self.msg_size[i]), value)
+                mem.warn_full(dev, int(S.MI[i, M_ASIZE if pool.has_pad else M_SIZE]), value)   # 6.9+: padded
                 mem.nslabs = nslabs
             elif kind == LOG_OVERFLOW:
                 mem.warn_overflow(dev, value, mp.size)

@@ -35,7 +35,7 @@ from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D
                          R_OUT_OF_REACH,
                          R_POOL_FULL, R_TOO_BIG, TOTAL_USED, TR_EXAM, TR_FREE, TR_NEXT, TR_NSLABS, TR_ORDER,
                          TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, grown, jit,
-                         jit_inline, var)
+                         jit_inline, mi, var)
 
 #: ``tr[t, TR_NEXT]`` of a live transient pool
 TR_LIVE = -2
@@ -169,10 +169,10 @@ def now(S, t):
 @jit_inline
 def _search_pool_area(S, pid, a, i):
     """Search area ``a`` of pool ``pid`` for mapping ``i`` (``search_pool_area``)."""
-    q = S.MI[i, M_PARAM]
-    return search_slots(S, pid, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], a, S.MI[i, M_NSLOTS], S.MI[i, M_REST],
+    q = mi(S, i, M_PARAM)
+    return search_slots(S, pid, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], a, mi(S, i, M_NSLOTS), mi(S, i, M_REST),
                         S.ps[pid, q, 0], S.params[q, Q_BMASK], S.params[q, Q_MAX_SLOTS], S.params[q, Q_STRIDE],
-                        S.ps[pid, q, 1], S.MI[i, M_SKIP], S.MI[i, M_OBITS], S.pp[pid, PP_ANSLABS],
+                        S.ps[pid, q, 1], mi(S, i, M_SKIP), mi(S, i, M_OBITS), S.pp[pid, PP_ANSLABS],
                         S.P[P_ROUND_START])
 
 
@@ -181,7 +181,7 @@ def _pool_find_slots(S, pid, i):
     """``pool_find_slots`` (``swiotlb_pool_find_slots``, v6.6): every area of pool ``pid``,
     round-robin from the CPU's."""
     nareas = S.pp[pid, PP_NAREAS]
-    start = a = S.MI[i, M_CPU] & (nareas - 1)
+    start = a = mi(S, i, M_CPU) & (nareas - 1)
     while True:
         index = _search_pool_area(S, pid, a, i)
         if index >= 0:
@@ -199,8 +199,8 @@ def _transient(S, i):
     reach, GFP_NOWAIT | __GFP_NOWARN)`` and a search in it.  Returns ``(transient, slot,
     no_memory)``; on failure transient -1."""
     C, MI, DI = S.C, S.MI, S.DI
-    d = MI[i, M_DEV]
-    n = MI[i, M_NSLOTS]
+    d = np.int64(MI[i, M_DEV])
+    n = np.int64(MI[i, M_NSLOTS])
     p, z, order, nslabs, nareas = _alloc_pool_pages(S, DI[d, D_ZL], DI[d, D_LIMIT], DI[d, D_GFP], var(OP_TRANSIENT),
                                                     d, n, n, var(1))
     if p < 0:
@@ -220,13 +220,13 @@ def _transient(S, i):
         lst[k] = 0
     for k in range(4):
         ta[k] = 0
-    q = MI[i, M_PARAM]
+    q = np.int64(MI[i, M_PARAM])
     params = S.params
     shift = np.int64((np.uint64(start) & S.q_bnd[q]) >> np.uint64(IO_TLB_SHIFT))
     unbounded = shift + 2 * (nslabs + SPARE_SLOTS) <= params[q, Q_MAX_SLOTS]
-    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, MI[i, M_REST], shift,
-                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, MI[i, M_SKIP],
-                      MI[i, M_OBITS], nslabs, S.P[P_ROUND_START])
+    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, np.int64(MI[i, M_REST]), shift,
+                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, np.int64(MI[i, M_SKIP]),
+                      np.int64(MI[i, M_OBITS]), nslabs, S.P[P_ROUND_START])
     exam = ta[3]
     if idx < 0:
         C[G_TRANSIENT_SEARCH_FAILED] += 1
@@ -276,7 +276,7 @@ def unmap_slots(S, i, tlb):
         _del_transient(S, -1 - pid)
         return
     freed = release(S, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], S.pp[pid, PP_START], S.P[P_HAS_PAD],
-                    S.pp[pid, PP_ANSLABS], tlb, S.DI[S.MI[i, M_DEV], D_MAM])
+                    S.pp[pid, PP_ANSLABS], tlb, S.DI[mi(S, i, M_DEV), D_MAM])
     S.C[TOTAL_USED] -= freed
 
 
@@ -286,11 +286,11 @@ def allocate(S, i):
     with ``IoTlbMem.map_checked_args`` and ``swiotlb_map_checked_args``); with a pool that
     grows, ``Grower.find_slots`` for the search.  Returns the bounce address or a failure
     code (R_*); ``S.pool_of[i]`` is its pool (-1 - t: transient pool t)."""
-    d = S.MI[i, M_DEV]
-    if S.MI[i, M_ALIGNWARN] and not S.DI[d, D_WARN_ALIGN]:
+    d = mi(S, i, M_DEV)
+    if mi(S, i, M_ALIGNWARN) and not S.DI[d, D_WARN_ALIGN]:
         S.DI[d, D_WARN_ALIGN] = 1
         klog(S, var(LOG_ALIGN), i, var(0))
-    nslots = S.MI[i, M_NSLOTS]
+    nslots = mi(S, i, M_NSLOTS)
     pid, index, t, nomem, dyn_failed = 0, -1, -1, False, False
     if S.P[P_RFC]:                                      # RFC v1: a buffer of its own first
         tlb = rfc_map(S, i)
@@ -304,8 +304,8 @@ def allocate(S, i):
         tick(S, clock)
         pools = S.C[NPOOLS]
         if S.P[P_V611]:                                 # area-major over the pools
-            if S.MI[i, M_ASIZE] <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
-                cpu = S.MI[i, M_CPU]
+            if mi(S, i, M_ASIZE) <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
+                cpu = mi(S, i, M_CPU)
                 for k in range(S.P[P_DEF_NAREAS]):
                     for pid in range(pools - 1, -1, -1):
                         nareas = S.pp[pid, PP_NAREAS]
@@ -330,7 +330,7 @@ def allocate(S, i):
                 _schedule_work(S)
                 t, index, nomem = _transient(S, i)
     if index < 0:
-        if not S.MI[i, M_NOWARN]:
+        if not mi(S, i, M_NOWARN):
             klog(S, var(LOG_FULL), i, S.C[TOTAL_USED])
         if nslots > IO_TLB_SEGSIZE:
             return R_NO_MEMORY if dyn_failed else R_TOO_BIG    # RfcDynamic.failure_cause
@@ -342,7 +342,7 @@ def allocate(S, i):
         S.C[HIWATER] = used
     first = index
     if S.P[P_HAS_PAD]:
-        index += S.MI[i, M_PAD]
+        index += mi(S, i, M_PAD)
     if t >= 0:
         start = S.tr[t, TR_PADDR]
         S.pool_of[i] = -1 - t
@@ -351,15 +351,15 @@ def allocate(S, i):
         start = S.pp[pid, PP_START]
         off = S.pp[pid, PP_OFF]
         if S.P[P_HAS_PAD]:
-            S.p_pad[off + index] = S.MI[i, M_PAD]
+            S.p_pad[off + index] = mi(S, i, M_PAD)
         o = S.m_orig[i]
         for k in range(off + index, off + first + nslots):
             S.p_orig[k] = o
             o += np.uint64(IO_TLB_SIZE)
-    tlb = start + (index << IO_TLB_SHIFT) + S.MI[i, M_TLBOFF]
-    size = S.MI[i, M_SIZE]
+    tlb = start + (index << IO_TLB_SHIFT) + mi(S, i, M_TLBOFF)
+    size = mi(S, i, M_SIZE)
     S.C[BYTES_COPIED] += size
-    if S.MI[i, M_SWMAP] and tlb + size - 1 > S.DI[d, D_REACH]:  # dma_capable() of the bounce address
+    if mi(S, i, M_SWMAP) and tlb + size - 1 > S.DI[d, D_REACH]:  # dma_capable() of the bounce address
         unmap_slots(S, i, tlb)
         if not S.DI[d, D_WARN_OVERFLOW]:
             S.DI[d, D_WARN_OVERFLOW] = 1

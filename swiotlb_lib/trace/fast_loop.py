@@ -23,14 +23,14 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT,
                          LIVE,
                          LIVE_AT_END, LOST_UNMAPS, LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE,
-                         M_LOST, M_SIZE, M_TIME, M_TRACED, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL,
+                         M_LOST, M_SIZE, M_TIME, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL,
                          NO_HANDLE, NOW,
                          NOT_ATTEMPTED, P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES,
                          P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_TIMELINE, PARTIAL, PEAK, PEAK_BYTES,
                          PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
                          R_NO_MEMORY, R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED,
                          TL_N, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
-                         U_LAST, flag, jit, jit_inline, var)
+                         U_LAST, flag, jit, jit_inline, mi, var)
 from .requests import MAX_MAPPING_BYTES
 
 if HAVE_NUMBA:
@@ -115,7 +115,7 @@ def _grow_timeline(S):
 def _map_one(S, i):
     """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
     S.C[ATTEMPTED] += 1
-    if S.MI[i, M_DIRECT]:
+    if mi(S, i, M_DIRECT):
         S.C[MAPPED] += 1
         return -1
     r = allocate(S, i)
@@ -246,12 +246,12 @@ def _unit_mapped(S, u, t):
         for k in range(S.nh[u]):
             i = S.u_members[base + k]
             tlb = S.tlb_of[i]
-            if agree and S.MI[i, M_TRACED] >= 0:
+            if agree and S.m_traced[i] >= 0:
                 S.C[AG_COMPARED] += 1
-                if tlb == S.MI[i, M_TRACED]:
+                if tlb == S.m_traced[i]:
                     S.C[AG_SAME] += 1
             end = S.MF[i, M_END]
-            line = S.MI[i, M_ENDLINE]
+            line = mi(S, i, M_ENDLINE)
             if math.isnan(end):
                 if S.UI[u, U_ABORTED]:
                     _unmap_one(S, i, tlb)
@@ -351,7 +351,7 @@ def _requeue(S, u, i, t, retry):
     alone = retry and S.C[INFLIGHT] == 0 and S.C[PARTIAL] == 0
     _release(S, u, t)
     _record(S, t)
-    big = S.MI[i, M_SIZE] > MAX_MAPPING_BYTES
+    big = mi(S, i, M_SIZE) > MAX_MAPPING_BYTES
     if S.attempts[u] == 0:
         if big:
             S.C[TOO_BIG_REQ] += 1
@@ -467,7 +467,7 @@ def run_range(S, i0, i1):
     depth = P[P_DEPTH]
     for i in range(i0, i1):
         t = S.MF[i, M_TIME]
-        line = S.MI[i, M_LINE]
+        line = mi(S, i, M_LINE)
         while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
             _handle(S, _pop(S))
             if C[STOPPED]:

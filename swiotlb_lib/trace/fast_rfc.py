@@ -46,7 +46,7 @@ from .fast_pages import alloc_pages, free_pages
 from .fast_state import (BYTES_COPIED, D_LIMIT, D_RFC_N, D_ZL, M_DEV, M_RFC, M_SIZE, OP_TRANSIENT, PAGE_COSTS,
                          PG_NOPS, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, RFC_ATTEMPTS, RFC_BUFFERS, RFC_COSTS,
                          RFC_ERASES, RFC_FAILED, RFC_LIVE, RFC_LOCKS, RFC_LOOKUPS, RFC_SKIPPED, RFC_VISITS,
-                         RFC_ZEROED, TRANSIENT_BYTES, Z_END, Z_START, jit_inline, var)
+                         RFC_ZEROED, TRANSIENT_BYTES, Z_END, Z_START, jit_inline, mi, var)
 
 #: ``pool_of`` of a mapping whose buffer is live: ``RFC_BASE + pfn``; after its unmap: ``RFC_FREED``
 RFC_BASE = -(1 << 62)
@@ -76,13 +76,13 @@ def rfc_map(S, i):
     fixed slots, and ``failure_cause`` says no_memory for a mapping too big for them).  On
     success also the map-time ``swiotlb_dyn_bounce()`` (one more tree lookup, the copy)."""
     C, MI = S.C, S.MI
-    v = MI[i, M_RFC]
+    v = np.int64(MI[i, M_RFC])
     if v < 0:
         C[RFC_SKIPPED] += 1
         return -1
     C[RFC_ATTEMPTS] += 1
     order, sleep = v & 255, v >> 8
-    d = MI[i, M_DEV]
+    d = np.int64(MI[i, M_DEV])
     DI = S.DI
     p = -1
     if order <= MAX_ORDER:
@@ -96,7 +96,7 @@ def rfc_map(S, i):
         return -2
     S.pg_orders[order] += 1
     DI[d, D_RFC_N] += 1                                 # dyn_zone_<the device's zone>
-    size = MI[i, M_SIZE]
+    size = np.int64(MI[i, M_SIZE])
     nbytes = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     C[RFC_ZEROED] += nbytes
     C[RFC_BUFFERS] += 1                                 # mtree_store_range() on `live` ranges,
@@ -120,13 +120,13 @@ def rfc_unmap(S, i, tlb):
     C[RFC_VISITS] += _tree_cost(live)
     C[RFC_LOCKS] += 1
     C[RFC_ERASES] += 1
-    C[TRANSIENT_BYTES] -= (S.MI[i, M_SIZE] + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    C[TRANSIENT_BYTES] -= (mi(S, i, M_SIZE) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     C[RFC_LIVE] = live - 1
     pfn = tlb >> PAGE_SHIFT
     z = 0
     while not S.pg_z[z, Z_START] <= pfn < S.pg_z[z, Z_END]:
         z += 1
-    free_pages(S, pfn, S.MI[i, M_RFC] & 255, z)
+    free_pages(S, pfn, mi(S, i, M_RFC) & 255, z)
     S.pool_of[i] = RFC_FREED
     if live == 1:
         C[PG_NOPS] = 0                                  # no buffer left: the log so far is void
@@ -162,18 +162,19 @@ def unsupported_trace(dyn, cols, devs) -> str | None:
     return None
 
 
-def column(dyn, cols, d_mam):
-    """``MI[:, M_RFC]``: -1 where ``before_map`` skips the dynamic path (under a page, an
+def column(dyn, cols, d_mam, lo, hi):
+    """``MI[lo:hi, M_RFC]``: -1 where ``before_map`` skips the dynamic path (under a page, an
     alignment, a ``min_align_mask``), else ``get_order()`` of the page-rounded size and
     ``may_sleep << 8``."""
-    size = cols.size
-    eligible = (size >= PAGE_SIZE) & (cols.align == 0) & (d_mam[cols.dev] == 0) if len(size) else size > 0
+    size = cols.size[lo:hi]
+    eligible = (size >= PAGE_SIZE) & (cols.align[lo:hi] == 0) & (d_mam[cols.dev[lo:hi]] == 0) if len(size) \
+        else size > 0
     v = ((size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1           # get_order(): the bit length of this
     order = np.zeros(len(size), np.int64)
     while np.any(v > 0):
         order += v > 0
         v = v >> 1
-    sleep = (cols.attrs & DMA_ATTR_MAY_SLEEP) != 0
+    sleep = (cols.attrs[lo:hi] & DMA_ATTR_MAY_SLEEP) != 0
     return np.where(eligible, order | (sleep.astype(np.int64) << 8), RFC_SKIP)
 
 

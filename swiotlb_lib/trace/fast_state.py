@@ -96,10 +96,13 @@ PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
 # (P_RFC: RfcDynamic.allow_dyn; P_RFC_GFP_NOWAIT and P_RFC_GFP_SLEEP = P_RFC_GFP_NOWAIT + 1: the
 # GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.column;
 # D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
-# columns of the per-mapping tables MI (int64) and MF (float64), the per-request table UI and
-# the per-device table DI: one table per kind, read through one field of the state
+# columns of the per-mapping tables MI (int32, read through mi()) and MF (float64), the
+# per-request table UI and the per-device table DI: one table per kind, read through one field
+# of the state.  The traced bounce address, a physical address, is the int64 field m_traced.
 (M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
- M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_TRACED, M_ASIZE, M_RFC, NMI) = range(20)
+ M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_ASIZE, M_RFC, NMI) = range(19)
+#: The largest value an ``MI`` field may hold (``fast.fits_mi`` checks a trace against it).
+MI_MAX = (1 << 31) - 1
 (M_TIME, M_END, M_LOST, NMF) = range(4)
 (U_DEV, U_BLOCK, U_ABORTED, U_LAST, U_KEY, NUI) = range(6)
 (D_MAM, D_REACH, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL, D_LIMIT, D_GFP, D_USES, D_RFC_N, NDI) = range(10)
@@ -136,7 +139,7 @@ STATE_FIELDS = ((
     "C F P PF p_list p_asize p_orig p_pad a_index a_used a_locks pp pp_exam ps params q_bnd "
     "tr t_list t_asize t_area pool_of "
     "pg_z pg_free pg_heap pg_hn pg_es pg_ee zl pg_ops pg_orders "
-    "h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples MI MF m_orig unit_of u_ptr u_members UI DI "
+    "h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples MI MF m_orig m_traced unit_of u_ptr u_members UI DI "
     "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
     "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
 
@@ -201,6 +204,14 @@ def _typed(sig):
     def ident(x):
         return x
     return njit(sig, cache=True, nogil=True)(ident) if HAVE_NUMBA else ident
+
+
+@jit_inline
+def mi(S, i, k):
+    """Field ``k`` of mapping ``i`` in the table ``MI`` as an ``int64``: the table is ``int32``
+    (half the memory at ten million mappings), and a plain ``int64`` everywhere keeps Numba
+    from compiling a second copy of each function that takes the value."""
+    return np.int64(S.MI[i, k])
 
 
 #: ``var(x)``, ``flag(x)``: the constant ``x`` as a plain ``int64`` / ``boolean``.  A constant

@@ -59,8 +59,13 @@ class Timeline:
         n = len(self.t)
         if n <= points:
             return self.t.copy(), self.used.copy()
+        # ``points`` buckets of equal length (none empty: n > points); in each, the first
+        # sample at the bucket's maximum
         edges = np.linspace(0, n, points + 1).astype(np.int64)
-        idx = np.array([a + int(np.argmax(self.used[a:b])) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+        bucket = np.repeat(np.arange(points), np.diff(edges))
+        top = np.maximum.reduceat(self.used, edges[:-1])
+        hits = np.flatnonzero(self.used == top[bucket])
+        idx = hits[np.unique(bucket[hits], return_index=True)[1]]
         return self.t[idx], self.used[idx]
 
 
