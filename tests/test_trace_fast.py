@@ -330,3 +330,20 @@ def test_compiled_allocator_matches_the_kernel_vectors(path):
         assert got == want, f"{path.name} line {n}"
         checked += 1
     assert checked > 100
+
+
+def test_values_beyond_the_int32_table_run_the_reference():
+    """The compiled engine's per-mapping table is int32: a mapping whose allocation size can
+    pass 2**31 - 1 (here an alloc_align_mask of 0xffffffff: 6.9+ round the size up to 4 GiB)
+    is refused with the reason, and "auto" replays it on the reference."""
+    mp = Mapping(0, 1.0, 0, "fio-1", "0000:00:04.0", U64, 1 << 24, 4096, "FORCE", dir=1,
+                 align_mask=0xFFFFFFFF, attrs=0)
+    small = Mapping(0, 1.1, 0, "fio-1", "0000:00:04.0", U64, 1 << 25, 4096, "FORCE", dir=1)
+    tr = kprobe_trace([(1.0, 0, mp), (1.1, 0, small), (1.2, 1, small), (1.3, 1, mp)], "align")
+    with pytest.raises(ValueError, match="cannot run this replay: a mapping's size, alignment or line number "
+                                         "does not fit the 32-bit table MI"):
+        replay(tr, "v6.11", engine="compiled")
+    r = replay(tr, "v6.11")
+    # 4 GiB is over the 128-slot segment: that mapping fails too_big, the other one maps
+    assert r.result.attempted == 2 and r.result.failed == 1
+    assert outcome(r) == outcome(replay(tr, "v6.11", engine="reference"))
