@@ -526,8 +526,8 @@ class CompiledEngine(Engine):
                                            request_slots(req, self.maps), used, ns, attempts,
                                            self.maps[i].size, reps))
         if self.tl_t is not None:
-            self.tl_t.frombytes(tl_t.tobytes())
-            self.tl_u.frombytes(tl_u.astype(np.int64).tobytes())
+            self.tl_t.frombytes(memoryview(tl_t).cast("B"))     # straight from the arrays: no bytes copy
+            self.tl_u.frombytes(memoryview(np.ascontiguousarray(tl_u, np.int64)).cast("B"))
 
     def _write_back_dyn(self, S, tr, ops, orders) -> None:
         """The growing profile's part: the worker, the transient pools still live, the
