@@ -8,14 +8,65 @@ collected items by their file's seconds in ``scripts/seconds.json`` (CPU seconds
 per notebook and per test file), longest first, and keeps each file's own order of items;
 a file not listed there (a new one, of unknown length) comes first.  It changes the order
 only: every collected item still runs.
+
+It also makes each pytest process (the controller and each xdist worker) start about 3.5 s of
+CPU sooner: see :func:`lazy_rfc3987_syntax`.  ``-p`` loads this module before the plugins
+installed in the environment (nbval among them), which is what lets it do that.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import sys
+import types
 from pathlib import Path
 
 SECONDS = Path(__file__).resolve().parent / "seconds.json"
 ROOT = SECONDS.parents[1]
+
+
+def lazy_rfc3987_syntax() -> bool:
+    """Build ``rfc3987_syntax``'s parsers when they are first used, not when it is imported.
+
+    nbval imports nbformat, nbformat imports jsonschema, and jsonschema imports
+    ``rfc3987_syntax`` (when installed: JupyterLab's ``jupyter-events`` brings it) for its
+    optional "iri" format check; that import builds some forty Earley parsers of RFC 3987's
+    grammar with lark, 3-3.5 s of CPU in every pytest process (measured with
+    ``python -X importtime -m pytest --collect-only``), while no test and no notebook
+    validation asks for the "iri" format (nbformat validates without a format checker).
+    This puts a stand-in package in ``sys.modules``: its ``is_valid_syntax`` (the one name
+    jsonschema takes) and any other attribute import the real ``syntax_helpers`` on first
+    use, so a format check that does run gets the real parser's answer.  Returns whether the
+    stand-in was installed (not when the package is missing or already imported)."""
+    name = "rfc3987_syntax"
+    if name in sys.modules:
+        return False
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    stand_in = types.ModuleType(name)
+    stand_in.__path__ = list(spec.submodule_search_locations)     # its submodules import as usual
+
+    def real():
+        return importlib.import_module(name + ".syntax_helpers")
+
+    def is_valid_syntax(term, value):
+        return real().is_valid_syntax(term, value)
+
+    def attribute(attr):
+        if attr.startswith("__"):       # __file__ etc. (hypothesis reads every module's)
+            raise AttributeError(attr)
+        return getattr(real(), attr)
+
+    stand_in.__file__ = spec.origin
+    stand_in.is_valid_syntax = is_valid_syntax
+    stand_in.__getattr__ = attribute
+    sys.modules[name] = stand_in
+    return True
+
+
+lazy_rfc3987_syntax()
 
 
 def file_seconds() -> dict[str, float]:
@@ -37,3 +88,61 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         return -seconds.get(rel, float("inf"))
 
     items.sort(key=longest_first)     # stable: a file's items keep their order
+
+
+# -- measuring the seconds -------------------------------------------------------------------
+def pytest_addoption(parser) -> None:
+    parser.addoption("--record-seconds", metavar="FILE", default=None,
+                     help="write the CPU seconds each file took in this run, as scripts/seconds.json's "
+                          "'seconds' object, to FILE (longest_first)")
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of its children already waited for
+    (an nbval notebook's kernel, a test's subprocess)."""
+    import resource
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+_SPENT: dict = {}
+
+
+def pytest_runtest_protocol(item, nextitem):
+    """With ``--record-seconds``: add the CPU seconds of ``item`` (set-up, call, tear-down:
+    a notebook's kernel stops in its last cell's) to its file.  The process's start and the
+    collection are no file's (every file shares them)."""
+    if item.config.getoption("record_seconds") is None:
+        return None
+    start = _cpu()
+    from _pytest.runner import runtestprotocol
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    runtestprotocol(item, nextitem=nextitem)
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    try:
+        rel = Path(item.path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        rel = str(item.path)
+    _SPENT[rel] = _SPENT.get(rel, 0.0) + _cpu() - start
+    return True
+
+
+def pytest_sessionfinish(session) -> None:
+    """Each process writes its files' seconds beside FILE (``FILE.<worker>``); the process
+    that is no xdist worker then merges them into FILE, longest first."""
+    out = session.config.getoption("record_seconds")
+    if out is None:
+        return
+    out = Path(out)
+    worker = getattr(session.config, "workerinput", None)
+    part = out.with_name(f"{out.name}.{worker['workerid'] if worker else 'main'}")
+    part.write_text(json.dumps(_SPENT))
+    if worker:
+        return
+    merged: dict = {}
+    for p in sorted(out.parent.glob(out.name + ".*")):
+        for k, v in json.loads(p.read_text()).items():
+            merged[k] = merged.get(k, 0.0) + v
+        p.unlink()
+    out.write_text(json.dumps({"seconds": {k: round(v, 1) for k, v in
+                                           sorted(merged.items(), key=lambda kv: -kv[1])}}, indent=1) + "\n")

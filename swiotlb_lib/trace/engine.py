@@ -15,6 +15,7 @@ import heapq
 from array import array
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from ..boot import Machine
 from ..constants import DMA_ATTR_SKIP_CPU_SYNC, DMA_TO_DEVICE, KNOWN_ATTRS, U64, KiB
@@ -127,27 +128,35 @@ class StopRule:
         return bool(locks) or not self.need_livelock
 
 
-#: Traces of at most this many mappings are replayed from a list of their records, made once
-#: per prepared trace (``cache``): the readable engine reads a mapping's record about three
-#: times per attempt, and indexing the columnar view (:class:`~swiotlb_lib.trace.table.MappingView`)
-#: costs about a microsecond each time against some 30 ns for a list (ch09b replays its
-#: 7 266-mapping recordings 112 times).  A longer trace keeps the view, which never holds all
-#: its records at once; a list of this many records is about 30 MB.
+#: Traces of at most this many mappings are replayed from lists of their records (mappings
+#: and requests), made once per prepared trace (``cache``): the readable engine reads a
+#: mapping's record about three times per attempt and its request's several times (arrival,
+#: each failure, completion), and indexing a columnar view
+#: (:class:`~swiotlb_lib.trace.table.MappingView`, :class:`~swiotlb_lib.trace.requests.RequestView`)
+#: costs 1-10 us each time against some 30 ns for a list (ch09b replays its 7 266-mapping
+#: recordings 112 times; the request view was a tenth of a short replay's time).  A longer
+#: trace keeps the views, which never hold all their records at once; a list of this many
+#: records is about 30 MB.
 LIST_MAX_MAPPINGS = 100_000
 
 
-def mapping_records(trace, cache: dict | None = None):
-    """``trace.mappings`` as the engine indexes it: a list of the records for a trace of at
-    most :data:`LIST_MAX_MAPPINGS` mappings (kept in ``cache`` when given), else the view."""
-    maps = trace.mappings
-    if isinstance(maps, list) or len(maps) > LIST_MAX_MAPPINGS:
-        return maps
+def records(rows, what: str, cache: dict | None = None):
+    """``rows`` (a trace's mappings or its requests, ``what`` says which) as the engine indexes
+    them: a list of the records when there are at most :data:`LIST_MAX_MAPPINGS` (kept in
+    ``cache`` when given), else ``rows`` itself."""
+    if isinstance(rows, list) or len(rows) > LIST_MAX_MAPPINGS:
+        return rows
     if cache is None:
-        return list(maps)
-    key = ("records", id(maps))
+        return list(rows)
+    key = (what, id(rows))
     if key not in cache:
-        cache[key] = list(maps)
+        cache[key] = list(rows)
     return cache[key]
+
+
+def mapping_records(trace, cache: dict | None = None):
+    """``trace.mappings`` as the engine indexes it (:func:`records`)."""
+    return records(trace.mappings, "records", cache)
 
 
 def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
@@ -258,6 +267,12 @@ class Engine:
         self.agreement = None                           # Counter(compared, same) with real lifetimes
         self.stop = None                                # early-stop predicate (see the class)
 
+    @cached_property
+    def req_records(self):
+        """The requests as the readable loop indexes them (:func:`records`), made on
+        first use: the compiled engine, which reads the columns, never makes them."""
+        return records(self.reqs, "requests", self.cache)
+
     # -- the DMA operations -------------------------------------------------------------
     def _now(self, t: float) -> None:
         m = self.m
@@ -336,7 +351,7 @@ class Engine:
 
     def unit_mapped(self, u: int, t: float) -> None:
         """All mappings of unit ``u`` are live: schedule its completion."""
-        req = self.reqs[u]
+        req = self.req_records[u]
         lt = self.lt
         if req.aborted and lt.kind != "real":
             self.release(u, t)                          # the traced kernel gave it up at once
@@ -353,7 +368,7 @@ class Engine:
                     agree["same"] += tlb == mp.tlb
                 end, line = mp.unmap_time, mp.unmap_line
                 if end is None:
-                    if self.reqs[u].aborted:            # the kernel failed it: its retry is
+                    if self.req_records[u].aborted:     # the kernel failed it: its retry is
                         self.unmap_one(i, tlb)          # later in the trace; give it back now
                         continue
                     end, line = self.lost_at.get(i), -1     # its unmap event was lost
@@ -394,7 +409,7 @@ class Engine:
         self._now(t)
         self.release(u, t)
         self.state[u] = self.DONE
-        dev = self.reqs[u].dev_name
+        dev = self.req_records[u].dev_name
         self.inflight[dev] -= 1
         self.inflight_total -= 1
         self.tally["completed"] += 1
@@ -428,7 +443,7 @@ class Engine:
         """Map every mapping of unit ``u`` now (a dispatch from its queue)."""
         self._now(t)
         self.handles[u] = []
-        for i in self.reqs[u].members:
+        for i in self.req_records[u].members:
             r = self.map_one(i)
             if isinstance(r, str):
                 self.failed(u, i, t, retry=True)
@@ -481,7 +496,7 @@ class Engine:
         alone = retry and self.inflight_total == 0 and self.partial == 0
         self.release(u, t)
         self._record(t)
-        req = self.reqs[u]
+        req = self.req_records[u]
         if not self.attempts[u]:                        # counted once per request
             self.tally["too_big_requests" if self.maps[i].size > MAX_MAPPING_BYTES
                        else "failed_requests"] += 1
@@ -533,7 +548,7 @@ class Engine:
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
         maps, heap, state, unit_of = self.maps, self.heap, self.state, self.unit_of
-        reqs, handles, queues = self.reqs, self.handles, self.queues
+        reqs, handles, queues = self.req_records, self.handles, self.queues
         rt = self.req_table
         last = rt.members[rt.ptr[1:] - 1].tolist()      # each request's last mapping: r.members[-1]
         qd = self.lt.kind == "qd"
