@@ -362,18 +362,6 @@ class PageAllocator:
             st.insert(i + 1, pfn + MAX_ORDER_NR_PAGES)
             en.insert(i + 1, e)
 
-    def _lowest(self, z: _Zone, order: int) -> int | None:
-        """The lowest free block start of exactly ``order`` (None if the list is empty)."""
-        if order == MAX_ORDER:
-            return z.ext_starts[0] if z.ext_starts else None
-        s = z.free[order]
-        if not s:
-            return None
-        h = z.heap[order]
-        while h[0] not in s:
-            heapq.heappop(h)
-        return h[0]
-
     def _find_free_block(self, z: _Zone, pfn: int):
         """The free block containing ``pfn`` as ``(start, order)``, or None."""
         for o in range(MAX_ORDER):
@@ -387,36 +375,49 @@ class PageAllocator:
 
     def _expand(self, z: _Zone, pfn: int, high: int, low: int) -> None:
         """``expand()``: return the upper halves of a split block to the free lists."""
+        self.costs["splits"] += high - low
         while high > low:
             high -= 1
             self._add_free(z, pfn + (1 << high), high)
-            self.costs["splits"] += 1
 
     def _rmqueue(self, z: _Zone, order: int, limit_pfn: int | None) -> int | None:
         """``__rmqueue_smallest()``: the smallest order with a free block whose first
-        ``1 << order`` pages end at or below the limit; the lowest such block."""
-        need = 1 << order
+        ``1 << order`` pages end at or below the limit; the lowest such block (hot: an
+        empty list costs no call, a block that needs no split no ``expand()``)."""
+        free, heap = z.free, z.heap
         for k in range(order, MAX_ORDER + 1):
-            if k < MAX_ORDER and not z.free[k]:     # an empty list: no call (one per page)
-                continue
-            p = self._lowest(z, k)
-            if p is None or (limit_pfn is not None and p + need > limit_pfn):
+            if k < MAX_ORDER:                       # the lowest block of exactly order k
+                s = free[k]
+                if not s:
+                    continue
+                h = heap[k]
+                while h[0] not in s:                # drop stale heap entries
+                    heapq.heappop(h)
+                p = h[0]
+            elif z.ext_starts:
+                p = z.ext_starts[0]
+            else:
+                return None
+            if limit_pfn is not None and p + (1 << order) > limit_pfn:
                 continue
             self._del_free(z, p, k)
-            self._expand(z, p, k, order)
+            if k > order:
+                self._expand(z, p, k, order)
             return p
         return None
 
     def _free_one(self, z: _Zone, pfn: int, order: int) -> None:
         """``__free_one_page()``: merge with free buddies up to ``MAX_ORDER``."""
+        free, low = z.free, order
         while order < MAX_ORDER:
             buddy = pfn ^ (1 << order)
-            if buddy not in z.free[order]:
+            if buddy not in free[order]:
                 break
             self._del_free(z, buddy, order)
             pfn &= buddy
             order += 1
-            self.costs["merges"] += 1
+        if order > low:
+            self.costs["merges"] += order - low
         self._add_free(z, pfn, order)
 
     # ------------------------------------------------------------ watermarks and zones
@@ -544,7 +545,8 @@ class PageAllocator:
         an address that is not the start of an allocated block."""
         if type(paddr) is not int or not 0 <= paddr <= ULONG_MAX or paddr & (PAGE_SIZE - 1):
             paddr = check_paddr(paddr)
-        order = check_int("order", order, 0, MAX_ORDER)
+        if type(order) is not int or not 0 <= order <= MAX_ORDER:
+            order = check_int("order", order, 0, MAX_ORDER)
         pfn = paddr >> PAGE_SHIFT
         rec = self._allocated.get(pfn)
         if rec is None:
@@ -731,11 +733,8 @@ class PageAllocator:
         used = self._used_pages
         largest = max((o for o, n in enumerate(by_order) if n), default=None)
         return {
-            "total": self._total_pages * P,
-            "free": free * P,
-            "used": used * P,
-            "reserved": self._reserved_pages * P,
-            "cma_total": self.cma.count * P,
+            "total": self._total_pages * P, "free": free * P, "used": used * P,
+            "reserved": self._reserved_pages * P, "cma_total": self.cma.count * P,
             "cma_used": self.cma.used * P,
             "atomic_pool_total": self.coherent_pools.total_pages * P,
             "atomic_pool_used": self.coherent_pools.used_pages * P,

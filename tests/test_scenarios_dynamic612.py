@@ -90,6 +90,19 @@ def test_default_worker_delay_given_by_value_is_the_same_replay():
     assert row[1:] == (default["pools_added"], default["transient_pools"], default["failed"])
 
 
+def test_model_run_returns_a_copy_the_caller_may_change():
+    # model_run() caches each replay and hands out copies: emptying the lists of one answer
+    # and changing a count must leave the next answer as the first was (same replay).
+    first = s.model_run("D2", False)
+    keep = {k: list(v) if isinstance(v, list) else v for k, v in first.items()}
+    for v in first.values():
+        if isinstance(v, list):
+            v.clear()
+    first["pools_added"] = -1
+    again = s.model_run("D2", False)
+    assert again == keep and len(again["t"]) > 0 and again["pools_added"] >= 0
+
+
 def test_boot_picker_precomputed():
     from swiotlb_lib.widgets import dynamic612 as w
     box = w.boot_picker(("D3", "D4"))

@@ -26,7 +26,15 @@ def figure(width: float = 7.0, height: float = 3.2, **kw):
 
 
 def png_bytes(fig, close: bool = True) -> bytes:
-    """The figure as PNG bytes (closes it by default so pages do not pile up figures)."""
+    """The figure as PNG bytes (closes it by default so pages do not pile up figures).
+
+    The layout engine (constrained layout) runs once here and is then switched off, so
+    ``savefig`` draws the figure once instead of twice (it makes an extra, invisible draw
+    to run a layout engine it still finds on the figure); the pixels are the same."""
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.execute(fig)
+        fig.set_layout_engine(None)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     if close:

@@ -178,7 +178,10 @@ def model_run(boot: str, follow: bool, worker_delay: float | None = None, kernel
     if (worker_delay is not None and not isinstance(worker_delay, bool)
             and worker_delay == Grower.WORKER_DELAY_TCG):
         worker_delay = None
-    return copy.deepcopy(_model_run(boot, follow, worker_delay, kernel, Grower.WORKER_DELAY_TCG))
+    run = _model_run(boot, follow, worker_delay, kernel, Grower.WORKER_DELAY_TCG)
+    # its values are numbers, strings, None and lists of numbers or tuples: copying the lists
+    # makes the copy independent (copy.deepcopy of the long timelines costs seconds a chapter)
+    return {k: list(v) if isinstance(v, list) else v for k, v in run.items()}
 
 
 @lru_cache(maxsize=None)
