@@ -8,65 +8,14 @@ collected items by their file's seconds in ``scripts/seconds.json`` (CPU seconds
 per notebook and per test file), longest first, and keeps each file's own order of items;
 a file not listed there (a new one, of unknown length) comes first.  It changes the order
 only: every collected item still runs.
-
-It also makes each pytest process (the controller and each xdist worker) start about 3.5 s of
-CPU sooner: see :func:`lazy_rfc3987_syntax`.  ``-p`` loads this module before the plugins
-installed in the environment (nbval among them), which is what lets it do that.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
-import types
 from pathlib import Path
 
 SECONDS = Path(__file__).resolve().parent / "seconds.json"
 ROOT = SECONDS.parents[1]
-
-
-def lazy_rfc3987_syntax() -> bool:
-    """Build ``rfc3987_syntax``'s parsers when they are first used, not when it is imported.
-
-    nbval imports nbformat, nbformat imports jsonschema, and jsonschema imports
-    ``rfc3987_syntax`` (when installed: JupyterLab's ``jupyter-events`` brings it) for its
-    optional "iri" format check; that import builds some forty Earley parsers of RFC 3987's
-    grammar with lark, 3-3.5 s of CPU in every pytest process (measured with
-    ``python -X importtime -m pytest --collect-only``), while no test and no notebook
-    validation asks for the "iri" format (nbformat validates without a format checker).
-    This puts a stand-in package in ``sys.modules``: its ``is_valid_syntax`` (the one name
-    jsonschema takes) and any other attribute import the real ``syntax_helpers`` on first
-    use, so a format check that does run gets the real parser's answer.  Returns whether the
-    stand-in was installed (not when the package is missing or already imported)."""
-    name = "rfc3987_syntax"
-    if name in sys.modules:
-        return False
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    stand_in = types.ModuleType(name)
-    stand_in.__path__ = list(spec.submodule_search_locations)     # its submodules import as usual
-
-    def real():
-        return importlib.import_module(name + ".syntax_helpers")
-
-    def is_valid_syntax(term, value):
-        return real().is_valid_syntax(term, value)
-
-    def attribute(attr):
-        if attr.startswith("__"):       # __file__ etc. (hypothesis reads every module's)
-            raise AttributeError(attr)
-        return getattr(real(), attr)
-
-    stand_in.__file__ = spec.origin
-    stand_in.is_valid_syntax = is_valid_syntax
-    stand_in.__getattr__ = attribute
-    sys.modules[name] = stand_in
-    return True
-
-
-lazy_rfc3987_syntax()
 
 
 def file_seconds() -> dict[str, float]:

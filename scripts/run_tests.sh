@@ -13,9 +13,7 @@
 # The files start longest first (scripts/longest_first.py, a pytest plugin, with the seconds
 # measured per file in scripts/seconds.json), so the long notebooks start early and the short
 # test files fill in behind them (to measure them again: --record-seconds FILE writes this
-# run's CPU seconds per file, in the form of seconds.json). The same plugin defers a parser
-# build that every pytest process would otherwise spend about 3 s of CPU on at start-up
-# (longest_first.lazy_rfc3987_syntax says which and why that changes no result).
+# run's CPU seconds per file, in the form of seconds.json).
 # Every test and every notebook cell runs; the exit code is pytest's. Extra arguments go to
 # pytest (e.g. --durations=20).
 set -euo pipefail

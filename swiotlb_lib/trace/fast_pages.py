@@ -106,7 +106,8 @@ def _heap_compact(S, row):
 
 @jit
 def _lowest(S, z, o):
-    """``PageAllocator._lowest``: the lowest free block of exactly order ``o`` in zone ``z``, or -1."""
+    """The first step of ``PageAllocator._rmqueue`` at each order: the lowest free block of
+    exactly order ``o`` in zone ``z``, or -1."""
     if o == MAX_ORDER:
         return S.pg_es[z, 0] if S.pg_z[z, Z_NEXT] > 0 else -1
     row = z * MAX_ORDER + o
