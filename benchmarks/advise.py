@@ -75,14 +75,25 @@ class TreeRss:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+        self.error: BaseException | None = None
+
     def _run(self) -> None:
         pid = os.getpid()
-        while not self._done.is_set():
-            pss, rss = tree_kib(pid)
-            self.peak_kib, self.peak_rss_kib = max(self.peak_kib, pss), max(self.peak_rss_kib, rss)
-            self._done.wait(self.period)
+        try:
+            while not self._done.is_set():
+                pss, rss = tree_kib(pid)
+                self.peak_kib, self.peak_rss_kib = max(self.peak_kib, pss), max(self.peak_rss_kib, rss)
+                self._done.wait(self.period)
+        except BaseException as e:          # re-raised by stop(): a dead sampler must not pass
+            self.error = e                  # for a low peak
 
     def start(self) -> "TreeRss":
+        """Start sampling; OSError if this kernel cannot list a process's children or its
+        PSS (``/proc/PID/task/PID/children`` needs ``CONFIG_PROC_CHILDREN``)."""
+        pid = os.getpid()
+        for path in (f"/proc/{pid}/task/{pid}/children", f"/proc/{pid}/smaps_rollup"):
+            with open(path):
+                pass
         self._thread.start()
         return self
 
@@ -90,6 +101,8 @@ class TreeRss:
         """Stop sampling; the peak PSS in MB, at least the largest single process's RSS."""
         self._done.set()
         self._thread.join()
+        if self.error is not None:
+            raise self.error
         return max(self.peak_kib * 1024 / 1e6, largest_process_mb())
 
 
@@ -105,7 +118,11 @@ def main(argv=None) -> int:
         return 2
     with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
         size_mb = size / 1e6
-        rss = TreeRss().start()
+        try:
+            rss = TreeRss().start()
+        except OSError as e:
+            print(f"error: cannot measure the memory of this process and its workers: {e}", file=sys.stderr)
+            return 2
         t1 = time.perf_counter()
         tr = read_trace(path)
         t2 = time.perf_counter()

@@ -7,12 +7,15 @@ their number of tests, which says little about their time).  This plugin sorts t
 collected items by their file's seconds in ``scripts/seconds.json`` (CPU seconds measured
 per notebook and per test file), longest first, and keeps each file's own order of items;
 a file not listed there (a new one, of unknown length) comes first.  It changes the order
-only: every collected item still runs.
+only: every collected item still runs.  With ``--record-seconds FILE`` it also writes the CPU
+seconds each file took in the run to FILE, in the form of ``seconds.json``.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 SECONDS = Path(__file__).resolve().parent / "seconds.json"
 ROOT = SECONDS.parents[1]
@@ -57,23 +60,20 @@ def _cpu() -> float:
 _SPENT: dict = {}
 
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """With ``--record-seconds``: add the CPU seconds of ``item`` (set-up, call, tear-down:
-    a notebook's kernel stops in its last cell's) to its file.  The process's start and the
-    collection are no file's (every file shares them)."""
-    if item.config.getoption("record_seconds") is None:
-        return None
-    start = _cpu()
-    from _pytest.runner import runtestprotocol
-    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    runtestprotocol(item, nextitem=nextitem)
-    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-    try:
-        rel = Path(item.path).resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        rel = str(item.path)
-    _SPENT[rel] = _SPENT.get(rel, 0.0) + _cpu() - start
-    return True
+    a notebook's kernel stops in its last cell's) to its file, measured around pytest's own
+    protocol.  The process's start and the collection are no file's (every file shares them)."""
+    record = item.config.getoption("record_seconds") is not None
+    start = _cpu() if record else 0.0
+    yield
+    if record:
+        try:
+            rel = Path(item.path).resolve().relative_to(ROOT).as_posix()
+        except ValueError:
+            rel = str(item.path)
+        _SPENT[rel] = _SPENT.get(rel, 0.0) + _cpu() - start
 
 
 def pytest_sessionfinish(session) -> None:

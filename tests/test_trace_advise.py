@@ -197,3 +197,17 @@ def test_advice_keeps_a_bounded_timeline_with_its_peak(t1, monkeypatch):
     assert len(small.timeline.t) == 100 < n
     assert small.timeline.used.max() == full.timeline.used.max() == small.peak_used_slots
     assert small.recommended_nslabs == full.recommended_nslabs
+
+
+def test_max_sectors_kb_floor_answers_with_its_own_timeline():
+    # 4 KiB requests: 256 slots (the smallest candidate) are clean, but max_sectors_kb=1280
+    # asks for room for one 1280 KiB request, 643 slots (640 of data, one each for the
+    # virtio-blk header, the status byte and the indirect descriptor table), so the answer is the next candidate up, 1024; that pool is replayed in
+    # full once more (3 replays: 32768, 256, 1024) and the advice shows its timeline
+    tr = T.parse_trace(list(T.synthesize_trace(300, seed=2, cpus=2, request_kib=(4,))))
+    plain, = T.advise(tr, ["v6.11"])
+    assert plain.recommended_nslabs == 256 and plain.replays == 2
+    adv, = T.advise(tr, ["v6.11"], max_sectors_kb=1280)
+    assert adv.recommended_nslabs == 1024 and adv.replays == 3
+    assert [t["nslabs"] for t in adv.tried] == [256, 1024, 32768]
+    assert adv.timeline.nslabs == 1024 and adv.timeline.used.max() == adv.peak_used_slots

@@ -257,3 +257,11 @@ def test_decimate_keeps_the_first_highest_point_of_each_stretch():
         edges = np.linspace(0, n, points + 1).astype(np.int64)
         want = [a + int(np.argmax(tl.used[a:b])) for a, b in zip(edges[:-1], edges[1:])]
         assert np.array_equal(t, tl.t[want]) and np.array_equal(u, tl.used[want])
+    # a timeline long enough to be worked through in several chunks (about 2**20 samples each)
+    n = (1 << 22) + 3
+    tl = T.Timeline(np.arange(n, dtype=np.float64), rng.integers(0, 5, n), 8)
+    for points in (7, 1000, 50_001):
+        edges = np.linspace(0, n, points + 1).astype(np.int64)
+        want = [a + int(np.argmax(tl.used[a:b])) for a, b in zip(edges[:-1], edges[1:])]
+        t, u = tl.decimate(points)
+        assert np.array_equal(t, tl.t[want]) and np.array_equal(u, tl.used[want])

@@ -30,7 +30,8 @@ def png_bytes(fig, close: bool = True) -> bytes:
 
     The layout engine (constrained layout) runs once here and is then switched off, so
     ``savefig`` draws the figure once instead of twice (it makes an extra, invisible draw
-    to run a layout engine it still finds on the figure); the pixels are the same."""
+    to run a layout engine it still finds on the figure); the pixels are the same.  With
+    ``close=False`` the figure is left laid out as saved, without its layout engine."""
     engine = fig.get_layout_engine()
     if engine is not None:
         engine.execute(fig)

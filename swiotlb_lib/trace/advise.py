@@ -337,11 +337,16 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
                               follow=False, stop_when=None if full else StopRule(target, need_ll))
             count[0] += 1
             step()
-            # Only the smallest clean pool's timeline can become the advice's: the others go
-            # at once (two points per mapping, 320 MB at ten million mappings, per replay).
-            clean = [j for j in cache if cache[j].complete and valid(cache[j], j) and cache[j].ok]
+            # Only the smallest clean pool's timeline (at or above the max_sectors_kb floor)
+            # can become the advice's, and the one asked for now: the others go at once (two
+            # points per mapping, 320 MB at ten million mappings, per replay).
+            clean = [j for j in cache if cache[j].complete and valid(cache[j], j) and cache[j].ok
+                     and cands[j] >= job.floor_slots]
+            keep = {min(clean)} if clean else set()
+            if timeline:
+                keep.add(k)
             for j in cache:
-                if not clean or j != min(clean):
+                if j not in keep:
                     cache[j].timeline = None
         return cache[k]
 

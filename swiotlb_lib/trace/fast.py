@@ -124,7 +124,10 @@ def fits_mi(cols) -> bool:
     alignment rounding, and the trace's line numbers.  The allocation size is at most the
     mapping size plus twice ``alloc_align_mask | 2047`` (the sub-slot offset, then the rounding
     up to the alignment).  A trace beyond that (a mapping over 2 GiB, a mask of 2**31 or more,
-    more than two billion lines) is replayed by the reference."""
+    more than two billion lines) is replayed by the reference.  The other fields are small by
+    construction (a device's index, a kind of request, flags, the alignment test's bits of a
+    mask of at most 32 bits), except the CPU number, which the engine only uses by its low
+    bits (modulo the number of areas), which an ``int32`` keeps."""
     if not len(cols.size):
         return True
     worst = int(cols.size.max()) + 2 * (int(cols.align.max()) | (IO_TLB_SIZE - 1)) + 1
@@ -188,8 +191,15 @@ class CompiledEngine(Engine):
         self.fallback = None
         cols = columns(self.trace, self.reqs, self.lt.kind == "real" and self.INFER_LOST, self.cache)
         why = None if cols.ordered else "a request's mappings are not in trace order"
-        if why is None and not fits_mi(cols):
-            why = "a mapping's size, alignment or line number does not fit the 32-bit table MI"
+        if why is None:
+            key = ("fits_mi", id(cols))                 # once per prepared trace
+            fits = self.cache.get(key) if self.cache is not None else None
+            if fits is None:
+                fits = fits_mi(cols)
+                if self.cache is not None:
+                    self.cache[key] = fits
+            if not fits:
+                why = "a mapping's size, alignment or line number does not fit the 32-bit table MI"
         if why is None and self.mem.dyn is not None and type(self.mem.dyn) is not Grower:
             why = fast_rfc.unsupported_trace(self.mem.dyn, cols, [self.devs[d] for d in cols.dev_names])
         if why is not None:
@@ -233,7 +243,7 @@ class CompiledEngine(Engine):
             MI, params, q_bnd, combos = hit[1]
         else:
             # the old table goes first (from the cache, and from ``hit``): at ten million
-            # mappings each is about 1.5 GB
+            # mappings each is about 0.7 GB
             hit = None
             if self.cache is not None:
                 self.cache.pop("mappings", None)

@@ -198,9 +198,9 @@ def _transient(S, i):
     """``Grower.find_slots``' transient pool for mapping ``i``: ``alloc_pool(dev, n, n, 1,
     reach, GFP_NOWAIT | __GFP_NOWARN)`` and a search in it.  Returns ``(transient, slot,
     no_memory)``; on failure transient -1."""
-    C, MI, DI = S.C, S.MI, S.DI
-    d = np.int64(MI[i, M_DEV])
-    n = np.int64(MI[i, M_NSLOTS])
+    C, DI = S.C, S.DI
+    d = mi(S, i, M_DEV)
+    n = mi(S, i, M_NSLOTS)
     p, z, order, nslabs, nareas = _alloc_pool_pages(S, DI[d, D_ZL], DI[d, D_LIMIT], DI[d, D_GFP], var(OP_TRANSIENT),
                                                     d, n, n, var(1))
     if p < 0:
@@ -220,13 +220,13 @@ def _transient(S, i):
         lst[k] = 0
     for k in range(4):
         ta[k] = 0
-    q = np.int64(MI[i, M_PARAM])
+    q = mi(S, i, M_PARAM)
     params = S.params
     shift = np.int64((np.uint64(start) & S.q_bnd[q]) >> np.uint64(IO_TLB_SHIFT))
     unbounded = shift + 2 * (nslabs + SPARE_SLOTS) <= params[q, Q_MAX_SLOTS]
-    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, np.int64(MI[i, M_REST]), shift,
-                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, np.int64(MI[i, M_SKIP]),
-                      np.int64(MI[i, M_OBITS]), nslabs, S.P[P_ROUND_START])
+    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, mi(S, i, M_REST), shift,
+                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, mi(S, i, M_SKIP),
+                      mi(S, i, M_OBITS), nslabs, S.P[P_ROUND_START])
     exam = ta[3]
     if idx < 0:
         C[G_TRANSIENT_SEARCH_FAILED] += 1

@@ -75,14 +75,14 @@ def rfc_map(S, i):
     or -1 (skipped: try the fixed slots), or -2 (``dma_direct_alloc_pages()`` failed: the
     fixed slots, and ``failure_cause`` says no_memory for a mapping too big for them).  On
     success also the map-time ``swiotlb_dyn_bounce()`` (one more tree lookup, the copy)."""
-    C, MI = S.C, S.MI
-    v = np.int64(MI[i, M_RFC])
+    C = S.C
+    v = mi(S, i, M_RFC)
     if v < 0:
         C[RFC_SKIPPED] += 1
         return -1
     C[RFC_ATTEMPTS] += 1
     order, sleep = v & 255, v >> 8
-    d = np.int64(MI[i, M_DEV])
+    d = mi(S, i, M_DEV)
     DI = S.DI
     p = -1
     if order <= MAX_ORDER:
@@ -96,7 +96,7 @@ def rfc_map(S, i):
         return -2
     S.pg_orders[order] += 1
     DI[d, D_RFC_N] += 1                                 # dyn_zone_<the device's zone>
-    size = np.int64(MI[i, M_SIZE])
+    size = mi(S, i, M_SIZE)
     nbytes = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
     C[RFC_ZEROED] += nbytes
     C[RFC_BUFFERS] += 1                                 # mtree_store_range() on `live` ranges,

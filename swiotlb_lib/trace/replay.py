@@ -60,12 +60,20 @@ class Timeline:
         if n <= points:
             return self.t.copy(), self.used.copy()
         # ``points`` buckets of equal length (none empty: n > points); in each, the first
-        # sample at the bucket's maximum
+        # sample at the bucket's maximum.  Worked through about a million samples at a time,
+        # so the temporary arrays stay small however long the timeline.
         edges = np.linspace(0, n, points + 1).astype(np.int64)
-        bucket = np.repeat(np.arange(points), np.diff(edges))
-        top = np.maximum.reduceat(self.used, edges[:-1])
-        hits = np.flatnonzero(self.used == top[bucket])
-        idx = hits[np.unique(bucket[hits], return_index=True)[1]]
+        idx = np.empty(points, np.int64)
+        step = max(1, points * (1 << 20) // n)          # buckets per chunk
+        for b0 in range(0, points, step):
+            b1 = min(b0 + step, points)
+            lo = edges[b0]
+            used = self.used[lo:edges[b1]]
+            bucket = np.repeat(np.arange(b1 - b0, dtype=np.int32), np.diff(edges[b0:b1 + 1]))
+            top = np.maximum.reduceat(used, edges[b0:b1] - lo)
+            hits = np.flatnonzero(used == top[bucket])
+            bh = bucket[hits]                           # ascending: the first hit of each bucket
+            idx[b0:b1] = lo + hits[np.concatenate(([True], bh[1:] != bh[:-1]))]
         return self.t[idx], self.used[idx]
 
 
