@@ -45,8 +45,8 @@ from .swiotlb import BounceBuffer
 
 #: the gfp of a dynamic buffer (``swiotlb_dyn_map``): GFP_KERNEL if the mapping may sleep,
 #: else GFP_NOWAIT, both with __GFP_NOWARN (built once: flag arithmetic on Gfp is slow)
-_DYN_GFP_MAY_SLEEP = GFP_KERNEL | Gfp.NOWARN
-_DYN_GFP_NOWAIT = GFP_NOWAIT | Gfp.NOWARN
+DYN_GFP_MAY_SLEEP = GFP_KERNEL | Gfp.NOWARN
+DYN_GFP_NOWAIT = GFP_NOWAIT | Gfp.NOWARN
 
 
 
@@ -60,6 +60,13 @@ def zone_gfp(pages, phys_limit: int) -> Gfp:
     if phys_limit <= 0xFFFFFFFF:
         return Gfp.DMA32
     return Gfp(0)
+
+
+def gfp_for_limit(pages, gfp, phys_limit: int) -> Gfp:
+    """``gfp`` with its zone modifier replaced by the one ``phys_limit`` needs
+    (:func:`zone_gfp`): ``gfp &= ~GFP_ZONEMASK; gfp |= ...``, as ``swiotlb_alloc_tlb()``
+    (v6.6+) and ``dma_direct_alloc_pages()`` (v6.3-rc) do."""
+    return (Gfp(gfp) & ~GFP_ZONEMASK) | zone_gfp(pages, phys_limit)
 
 
 class _Costs:
@@ -201,7 +208,7 @@ class Grower:
         if order > MAX_ORDER:
             return None
         # gfp &= ~GFP_ZONEMASK, then the zone the limit needs (swiotlb_alloc_tlb)
-        p = pages.alloc_pages((Gfp(gfp) & ~GFP_ZONEMASK) | zone_gfp(pages, phys_limit), order,
+        p = pages.alloc_pages(gfp_for_limit(pages, gfp, phys_limit), order,
                               limit=phys_limit, owner="swiotlb-dyn")
         if p is None:
             return None
@@ -438,8 +445,7 @@ class RfcDynamic:
                 return None
             got = (p, "atomic")
         else:
-            zone = zone_gfp(pages, limit)
-            g = (Gfp(gfp) & ~GFP_ZONEMASK) | zone
+            g = gfp_for_limit(pages, gfp, limit)
             got = None
             if gfpflags_allow_blocking(gfp) and nbytes > PAGE_SIZE:
                 c["cma_attempts"] += 1
@@ -455,7 +461,7 @@ class RfcDynamic:
                     return None
                 self.costs_.page_orders[order] += 1
                 got = (p, order)
-            c["dyn_zone_" + gfp_zone(zone)] += 1
+            c["dyn_zone_" + gfp_zone(g)] += 1
             if self.mem.cc_mem_encrypt:
                 c["decrypt_calls"] += 1                          # dma_set_decrypted()
         c["zeroed_bytes"] += nbytes                              # memset(ret, 0, size)
@@ -472,7 +478,7 @@ class RfcDynamic:
         if alloc_size < PAGE_SIZE or alloc_align_mask or dev.min_align_mask:
             c["dyn_skipped"] += 1
             return None
-        gfp = _DYN_GFP_MAY_SLEEP if attrs & DMA_ATTR_MAY_SLEEP else _DYN_GFP_NOWAIT
+        gfp = DYN_GFP_MAY_SLEEP if attrs & DMA_ATTR_MAY_SLEEP else DYN_GFP_NOWAIT
         nbytes = (alloc_size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         c["dyn_attempts"] += 1
         got = self.dma_direct_alloc_pages(dev, nbytes, gfp)

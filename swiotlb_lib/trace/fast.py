@@ -107,10 +107,10 @@ __all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS
 
 #: The shortest trace (in mappings) that ``replay(engine="auto")`` runs on the compiled engine
 #: when this process has not loaded it yet.  Loading it from Numba's cache takes about 3 s
-#: (compiling it, the first time after an install or a change to ``fast*.py``, about 85 s of
-#: CPU), and the readable engine replays 20 000-30 000 mappings a second, so below this a
-#: replay is over before the compiled engine would be loaded (measured in session 7 on the
-#: 2-core machine; every trace under ``data/`` has fewer than 10 000 mappings).
+#: (compiling it, the first time after an install or a change to ``fast*.py``, about 70-85 s
+#: of CPU), and the readable engine replays 20 000-30 000 mappings a second, so below this a
+#: replay is over before the compiled engine would be loaded (measured on the 2-core
+#: machine; every trace under ``data/`` has fewer than 10 000 mappings).
 AUTO_MIN_MAPPINGS = 50_000
 
 
@@ -270,7 +270,7 @@ class CompiledEngine(Engine):
         for b in range(0, n, MI_BLOCK):
             kinds[b:b + MI_BLOCK], fields = self._mapping_fields(cols, d_mam, reach_u, pool, b)
             if rfc:
-                fields[M_RFC] = fast_rfc.column(mem.dyn, cols, d_mam, b, b + MI_BLOCK)
+                fields[M_RFC] = fast_rfc.column(cols, d_mam, b, b + MI_BLOCK)
             rows = MI[b:b + MI_BLOCK]
             for k, col in fields.items():
                 rows[:, k] = col

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import MAX_ORDER, PAGE_SHIFT
-from ..dynamic import zone_gfp
-from ..gfp import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp, check_limit
+from ..dynamic import gfp_for_limit
+from ..gfp import GFP_KERNEL, GFP_NOWAIT, Gfp, check_limit
 from .fast_state import (GFP_DIRECT_BIT, GFP_HIGH_BIT, GFP_NOWARN_BIT, HAVE_NUMBA, NZ, OP_FREE, OP_TRANSIENT,
                          OP_WORKER, PG_ALLOCATIONS, PG_FAILED, PG_FREES, PG_MERGES, PG_NOPS, PG_SPLITS,
                          PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, grown, jit, var)
@@ -314,12 +314,12 @@ def transient_gfp(pages, reach: int):
     (``swiotlb_find_slots()`` -> ``swiotlb_alloc_pool(..., GFP_NOWAIT | __GFP_NOWARN)`` ->
     ``swiotlb_alloc_tlb()``: the zone bits replaced by those the limit needs), as
     :meth:`swiotlb_lib.dynamic.Grower.alloc_tlb` computes it."""
-    return (Gfp(GFP_NOWAIT | Gfp.NOWARN) & ~GFP_ZONEMASK) | zone_gfp(pages, reach)
+    return gfp_for_limit(pages, GFP_NOWAIT | Gfp.NOWARN, reach)
 
 
 def worker_gfp(pages, phys_limit: int):
     """The gfp mask of the worker's pool (``swiotlb_dyn_alloc()``: ``GFP_KERNEL``)."""
-    return (Gfp(GFP_KERNEL) & ~GFP_ZONEMASK) | zone_gfp(pages, phys_limit)
+    return gfp_for_limit(pages, GFP_KERNEL, phys_limit)
 
 
 def build(pages, gfps) -> dict:

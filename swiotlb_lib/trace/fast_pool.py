@@ -15,7 +15,7 @@ state itself (:data:`~swiotlb_lib.trace.fast_state.STATE_FIELDS` ``p_list``, ``p
 seven arrays because Numba counts references with atomic operations: every array passed to
 a function, or held in a variable across a branch, costs an increment and a decrement per
 call, and seven of them per search and per release were, with the state's own, most of the
-compiled loop's time (``benchmarks/replay.py``, session 8).
+compiled loop's time (``benchmarks/replay.py``, measured with ``perf`` at commit 3cd126c).
 """
 from __future__ import annotations
 

@@ -38,8 +38,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import DMA_ATTR_MAY_SLEEP, MAX_ORDER, PAGE_SHIFT, PAGE_SIZE
-from ..dynamic import DynSlot, RfcDynamic, zone_gfp
-from ..gfp import GFP_KERNEL, GFP_NOWAIT, GFP_ZONEMASK, Gfp
+from ..dynamic import DYN_GFP_MAY_SLEEP, DYN_GFP_NOWAIT, DynSlot, RfcDynamic, gfp_for_limit, zone_gfp
+from ..gfp import get_order
 from ..page_alloc import gfp_zone
 from . import fast_pages
 from .fast_pages import alloc_pages, free_pages
@@ -162,13 +162,12 @@ def unsupported_trace(dyn, cols, devs) -> str | None:
     return None
 
 
-def column(dyn, cols, d_mam, lo, hi):
+def column(cols, d_mam, lo, hi):
     """``MI[lo:hi, M_RFC]``: -1 where ``before_map`` skips the dynamic path (under a page, an
     alignment, a ``min_align_mask``), else ``get_order()`` of the page-rounded size and
     ``may_sleep << 8``."""
     size = cols.size[lo:hi]
-    eligible = (size >= PAGE_SIZE) & (cols.align[lo:hi] == 0) & (d_mam[cols.dev[lo:hi]] == 0) if len(size) \
-        else size > 0
+    eligible = (size >= PAGE_SIZE) & (cols.align[lo:hi] == 0) & (d_mam[cols.dev[lo:hi]] == 0)
     v = ((size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1           # get_order(): the bit length of this
     order = np.zeros(len(size), np.int64)
     while np.any(v > 0):
@@ -183,12 +182,11 @@ def setup(dyn, devs, P, DI) -> tuple[dict, list]:
     (:func:`~swiotlb_lib.trace.fast_pages.build`, one zonelist per device) and the ``(gfp,
     limit)`` of each logged device row ``2 * device + may_sleep`` for the write-back."""
     pages = dyn.pages
-    nowait, sleep = GFP_NOWAIT | Gfp.NOWARN, GFP_KERNEL | Gfp.NOWARN     # swiotlb_dyn_map()
+    nowait, sleep = DYN_GFP_NOWAIT, DYN_GFP_MAY_SLEEP     # swiotlb_dyn_map()
     rows, zls = [], []
     for k, dev in enumerate(devs):
-        limit = dev.coherent_reach
-        zone = zone_gfp(pages, limit)                   # dma_direct_optimal_gfp_mask()
-        rows += [((Gfp(g) & ~GFP_ZONEMASK) | zone, limit) for g in (nowait, sleep)]
+        limit = dev.coherent_reach                      # dma_direct_optimal_gfp_mask()
+        rows += [(gfp_for_limit(pages, g, limit), limit) for g in (nowait, sleep)]
         zls.append(rows[-2][0])
         DI[k, D_ZL], DI[k, D_LIMIT] = k, fast_pages.limit_pfn(limit)
     P[P_RFC_GFP_NOWAIT], P[P_RFC_GFP_SLEEP] = fast_pages.gfp_flags(nowait), fast_pages.gfp_flags(sleep)
@@ -214,7 +212,7 @@ def write_back(dyn, C, DI, devs, pool_of, sizes, origs, ops, orders, rows) -> No
     for i in np.nonzero((pool_of >= RFC_BASE) & (pool_of < RFC_CUT))[0].tolist():
         pfn, size = int(pool_of[i]) - RFC_BASE, int(sizes[i])
         npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT
-        order = (npages - 1).bit_length()
+        order = get_order(size)
         dyn.tree.store_range(pfn, pfn + npages - 1,
                              DynSlot(int(origs[i]), size, pfn << PAGE_SHIFT, npages << PAGE_SHIFT, order))
     fast_pages.write_back(dyn.pages, ops, {key: int(C[k]) for key, k in PAGE_COSTS}, rows, None)
