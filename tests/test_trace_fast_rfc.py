@@ -29,7 +29,7 @@ from swiotlb_lib.device import Device
 from swiotlb_lib.evidence import data_path
 from swiotlb_lib.trace import read_trace
 from swiotlb_lib.trace.engine import Engine, StopReplay, StopRule
-from swiotlb_lib.trace.fast import CompiledEngine, supported
+from swiotlb_lib.trace.fast import CompiledEngine, supported, warm, worth_it
 from swiotlb_lib.trace.lifetime import parse_lifetime
 from swiotlb_lib.trace.read import Mapping, Trace
 from swiotlb_lib.trace.replay import prepare_replay, replay
@@ -164,9 +164,13 @@ def test_recorded_traces_agree(path):
 
 
 def _refusal(tr, cmdline="swiotlb=128,force,dynamic", kernel="rfc-v1", device=None, **kw):
-    """The compiled engine's refusal of a replay, and that "auto" then gives the reference's result."""
+    """The compiled engine's refusal of a replay, and that "auto" then gives the reference's
+    result.  The engine is loaded first, so that "auto" tries it (worth_it) and falls back,
+    rather than choosing the reference for a short trace."""
     with pytest.raises(ValueError, match="engine: the compiled engine cannot run this replay: ") as e:
         replay(tr, kernel, cmdline, "fixed:1ms", engine="compiled", device=device, **kw)
+    warm()
+    assert worth_it(tr)
     a = outcome(replay(tr, kernel, cmdline, "fixed:1ms", engine="auto", device=device, **kw))
     assert a == outcome(replay(tr, kernel, cmdline, "fixed:1ms", engine="reference", device=device, **kw))
     return str(e.value).split("cannot run this replay: ")[1]
