@@ -41,7 +41,10 @@ def peak_rss_mb() -> float:
 
 
 def read_profile(path) -> dict:
-    """Seconds of one :func:`read_trace` of ``path`` by phase (see the module's docstring)."""
+    """Seconds of one :func:`read_trace` of ``path`` by phase (see the module's docstring).
+    cProfile sees only the calling thread: a buffer the scanner reads in two halves at once
+    (:data:`~swiotlb_lib.trace.scan.SPLIT_MIN_BYTES` or more) counts the first half's scan
+    under ``scan``, and the wait for the second half's thread under ``per_chunk_python``."""
     prof = cProfile.Profile()
     prof.runcall(read_trace, path)
     st = pstats.Stats(prof).stats                        # (file, line, name) -> (cc, nc, tt, ct, callers)

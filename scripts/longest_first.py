@@ -29,15 +29,20 @@ def file_seconds() -> dict[str, float]:
     return seconds
 
 
+def file_of(item) -> str | None:
+    """The path of ``item``'s file from the repository root, or None outside it."""
+    try:
+        return Path(item.path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return None
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
     seconds = file_seconds()
 
     def longest_first(item) -> float:
-        try:
-            rel = Path(item.path).resolve().relative_to(ROOT).as_posix()
-        except ValueError:
-            return float("-inf")
-        return -seconds.get(rel, float("inf"))
+        rel = file_of(item)
+        return float("-inf") if rel is None else -seconds.get(rel, float("inf"))
 
     items.sort(key=longest_first)     # stable: a file's items keep their order
 
@@ -57,7 +62,13 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+#: CPU seconds per file: this process's own, then (in xdist's controller) the workers' added
 _SPENT: dict = {}
+
+
+def _add(spent: dict) -> None:
+    for k, v in spent.items():
+        _SPENT[k] = _SPENT.get(k, 0.0) + v
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -69,29 +80,24 @@ def pytest_runtest_protocol(item, nextitem):
     start = _cpu() if record else 0.0
     yield
     if record:
-        try:
-            rel = Path(item.path).resolve().relative_to(ROOT).as_posix()
-        except ValueError:
-            rel = str(item.path)
-        _SPENT[rel] = _SPENT.get(rel, 0.0) + _cpu() - start
+        _add({file_of(item) or str(item.path): _cpu() - start})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """In xdist's controller: a worker's seconds, sent back in its ``workeroutput``."""
+    _add(node.workeroutput.get("longest_first_seconds", {}))
 
 
 def pytest_sessionfinish(session) -> None:
-    """Each process writes its files' seconds beside FILE (``FILE.<worker>``); the process
-    that is no xdist worker then merges them into FILE, longest first."""
+    """An xdist worker hands its files' seconds to the controller (``workeroutput``); the
+    controller, or a run without xdist, writes them all to FILE, longest first."""
     out = session.config.getoption("record_seconds")
     if out is None:
         return
-    out = Path(out)
-    worker = getattr(session.config, "workerinput", None)
-    part = out.with_name(f"{out.name}.{worker['workerid'] if worker else 'main'}")
-    part.write_text(json.dumps(_SPENT))
-    if worker:
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["longest_first_seconds"] = dict(_SPENT)
         return
-    merged: dict = {}
-    for p in sorted(out.parent.glob(out.name + ".*")):
-        for k, v in json.loads(p.read_text()).items():
-            merged[k] = merged.get(k, 0.0) + v
-        p.unlink()
-    out.write_text(json.dumps({"seconds": {k: round(v, 1) for k, v in
-                                           sorted(merged.items(), key=lambda kv: -kv[1])}}, indent=1) + "\n")
+    Path(out).write_text(json.dumps({"seconds": {k: round(v, 1) for k, v in
+                                                 sorted(_SPENT.items(), key=lambda kv: -kv[1])}}, indent=1) + "\n")

@@ -105,10 +105,8 @@ else
     trap 'pkill -P "$warm_pid" 2>/dev/null; kill "$warm_pid" 2>/dev/null; rm -f "$warm_log"' EXIT
     .venv/bin/python scripts/execute_book.py _build/.jupyter_cache
     say "jupyter-book build -W -n: the pages, from the executed notebooks; beside it, the replay engine still compiling"
-    build_status=0
-    .venv/bin/jupyter-book build -W -n --keep-going "$ROOT" || build_status=$?
-    # a failed build is reported at once: the compile is stopped by the EXIT trap
-    [ "$build_status" -eq 0 ] || exit "$build_status"
+    # a failed build ends the script at once (set -e): the EXIT trap stops the compile
+    .venv/bin/jupyter-book build -W -n --keep-going "$ROOT"
     warm_status=0
     wait "$warm_pid" || warm_status=$?
     trap - EXIT

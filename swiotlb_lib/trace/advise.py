@@ -32,7 +32,7 @@ ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", 
 #: (a few thousand mappings) from forking a Jupyter kernel.
 PARALLEL_MIN_MAPPINGS = 20_000
 #: The most points an :class:`Advice` keeps of its replay's timeline.  A replay's timeline has
-#: two points per mapping (320 MB at ten million mappings, for each profile); beyond this the
+#: up to two points per mapping (160-320 MB at ten million mappings, for each profile); beyond this the
 #: advice keeps :meth:`Timeline.decimate`'s sample of it, the highest point of each of this
 #: many equal stretches, so its peaks survive.  Every trace under ``data/`` is far below it.
 ADVICE_TIMELINE_POINTS = 1 << 20
@@ -337,11 +337,10 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
                               follow=False, stop_when=None if full else StopRule(target, need_ll))
             count[0] += 1
             step()
-            # Only the smallest clean pool's timeline (at or above the max_sectors_kb floor)
-            # can become the advice's, and the one asked for now: the others go at once (two
-            # points per mapping, 320 MB at ten million mappings, per replay).
-            clean = [j for j in cache if cache[j].complete and valid(cache[j], j) and cache[j].ok
-                     and cands[j] >= job.floor_slots]
+            # Only the smallest accepted pool's timeline can become the advice's, and the one
+            # asked for now: the others go at once (up to two points per mapping, 160-320 MB
+            # at ten million mappings, per replay).
+            clean = [j for j in cache if cache[j].complete and accepted(j)]
             keep = {min(clean)} if clean else set()
             if timeline:
                 keep.add(k)
@@ -356,6 +355,11 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
     def ok(k):
         r = run(k)
         return valid(r, k) and r.ok
+
+    def accepted(k):
+        """A replayed pool the advice may recommend: clean, and at or above the
+        max_sectors_kb floor (the step after the search below)."""
+        return valid(cache[k], k) and cache[k].ok and cands[k] >= job.floor_slots
 
     first = None
     if dynamic:

@@ -140,23 +140,18 @@ class StopRule:
 LIST_MAX_MAPPINGS = 100_000
 
 
-def records(rows, what: str, cache: dict | None = None):
-    """``rows`` (a trace's mappings or its requests, ``what`` says which) as the engine indexes
-    them: a list of the records when there are at most :data:`LIST_MAX_MAPPINGS` (kept in
-    ``cache`` when given), else ``rows`` itself."""
+def records(rows, cache: dict | None = None):
+    """``rows`` (a trace's mappings or its requests) as the engine indexes them: a list of the
+    records when there are at most :data:`LIST_MAX_MAPPINGS` (kept in ``cache`` when given),
+    else ``rows`` itself."""
     if isinstance(rows, list) or len(rows) > LIST_MAX_MAPPINGS:
         return rows
     if cache is None:
         return list(rows)
-    key = (what, id(rows))
+    key = ("records", id(rows))
     if key not in cache:
         cache[key] = list(rows)
     return cache[key]
-
-
-def mapping_records(trace, cache: dict | None = None):
-    """``trace.mappings`` as the engine indexes it (:func:`records`)."""
-    return records(trace.mappings, "records", cache)
 
 
 def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
@@ -221,7 +216,7 @@ class Engine:
                  cache: dict | None = None) -> None:
         self.trace, self.m, self.lt = trace, m, lifetime
         self.mem = m.swiotlb
-        self.maps = mapping_records(trace, cache)
+        self.maps = records(trace.mappings, cache)
         self.reqs = reqs
         # the requests as columns (the grouping's own table; built once for a list of Request)
         self.req_table = request_table(reqs, len(self.maps))
@@ -271,7 +266,7 @@ class Engine:
     def req_records(self):
         """The requests as the readable loop indexes them (:func:`records`), made on
         first use: the compiled engine, which reads the columns, never makes them."""
-        return records(self.reqs, "requests", self.cache)
+        return records(self.reqs, self.cache)
 
     # -- the DMA operations -------------------------------------------------------------
     def _now(self, t: float) -> None:

@@ -631,8 +631,8 @@ TRACE_EXPECTED = ("the text of /sys/kernel/tracing/trace or of 'trace-cmd report
 SAMPLE_BYTES = 1 << 20
 #: The smallest file :func:`read_trace` gives the compiled scanner: the parser reads 8 MiB
 #: (about 55 000 ``swiotlb_bounced`` lines) in about 0.5 s, the scanner loaded from Numba's
-#: cache in 0.07 s, but its first compilation takes 7 to 9 s (measured in session 8 on a
-#: synthesized trace, ``swiotlb_lib.trace.synthesize``): below this size the most it saves, under
+#: cache in 0.07 s, but its first compilation takes 7 to 9 s (measured on the 2-core machine on
+#: a synthesized trace, ``swiotlb_lib.trace.synthesize``): below this size the most it saves, under
 #: half a second, does not pay for a compilation the first reader after an install would meet.
 SCAN_MIN_BYTES = 8 << 20
 
@@ -642,9 +642,9 @@ def scanner_pays(head: bytes) -> bool:
     parser: when at least three lines in four are ``swiotlb_bounced`` events.  The scanner
     hands every other line (kprobe events, markers) back to the parser one at a time, with
     the rows before it, so on a trace recorded with the kprobes of ``data/recording`` (one
-    bounced line in four) it takes a little more CPU time than the parser (measured in
-    session 8 on ``data/realkernel/trace-512-force-2G-kprobes.txt``: 0.71 s against 0.63 s;
-    session 7's scanner took 1.74 s against 0.69 s), about as much with one line in two
+    bounced line in four) it takes a little more CPU time than the parser (measured on
+    ``data/realkernel/trace-512-force-2G-kprobes.txt`` with the scanner of commit 60a9167:
+    0.71 s against 0.63 s), about as much with one line in two
     (0.26 s against 0.26 s, that file without its ``map_ret`` and ``unmap`` lines), and less
     with three in four (0.13 s against 0.15 s, keeping one ``map`` line in three), while on a
     trace of bounced lines alone it takes a quarter to a third of it

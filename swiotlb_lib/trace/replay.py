@@ -463,7 +463,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     tl = None
     if timeline:
         # views of the engine's arrays (nothing appends to them after the run), not copies: at
-        # ten million mappings a copy is 320 MB more at the end of each replay
+        # ten million mappings (a point per request event, up to two per mapping) a copy is
+        # 160-320 MB more at the end of each replay
         tl = Timeline(np.frombuffer(eng.tl_t, dtype=np.float64),
                       np.frombuffer(eng.tl_u, dtype=f"i{eng.tl_u.itemsize}").astype(np.int64, copy=False), nslabs)
     return ReplayResult(res, lifetime, mode, nslabs, eng.livelocks, tl, trace, warnings)

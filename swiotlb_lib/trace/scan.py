@@ -464,13 +464,17 @@ class Scanner:
         self.k0 = self.k = self.given = 0               # rows written, rows given to the builder
         self.lists = None                               # the last scan call's rows as lists
 
+    def scan_from(self, arr, pos: int, end: int, final: bool, lineno: int, k: int) -> tuple:
+        """:func:`scan` of ``arr[pos:end]`` into this scanner's columns from row ``k``."""
+        c = self.cols
+        return scan(arr, pos, end, final, lineno, k, c["line"], c["time"], c["cpu"], c["task"], c["dev"],
+                    c["mask"], c["orig"], c["size"], c["force"], self.slow, self.names, self.blobs, self.masks,
+                    self.st)
+
     def run(self, arr, pos: int, final: bool, lineno: int, builder) -> tuple:
         """One call of :func:`scan` from ``pos``; the new rows' codes are the builder's.
         Returns ``(pos, lineno, lines for the parser)``."""
-        c = self.cols
-        pos, lineno, k, nslow = scan(arr, pos, len(arr), final, lineno, self.k, c["line"], c["time"], c["cpu"],
-                                     c["task"], c["dev"], c["mask"], c["orig"], c["size"], c["force"], self.slow,
-                                     self.names, self.blobs, self.masks, self.st)
+        pos, lineno, k, nslow = self.scan_from(arr, pos, len(arr), final, lineno, self.k)
         if k > self.k:
             self.new_names(builder, self.k, k)
         self.k0, self.k, self.lists = self.k, k, None
@@ -563,7 +567,7 @@ def _second_half(sc: Scanner, half: Scanner, reader, buf, res: tuple, lineno: in
     half.new_names(reader.b, 0, k)
     k0 = sc.k
     for c, col in half.cols.items():
-        if col.dtype != sc.cols[c].dtype:               # codes the builder made int32 on one side
+        if col.dtype.itemsize > sc.cols[c].dtype.itemsize:     # codes the builder made int32 on that side
             sc.cols[c] = sc.cols[c].astype(np.int32)
         sc.cols[c][k0:k0 + k] = col[:k]
     sc.cols["line"][k0:k0 + k] += lineno
@@ -603,13 +607,11 @@ def scan_file(f, reader, chunk: int = 1 << 23, progress=None, total: int = 0) ->
             if half is None or len(half.cols["line"]) < rows:
                 half = Scanner(rows) if half is None else half
                 half.new_columns(rows)
-            c, res = half.cols, []
+            res = []
 
             def second():                               # its result, or what it raised
                 try:
-                    res.append(scan(arr, split, have, final, 0, 0, c["line"], c["time"], c["cpu"], c["task"],
-                                    c["dev"], c["mask"], c["orig"], c["size"], c["force"], half.slow, half.names,
-                                    half.blobs, half.masks, half.st))
+                    res.append(half.scan_from(arr, split, have, final, 0, 0))
                 except BaseException as exc:            # pragma: no cover - re-raised below
                     res.append(exc)
             th = threading.Thread(target=second)
