@@ -2,7 +2,8 @@
 
 Method: :func:`swiotlb_lib.trace.synthesize_trace` writes a seeded trace in the text format
 of Linux 6.12's ``/sys/kernel/tracing/trace`` (``swiotlb_bounced`` events of virtio-blk
-requests, see ``benchmarks/replay.py``) to a temporary file; that is not timed.  The timed
+requests, see ``benchmarks/replay.py``) to a temporary file, in a child process of its own;
+that is neither timed nor counted in the memory.  The timed
 part is what ``python -m swiotlb_lib advise FILE`` does: read and parse the file
 (``read_s``), then :func:`swiotlb_lib.trace.advise` over every profile with the default
 lifetime model (``advise_s`` is the whole run, reading included).  ``replays`` is the number
@@ -13,8 +14,8 @@ process and all its worker processes added together (MB), the memory the whole r
 thread adds up the proportional set sizes of the process tree every 50 ms (``Pss`` in
 ``/proc/PID/smaps_rollup``: each page counted once, split among the processes that share it,
 such as the trace's columns and the libraries the forked workers inherit), and the result is
-never below the largest single process's peak RSS (``resource.getrusage``, self and
-children).  The sum of the processes' RSS, which counts a shared page once per process, is
+never below the largest single process's peak RSS (this process's from ``resource.getrusage``,
+a worker's as sampled).  The sum of the processes' RSS, which counts a shared page once per process, is
 printed beside it.
 
 Prints the phases, then one JSON line with ``events``, ``read_s``, ``advise_s``, ``replays``,
@@ -23,31 +24,59 @@ Prints the phases, then one JSON line with ``events``, ``read_s``, ``advise_s``,
 Usage: python benchmarks/advise.py [--events N] [--seed S] [--target R] [--workers W]
 """
 import argparse
+import contextlib
 import json
 import os
 import resource
 import sys
+import tempfile
 import threading
 import time
+
+from multiprocessing import get_context
 
 import numpy as np
 
 from swiotlb_lib.trace.advise import advise                # noqa: E402
 from swiotlb_lib.trace.read import read_trace              # noqa: E402
-from swiotlb_lib.trace.synthesize import temp_trace         # noqa: E402
+from swiotlb_lib.trace.synthesize import synthesize_trace   # noqa: E402
 
 
-def largest_process_mb() -> float:
-    """Max RSS of this process and of its waited-for children (Linux reports KiB)."""
-    kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-              resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return kib * 1024 / 1e6
+def self_peak_mb() -> float:
+    """Max RSS of this process so far (Linux reports KiB).  The trace is synthesized in a child
+    process (:func:`synthesize_in_child`), so this is the reading and the advice only."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
-def tree_kib(pid: int) -> tuple[int, int]:
-    """``Pss`` and ``Rss`` of ``pid`` and of all its descendants now, each added up (KiB, from
-    ``/proc/PID/smaps_rollup``; a process that ends while it is read counts 0)."""
-    pss = rss = 0
+@contextlib.contextmanager
+def synthesize_in_child(n: int, seed: int):
+    """The synthesized trace in a temporary file, written by a child process (its memory is not
+    the advice's) and removed when the caller is done; yields ``(path, bytes, seconds)``."""
+    fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
+    os.close(fd)
+    t0 = time.perf_counter()
+    child = get_context("fork").Process(target=write_trace, args=(path, n, seed))
+    child.start()
+    child.join()
+    try:
+        if child.exitcode != 0:
+            raise OSError(f"the synthesizer process failed (exit code {child.exitcode})")
+        yield path, os.path.getsize(path), time.perf_counter() - t0
+    finally:
+        os.unlink(path)
+
+
+def write_trace(path: str, n: int, seed: int) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for line in synthesize_trace(n, seed=seed):
+            f.write(line + "\n")
+
+
+def tree_kib(pid: int) -> tuple[int, int, int]:
+    """``Pss`` and ``Rss`` of ``pid`` and of all its descendants now, each added up, and the
+    largest single ``Rss`` (KiB, from ``/proc/PID/smaps_rollup``; a process that ends while it
+    is read counts 0)."""
+    pss = rss = top = 0
     todo = [pid]
     while todo:
         p = todo.pop()
@@ -55,7 +84,9 @@ def tree_kib(pid: int) -> tuple[int, int]:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
                     if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
+                        one = int(line.split()[1])
+                        rss += one
+                        top = max(top, one)
                     elif line.startswith("Pss:"):
                         pss += int(line.split()[1])
                         break
@@ -63,7 +94,7 @@ def tree_kib(pid: int) -> tuple[int, int]:
                 todo.extend(int(c) for c in f.read().split())
         except (FileNotFoundError, ProcessLookupError, ValueError):
             pass
-    return pss, rss
+    return pss, rss, top
 
 
 class TreeRss:
@@ -71,7 +102,7 @@ class TreeRss:
     thread from ``start()`` to ``stop()``."""
 
     def __init__(self, period: float = 0.05) -> None:
-        self.period, self.peak_kib, self.peak_rss_kib = period, 0, 0
+        self.period, self.peak_kib, self.peak_rss_kib, self.top_kib = period, 0, 0, 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -81,8 +112,9 @@ class TreeRss:
         pid = os.getpid()
         try:
             while not self._done.is_set():
-                pss, rss = tree_kib(pid)
+                pss, rss, top = tree_kib(pid)
                 self.peak_kib, self.peak_rss_kib = max(self.peak_kib, pss), max(self.peak_rss_kib, rss)
+                self.top_kib = max(self.top_kib, top)
                 self._done.wait(self.period)
         except BaseException as e:          # re-raised by stop(): a dead sampler must not pass
             self.error = e                  # for a low peak
@@ -103,7 +135,12 @@ class TreeRss:
         self._thread.join()
         if self.error is not None:
             raise self.error
-        return max(self.peak_kib * 1024 / 1e6, largest_process_mb())
+        return max(self.peak_kib * 1024 / 1e6, self.largest_mb())
+
+    def largest_mb(self) -> float:
+        """The largest single process's peak RSS: this one's (``getrusage``) or a worker's as
+        sampled."""
+        return max(self_peak_mb(), self.top_kib * 1024 / 1e6)
 
 
 def main(argv=None) -> int:
@@ -116,7 +153,7 @@ def main(argv=None) -> int:
     if a.events < 1:
         print("error: --events: must be >= 1", file=sys.stderr)
         return 2
-    with temp_trace(a.events, seed=a.seed) as (path, size, t_syn):
+    with synthesize_in_child(a.events, a.seed) as (path, size, t_syn):
         size_mb = size / 1e6
         try:
             rss = TreeRss().start()
@@ -145,7 +182,7 @@ def main(argv=None) -> int:
         print(f"  {x.profile:14} {x.recommended_cmdline or 'none found':24} {x.replays} replays")
     print(f"peak memory  : {peak:7.0f} MB (this process and its workers together, PSS; "
           f"their RSS added up {rss.peak_rss_kib * 1024 / 1e6:.0f} MB, "
-          f"the largest one alone {largest_process_mb():.0f} MB)")
+          f"the largest one alone {rss.largest_mb():.0f} MB)")
     print(json.dumps({"events": a.events, "read_s": round(read_s, 2), "advise_s": round(advise_s, 2),
                       "replays": replays, "replay_events_per_s": round(rate),
                       "peak_rss_mb": round(peak)}))

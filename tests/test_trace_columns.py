@@ -456,3 +456,18 @@ def test_python_parser_alone_reads_without_the_scanner(tmp_path):
     tr = T.read_trace(p, scanner=False)
     # the synthesizer's header says 300 entries and there are 6 header lines (worked from its code)
     assert len(tr.mappings) == 300 and tr.counts["total_lines"] == 306 and not tr.warnings
+
+
+def test_last_dma_masks_follow_the_mappings():
+    # each device's mask is the one of its last mapping, devices in the order they first map
+    rng = random.Random(7)
+    names = ["0000:00:04.0", "0000:00:05.0", "nvme0", "virtio1"]
+    masks = [(1 << 64) - 1, (1 << 32) - 1, (1 << 30) - 1]
+    for n in (1, 2, 5, 40, 300):
+        maps = [Mapping(k, 1.0 + k, 0, "fio-1", rng.choice(names[:rng.randrange(1, 5)]), rng.choice(masks),
+                        0x1000 * (k + 1), 512, "FORCE") for k in range(n)]
+        want = {}
+        for mp in maps:
+            want[mp.dev_name] = mp.dma_mask
+        got = MappingTable.from_mappings(maps).last_dma_masks()
+        assert list(got.items()) == list(want.items())

@@ -87,7 +87,7 @@ def random_dyn_case(rng: random.Random, profile: str):
     return tr, profile, "swiotlb=" + ",".join(opts), lt, kw
 
 
-def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None) -> dict:
+def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None, window=None) -> dict:
     """Run one replay on engine class ``cls`` as replay() does (no follow), after
     ``prepare(machine)`` if given, and return its result and the machine after it: pools,
     devices' transient pools, worker, page allocator, log."""
@@ -96,10 +96,14 @@ def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None) -> dict:
     m = Machine(ram=prep.ram_for(None, "6.12" if prof.pad_slots else "6.1"), cpus=kw["cpus"], cmdline=cmdline,
                 kernel=prof)
     dyn = m.swiotlb.dyn
+    if dyn is None:                                     # no pool at boot: the profile cannot grow one
+        return None
     dyn.worker_delay = dyn.WORKER_DELAY_TCG if kw["worker_delay"] is None else kw["worker_delay"]
     eng = cls(tr, m, parse_lifetime(lt, kw["seed"]), prep.reqs, kw["max_retries"], kw["livelock_repeats"], 0.003,
               kw["timeline"], None, prep.template, None)
     eng.stop = kw.get("stop_when")
+    if window is not None:                              # the compiled engine's first window (rows)
+        eng.window = window
     if prepare is not None:
         prepare(m)
     try:
@@ -122,7 +126,8 @@ def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None) -> dict:
             "mem": (mem.nslabs, mem.total_used, mem.used_hiwater, mem.transient_nslabs, mem.bytes_copied),
             "worker": (dyn.pending, dyn.kicked_at, dyn.pool_bytes, dyn.transient_bytes, dyn.costs()),
             "pages": (m.pages.free_lists(), m.pages.allocations(), m.pages.stats()),
-            "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes)}
+            "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes),
+            "window": (eng.ring.w, eng.ring.reused, eng.ring.filled) if window is not None else None}
 
 
 @pytest.mark.parametrize("profile", GROWING)

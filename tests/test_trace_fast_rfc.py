@@ -95,13 +95,15 @@ def both_rfc(prep, cmdline, lt, **kw) -> dict:
     return a
 
 
-def end_state(tr, cmdline, lt, kw, cls) -> dict:
+def end_state(tr, cmdline, lt, kw, cls, window=None) -> dict:
     """One replay on engine class ``cls`` as replay() does, and the machine after it."""
     prep = prepare_replay(tr, "auto", None)
     m = Machine(ram=prep.ram_for(kw["ram"], "6.1"), cpus=kw["cpus"], cmdline=cmdline, kernel="rfc-v1")
     eng = cls(tr, m, parse_lifetime(lt, kw["seed"]), prep.reqs, kw["max_retries"], kw["livelock_repeats"], 0.003,
               kw["timeline"], None, prep.template, None)
     eng.stop = kw.get("stop_when")
+    if window is not None:                              # the compiled engine's first window (rows)
+        eng.window = window
     try:
         eng.run()
     except StopReplay:
@@ -118,7 +120,8 @@ def end_state(tr, cmdline, lt, kw, cls) -> dict:
             "dyn": (dyn.nlive, dyn.dyn_bytes, dyn.costs(), dyn.bounce_bytes()),
             "mem": (mem.nslabs, mem.total_used, mem.used_hiwater, mem.bytes_copied),
             "pages": (m.pages.free_lists(), m.pages.allocations(), m.pages.stats(), dict(m.pages.costs)),
-            "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes)}
+            "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes),
+            "window": (eng.ring.w, eng.ring.reused, eng.ring.filled) if window is not None else None}
 
 
 def test_random_traces_agree():

@@ -18,6 +18,7 @@ from ..constants import IO_TLB_DEFAULT_NSLABS, IO_TLB_SEGSIZE, IO_TLB_SHIFT, KiB
 from ..versions import PROFILES, get_profile
 from .engine import StopRule, livelock_warning
 from .columns import columns
+from .fast import warm, worth_it
 from .lifetime import DEFAULT_LIFETIME, parse_lifetime
 from .read import Trace, read_trace
 from .replay import Timeline, prepare_replay, replay
@@ -31,11 +32,12 @@ ADVISE_PROFILES = ("v6.3rc", "v6.3", "v6.6", "v6.11", "rfc-v1", "v6.6-dynamic", 
 #: with two), so the gain is small below this; one process also keeps the book's recordings
 #: (a few thousand mappings) from forking a Jupyter kernel.
 PARALLEL_MIN_MAPPINGS = 20_000
-#: The most points an :class:`Advice` keeps of its replay's timeline.  A replay's timeline has
-#: up to two points per mapping (160-320 MB at ten million mappings, for each profile); beyond this the
-#: advice keeps :meth:`Timeline.decimate`'s sample of it, the highest point of each of this
-#: many equal stretches, so its peaks survive.  Every trace under ``data/`` is far below it.
-ADVICE_TIMELINE_POINTS = 1 << 20
+#: The most points of a timeline the advisor's replays keep (``timeline_points`` of
+#: :func:`replay`).  A whole timeline has up to two points per mapping (160-320 MB at ten
+#: million mappings, for each replay); beyond this, :func:`~swiotlb_lib.trace.replay.thin_timeline`'s
+#: sample of it, the highest point of each stretch, so its peaks survive.  An advice's plot
+#: shows 1 000 (:meth:`Advice.plot_data`).  Every trace under ``data/`` is far below it.
+ADVICE_TIMELINE_POINTS = 1 << 16
 
 
 def effective_nslabs(value: int, cpus: int, kernel=None) -> int:
@@ -290,6 +292,8 @@ def advise(trace, kernels=ADVISE_PROFILES, lifetime=None, *, target_failure_rate
     # fork: the workers inherit the prepared trace instead of receiving it pickled, with the
     # engines' shared indexes made once here
     columns(trace, prep.reqs, lt.kind == "real", prep.engine_cache)     # the compiled engine's
+    if worth_it(trace):                                 # its code too (loaded, or compiled, once)
+        warm()
     _SHARED["job"] = job
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as ex:
@@ -334,12 +338,13 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
                 cache[j].livelocks for j in cache if j > k and cands[j] >= need)
             cache[k] = replay(job.prep, prof_name, pool_cmdline(cands[k], force, prof_name), lt,
                               cpus=job.ncpus, ram=job.ram, requests=job.requests, seed=job.seed,
-                              follow=False, stop_when=None if full else StopRule(target, need_ll))
+                              follow=False, stop_when=None if full else StopRule(target, need_ll),
+                              timeline_points=ADVICE_TIMELINE_POINTS)
             count[0] += 1
             step()
             # Only the smallest accepted pool's timeline can become the advice's, and the one
-            # asked for now: the others go at once (up to two points per mapping, 160-320 MB
-            # at ten million mappings, per replay).
+            # asked for now: the others go at once (up to ADVICE_TIMELINE_POINTS points, 1 MiB,
+            # per replay).
             clean = [j for j in cache if cache[j].complete and accepted(j)]
             keep = {min(clean)} if clean else set()
             if timeline:
@@ -392,9 +397,7 @@ def _advise_profile(job: _Job, prof_name: str, step) -> Advice:
         adv.recommended_cmdline = pool_cmdline(cands[first], force, prof_name)
         adv.peak_used_slots = r.result.peak_used_slots
         adv.peak_bounce_bytes = r.result.peak_bounce_bytes
-        tl = r.timeline
-        adv.timeline = tl if len(tl.t) <= ADVICE_TIMELINE_POINTS else \
-            Timeline(*tl.decimate(ADVICE_TIMELINE_POINTS), tl.nslabs)
+        adv.timeline = r.timeline
         if r.result.transient_pools or r.result.pools_added:
             adv.notes.append(f"the pool grew at run time in this replay ({r.result.pools_added} pools "
                              f"added, {r.result.transient_pools} transient pools): memory held "

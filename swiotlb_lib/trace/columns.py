@@ -36,9 +36,11 @@ class Columns:
     ``lost`` (the inferred unmap time of a lost unmap, NaN otherwise), ``unit_of``; per request
     ``u_ptr``/``u_members`` (members ``u_members[u_ptr[u]:u_ptr[u + 1]]``), ``u_dev``,
     ``u_cpu``, ``u_block``, ``u_aborted``, ``u_last``; ``ordered``: every request's members
-    ascend.  int64/float64/uint64 as the compiled engine reads them; a column the trace shares
-    (``time``, ``line``, ``size``, ``orig``) is the trace's own array, and one that is the
-    same for every mapping of the trace (no kprobe data) is a read-only broadcast view."""
+    ascend.  int64/float64/uint64 as the compiled engine reads them, except ``cpu`` and
+    ``dev``, which only the making of its per-mapping rows reads: a column the trace shares
+    (``time``, ``line``, ``cpu``, ``dev``, ``size``, ``orig``) is the trace's own array, and one
+    that is the same for every mapping of the trace (no kprobe data) is a read-only broadcast
+    view."""
 
     def __init__(self, table, rt, lost_at: dict) -> None:
         n = len(table)
@@ -46,8 +48,8 @@ class Columns:
         self.dev_names = list(table.dev_names)
         self.time = table.time
         self.line = _int64(table.line)
-        self.cpu = _int64(table.cpu)
-        self.dev = table.dev.astype(np.int64)
+        self.cpu = table.cpu                            # the trace's own narrow columns (int8 as a rule)
+        self.dev = table.dev
         self.size = _int64(table.size)
         self.orig = table.orig
         if table.kprobe:
@@ -98,7 +100,7 @@ def columns(trace, reqs, lost: bool, cache: dict | None = None) -> Columns:
     if cache is not None and key in cache:
         return cache[key]
     table = mapping_table(trace.mappings)
-    lost_at = replay_index(trace, reqs, lost, cache)[2] if lost else {}
+    lost_at = replay_index(trace, reqs, lost, cache)[1] if lost else {}
     cols = Columns(table, request_table(reqs, len(table)), lost_at)
     if cache is not None:
         cache[key] = cols

@@ -155,21 +155,31 @@ def records(rows, cache: dict | None = None):
 
 
 def replay_index(trace, reqs, lost: bool, cache: dict | None = None) -> tuple:
-    """What every replay of ``trace`` grouped into ``reqs`` shares: the request of each
-    mapping (``unit_of``), each device's DMA mask (the last the trace shows), and with
-    ``lost`` the inferred unmap times of buffers whose unmap event the trace lost
-    (:func:`~swiotlb_lib.trace.lifetime.lost_unmap_times`).  Kept in ``cache`` (a dict, e.g.
-    :attr:`PreparedTrace.engine_cache <swiotlb_lib.trace.replay.PreparedTrace>`) when given."""
+    """What every replay of ``trace`` grouped into ``reqs`` shares: each device's DMA mask (the
+    last the trace shows), and with ``lost`` the inferred unmap times of buffers whose unmap
+    event the trace lost (:func:`~swiotlb_lib.trace.lifetime.lost_unmap_times`).  Kept in
+    ``cache`` (a dict, e.g. :attr:`PreparedTrace.engine_cache
+    <swiotlb_lib.trace.replay.PreparedTrace>`) when given."""
     key = ("index", id(reqs), lost)
     if cache is not None and key in cache:
         return cache[key]
-    table = mapping_table(trace.mappings)
-    unit_of = array("q", request_table(reqs, len(table)).unit_of.astype("int64", copy=False).tobytes())
-    dev_masks = table.last_dma_masks()
-    out = (unit_of, dev_masks, lost_unmap_times(trace, reqs) if lost else {})
+    out = (mapping_table(trace.mappings).last_dma_masks(), lost_unmap_times(trace, reqs) if lost else {})
     if cache is not None:
         cache[key] = out
     return out
+
+
+def unit_index(trace, reqs, cache: dict | None = None) -> array:
+    """The request of each mapping of ``trace`` grouped into ``reqs``, as the readable engine
+    indexes it (an ``array('q')``: a plain int per lookup), kept in ``cache`` when given.  Made
+    only by the readable engine (8 bytes per mapping the compiled one does without)."""
+    key = ("unit_of", id(reqs))
+    if cache is not None and key in cache:
+        return cache[key]
+    unit_of = array("q", request_table(reqs, len(trace.mappings)).unit_of.astype("int64", copy=False).tobytes())
+    if cache is not None:
+        cache[key] = unit_of
+    return unit_of
 
 
 class Engine:
@@ -209,6 +219,12 @@ class Engine:
 
     COMPLETE_UNIT, COMPLETE_MAPPING, RUN = 0, 1, 2
     INFER_LOST = True                                   # infer lost unmaps (lost_unmap_times)
+    #: replay()'s ``timeline_points`` (None: every sample), which the compiled engine applies as it goes
+    timeline_points = None
+    #: leave the machine as the run left it, the page allocator's free blocks included; replay()
+    #: drops its machine after the run and turns this off, which spares the compiled engine its
+    #: log of page operations (32 bytes per transient pool or RFC v1 buffer until none is live)
+    machine_after = True
     IDLE, LIVE, QUEUED, DONE = 0, 1, 2, 3
 
     def __init__(self, trace, m: Machine, lifetime: Lifetime, reqs, max_retries, livelock_repeats,
@@ -227,8 +243,7 @@ class Engine:
         self.rec = Recorder(m, self.res)
         self.rec.step = 0.0
         self.cache = cache
-        self.unit_of, dev_masks, self.lost_at = replay_index(trace, reqs, lifetime.kind == "real" and self.INFER_LOST,
-                                                             cache)
+        dev_masks, self.lost_at = replay_index(trace, reqs, lifetime.kind == "real" and self.INFER_LOST, cache)
         self.state = bytearray(len(reqs))
         self.handles: list = [None] * len(reqs)        # unit -> [(mapping index, tlb or -1)]
         self.handle_of: dict = {}                       # mapping index -> tlb (real lifetimes)
@@ -261,6 +276,11 @@ class Engine:
         self.tl_u = array("q") if timeline else None
         self.agreement = None                           # Counter(compared, same) with real lifetimes
         self.stop = None                                # early-stop predicate (see the class)
+
+    @cached_property
+    def unit_of(self) -> array:
+        """The request of each mapping (:func:`unit_index`)."""
+        return unit_index(self.trace, self.reqs, self.cache)
 
     @cached_property
     def req_records(self):

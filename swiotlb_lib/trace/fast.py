@@ -13,7 +13,8 @@ part of the buddy allocator (:mod:`swiotlb_lib.page_alloc`) that growth and RFC 
 :mod:`~swiotlb_lib.trace.fast_pages`; the
 replay loop of :class:`~swiotlb_lib.trace.engine.Engine` (blk-mq requeue and reruns,
 lifetimes, livelock detection, the advisor's early stop) in :mod:`~swiotlb_lib.trace.fast_loop`;
-the state they share in :mod:`~swiotlb_lib.trace.fast_state`.  The chapters teach from the
+the per-mapping rows in :mod:`~swiotlb_lib.trace.fast_rows`; the state they share in
+:mod:`~swiotlb_lib.trace.fast_state`.  The chapters teach from the
 references; these files only run them faster.  ``tests/test_trace_fast.py`` and
 ``tests/test_trace_fast_dynamic.py`` run both on thousands of random traces per profile and on
 every recorded trace and oracle vector, and they must agree on every slot, failure, counter,
@@ -33,8 +34,12 @@ side replays afterwards, in order: the kernel log lines (``swiotlb buffer is ful
 the same rate limit with the pool size of the moment, the once-only warnings, the worker's
 failure) and the livelocks.  Per-mapping quantities that depend only on the mapping, the
 device and the profile (the allocation size with its sub-slot offset and padding, the
-alignment test's bits, whether dma-direct would bounce at all) are computed once per trace
-with the readable functions (:func:`swiotlb_lib.pool.search_params`) rather than in the loop.
+alignment test's bits, whether dma-direct would bounce at all) are made just before the
+loop reaches each mapping (:mod:`~swiotlb_lib.trace.fast_rows`), into a window of rows that
+holds the mappings in flight, not the whole trace (:class:`Window`); the search constants
+of each kind of request come from the readable :func:`swiotlb_lib.pool.search_params`, once
+per trace and profile.  A long replay's timeline can be thinned as it is made
+(``timeline_points`` of :func:`~swiotlb_lib.trace.replay.replay`).
 
 The page allocator, for the growing profiles: design (a) of the issue, a compiled twin of
 ``alloc_pages``/``free_pages`` on arrays built from the allocator's public state
@@ -69,7 +74,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, U32, U64
+from ..constants import IO_TLB_SHIFT, IO_TLB_SIZE, U32, U64
 from ..debug import POOL_ADDED, REPLAY_MAP_FAILED, SEARCH_AREA
 from ..dynamic import Grower
 from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
@@ -81,25 +86,23 @@ from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCE
                          D_GFP, D_LIMIT, D_MAM, D_REACH, D_USES, D_ZL, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH,
                          F_POOL_FULL, F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, GROWER_COSTS, HAVE_NUMBA, HIWATER,
                          KICKED_AT, LIVE_AT_END, LOG_FULL, LOG_OVERFLOW, LOG_WORKER, LOST_UNMAPS, LT_FIXED, LT_QD,
-                         LT_REAL, LT_SAMPLED, M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE,
-                         M_LINE, M_LOST, M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_RFC, M_SIZE, M_SKIP,
-                         M_SWMAP, M_TIME, M_TLBOFF, MAPPED, MEM_NSLABS, NCOUNTERS, NDI, NFLOATS, NMF,
-                         MI_MAX, NMI, NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI,
-                         PAGE_COSTS,
-                         PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS,
-                         P_DEF_NSLABS, P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LT, P_MAX_RETRIES,
-                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_RFC, P_ROUND_START, P_TAIL_CAP, P_TIMELINE, P_V611,
-                         P_W_GFP, P_W_LIMIT, P_W_ZL, PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY,
-                         POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF, PP_ORDER, PP_START,
-                         Q_BMASK, Q_CMP, Q_MAX_SLOTS, Q_STRIDE, Q_ZERO, QUEUED_BEHIND, REQUEUED, RETRIES, RFC_LIVE,
-                         STOP_T, STOPPED, TOO_BIG_REQ, TOTAL_USED, TR_FREE, TR_MAP, TR_NEXT, TR_NSLABS, TR_ORDER,
-                         TR_PADDR, TR_SEQ, TRANSIENT_BYTES, TRANSIENT_NSLABS, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
-                         U_LAST)
+                         LT_REAL, LT_SAMPLED, MAPPED, MEM_NSLABS, MI_MAX, NCOUNTERS, NDI, NFLOATS, NMF, NMI,
+                         NO_HANDLE, NOT_ATTEMPTED, NOW, NPARAMS, NPFLOATS, NPOOLS, NPP, NQ, NTR, NUI, PAGE_COSTS,
+                         PEAK, PEAK_BYTES, PENDING, P_AGREE, P_BOOT_BYTES, P_CAN_GROW, P_DEF_NAREAS, P_DEF_NSLABS,
+                         P_DEPTH, P_DYN, P_HAS_DELAY, P_HAS_PAD, P_HAS_STOP, P_LOG_OPS, P_LT, P_MAX_RETRIES,
+                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_RFC, P_ROUND_START, P_TAIL_CAP, P_TIMELINE,
+                         P_TL_CAP, P_V611, P_W_GFP, P_W_LIMIT, P_W_ZL, P_WMASK, PF_LIFETIME, PF_RETRY_DELAY,
+                         PF_TARGET, PF_WORKER_DELAY, POOL_BYTES, PP_ANSLABS, PP_AOFF, PP_NAREAS, PP_NSLABS, PP_OFF,
+                         PP_ORDER, PP_START, Q_BMASK, Q_CMP, Q_MAX_SLOTS, Q_STRIDE, Q_ZERO, QUEUED_BEHIND, REQUEUED,
+                         RETRIES, RFC_LIVE, STOP_T, STOPPED, TL_W, TOO_BIG_REQ, TOTAL_USED, TR_FREE, TR_MAP,
+                         TR_NEXT, TR_NSLABS, TR_ORDER, TR_PADDR, TR_SEQ, TRANSIENT_BYTES, TRANSIENT_NSLABS,
+                         U_ABORTED, U_BLOCK, U_DEV, U_KEY, U_LAST)
 from .requests import request_slots
 
 if HAVE_NUMBA:
     from .fast_dynamic import TR_LIVE, export_pools
-    from .fast_loop import containers, drain, export, run_range
+    from .fast_loop import containers, drain, export, ring_busy, ring_grow, ring_pool_of, run_range
+    from .fast_rows import alloc_of, fill_rows, kinds, one
     from .fast_state import StateTuple, new_state
 
 __all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS", "NCOUNTERS", "search_area",
@@ -114,8 +117,28 @@ __all__ = ["CompiledEngine", "supported", "worth_it", "warm", "AUTO_MIN_MAPPINGS
 AUTO_MIN_MAPPINGS = 50_000
 
 
-#: Rows of the per-mapping table ``MI`` filled at a time (4096 rows of 18 int32 are 288 KiB).
-MI_BLOCK = 4096
+#: Rows of the per-mapping window made at a time (at most half the window).
+MI_BLOCK = 1 << 15
+#: Mappings whose kinds of request are found at a time (a temporary array of 8 bytes each).
+KIND_BLOCK = 1 << 18
+#: Mappings replayed per call of the compiled loop (the window is filled ahead of each call).
+RING_FILL = 1 << 14
+#: The per-mapping window's size when the trace is longer (rows, a power of two; 64 Ki rows of
+#: ``MI``, ``MF`` and the results are 7.5 MiB).  It doubles when a replay needs more.
+RING_START = 1 << 16
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """A small-integer column (CPU, device) as the row functions take it: its own narrow array,
+    int64 only when the trace gave it as Python ints."""
+    return a.astype(np.int64) if a.dtype == object else a
+
+
+def ring_size(n: int, start: int = RING_START) -> int:
+    """The first size of the per-mapping window for a trace of ``n`` mappings: the power of two
+    at or above ``n`` up to ``start`` (a power of two; a short trace has a row for every mapping)."""
+    return min(1 << max(n - 1, 1).bit_length(), start)
+
 
 
 def fits_mi(cols) -> bool:
@@ -174,6 +197,56 @@ def supported(eng) -> str | None:
     return None
 
 
+class Window:
+    """The compiled loop's per-mapping rows (``MI``, ``MF``, ``tlb_of``, ``handle_of``,
+    ``pool_of``) as a window over the trace: mapping ``i`` has row ``i`` modulo the window's
+    size (:func:`~swiotlb_lib.trace.fast_state.row`), and :meth:`fill` makes the rows of the
+    next mappings as the replay reaches them, over the rows of mappings the loop is done with.
+    So a replay holds rows for the mappings in flight, not for the whole trace (at ten million
+    mappings the whole tables took 1.2 GB per replay).  The window starts at
+    :func:`ring_size` rows and doubles when a row it would reuse is still in use
+    (:func:`~swiotlb_lib.trace.fast_loop.ring_busy`: a request not done, a recorded unmap to
+    come), so a request stuck in its queue for the whole trace costs memory, never a wrong
+    answer.  The one thing the write-back reads from rows of done mappings, RFC v1's buffers
+    still live (never unmapped in the trace), is kept aside as their rows are reused."""
+
+    def __init__(self, S, make_rows, n: int, w: int, rfc: bool) -> None:
+        self.S, self.make_rows, self.n, self.w, self.rfc = S, make_rows, n, w, rfc
+        self.filled = self.reused = 0
+        self.kept: list = []                            # (mappings, pool_of) of live RFC buffers
+
+    def fill(self, hi: int) -> None:
+        """Make the rows of mappings up to ``hi``, at most :data:`MI_BLOCK` and half the window
+        at a time (:func:`~swiotlb_lib.trace.fast_rows.fill_rows`)."""
+        S = self.S
+        while self.filled < hi:
+            b = self.filled
+            e = min(b + MI_BLOCK, b + self.w // 2, hi)
+            # rows b..e-1 are those of mappings b-w..e-w-1 now
+            while e - self.w > 0 and ring_busy(S, max(b - self.w, 0), e - self.w):
+                ring_grow(S, max(b - self.w, 0), b)
+                self.w *= 2
+            if self.rfc and e - self.w > 0:
+                self._keep(max(b - self.w, 0), e - self.w)
+            self.make_rows(b, e)
+            self.reused += max(min(e - self.w, e - b), 0)
+            self.filled = e
+
+    def _keep(self, lo: int, hi: int) -> None:
+        po = ring_pool_of(self.S, lo, hi)
+        live = (po >= fast_rfc.RFC_BASE) & (po < fast_rfc.RFC_CUT)
+        if live.any():
+            self.kept.append((np.flatnonzero(live) + lo, po[live]))
+
+    def rfc_live(self) -> tuple:
+        """The mappings whose RFC v1 buffer is live at the end, ascending, and their ``pool_of``."""
+        self._keep(max(self.filled - self.w, 0), self.filled)
+        kept, self.kept = self.kept, []
+        if not kept:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate([k[0] for k in kept]), np.concatenate([k[1] for k in kept])
+
+
 class CompiledEngine(Engine):
     """:class:`Engine` with :meth:`run` compiled (see the module docstring); the same results.
 
@@ -182,6 +255,10 @@ class CompiledEngine(Engine):
 
     #: refuse to fall back to the reference (``engine="compiled"`` of replay())
     strict = False
+    #: the per-mapping window's first size (rows, a power of two of at least 2; see :class:`Window`)
+    window = RING_START
+    #: the :class:`Window` of the last run (its size ``w`` at the end, rows ``reused``)
+    ring = None
 
     def run(self) -> None:
         why = supported(self)
@@ -210,15 +287,21 @@ class CompiledEngine(Engine):
         S, V, n = self._state(cols)
         C, F = V.C, V.F
         step = max(n // 200, 1)
-        progress = self.progress
-        if progress is None:
-            run_range(S, 0, n)
-        else:
-            for i0 in range(0, n, step):
+        progress, report = self.progress, 0
+        i0 = 0
+        unit_of, u_last = cols.unit_of, cols.u_last
+        while i0 < n:                                   # at most half the window at a time
+            i1 = min(i0 + min(RING_FILL, self.ring.w // 2), n)
+            # a request dispatched again from its queue maps all its mappings, also those the
+            # trace has not reached: the rows up to the last mapping of every request begun
+            self.ring.fill(max(i1, int(u_last[unit_of[i0:i1]].max()) + 1))
+            if progress is not None and i0 >= report:
                 progress(i0, n)
-                run_range(S, i0, min(i0 + step, n))
-                if C[STOPPED]:
-                    break
+                report = i0 + step
+            run_range(S, i0, i1)
+            if C[STOPPED]:
+                break
+            i0 = i1
         if not C[STOPPED]:
             drain(S)
         self._write_back(V, export(S), export_pools(S))
@@ -228,110 +311,50 @@ class CompiledEngine(Engine):
             progress(n, n)
 
     # -- the state ----------------------------------------------------------------------
-    def _mappings(self, cols, devs, d_mam, reach_u, pool):
-        """The per-mapping table ``MI`` and the search constants per kind of request.  None of
-        it depends on the pool's place or size, so the last one made is kept in ``self.cache``
-        for the next replay of the trace with the same profile, devices and force (the
-        advisor's replays of one profile at several sizes); only the pool's own constants
-        (``ps0``: shift, unbounded) are made again."""
+    def _kinds(self, cols, devs, d_mam, reach_u, pool):
+        """The kinds of request of the trace's mappings (``(device << 34) | (alloc_align_mask
+        << 1) | big``, ascending), their search constants (``params``, one row per kind) and
+        segment boundaries, and the (device, alloc_align_mask, big) of each.  None of it depends
+        on the pool's place or size, so the last one made is kept in ``self.cache`` for the next
+        replay of the trace with the same profile, devices and force (the advisor's replays of
+        one profile at several sizes); only the pool's own constants (``ps0``: shift, unbounded)
+        are made again."""
         mem = self.mem
         rfc = mem.dyn is not None and type(mem.dyn) is not Grower       # MI[:, M_RFC]
         key = (id(cols), pool.has_pad, mem.profile.align_rule, mem.force_bounce, rfc,
                tuple((d.min_align_mask, d.reach, d.seg_boundary) for d in devs))
-        hit = self.cache.get("mappings") if self.cache is not None else None
+        hit = self.cache.get("kinds") if self.cache is not None else None
         if hit is not None and hit[0] == key:
-            MI, params, q_bnd, combos = hit[1]
+            uniq, params, q_bnd, combos = hit[1]
         else:
-            # the old table goes first (from the cache, and from ``hit``): at ten million
-            # mappings each is about 0.7 GB
-            hit = None
+            n = len(cols.time)
+            dev, align = _narrow(cols.dev), one(cols.align)
+            block = np.empty(KIND_BLOCK, np.int64)
+            parts = [np.zeros(0, np.int64)]
+            for b in range(0, n, KIND_BLOCK):
+                out = block[:min(KIND_BLOCK, n - b)]
+                kinds(out, b, dev, cols.orig, cols.size, align, d_mam, pool.has_pad)
+                parts.append(np.unique(out))
+            uniq = np.unique(np.concatenate(parts))
+            nq = max(len(uniq), 1)
+            params = np.zeros((nq, NQ), np.int64)
+            q_bnd = np.full(nq, U64, np.uint64)
+            combos = []
+            for k, c in enumerate(uniq.tolist()):
+                d = c >> 34
+                bnd = devs[d].seg_boundary
+                combos.append((d, (c >> 1) & U32, bool(c & 1)))
+                p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), bnd)
+                params[k, Q_BMASK], params[k, Q_MAX_SLOTS], params[k, Q_ZERO] = p[1], p[2], p[3]
+                params[k, Q_CMP], params[k, Q_STRIDE] = p[4], p[5]
+                q_bnd[k] = bnd
             if self.cache is not None:
-                self.cache.pop("mappings", None)
-            MI, params, q_bnd, combos = self._mapping_table(cols, devs, d_mam, reach_u, pool)
-            if self.cache is not None:
-                self.cache["mappings"] = (key, (MI, params, q_bnd, combos))
+                self.cache["kinds"] = (key, (uniq, params, q_bnd, combos))
         ps0 = np.zeros((len(params), 2), np.int64)
         for k, (d, align, big) in enumerate(combos):
             p = search_params(pool, int(d_mam[d]), align, big, int(q_bnd[k]))
             ps0[k] = p[0], int(p[6])
-        return MI, params, ps0, q_bnd
-
-    def _mapping_table(self, cols, devs, d_mam, reach_u, pool):
-        """:meth:`_mappings`' part that depends on the trace, the profile and the devices:
-        ``MI``, ``params``, ``q_bnd`` and the (device, alloc_align_mask, big) of each row.
-        Made :data:`MI_BLOCK` mappings at a time, so its temporary arrays stay small (about 20
-        of them: at ten million mappings, whole columns would be 1.6 GB) and in the CPU's cache;
-        only the kind of each mapping is kept whole until the kinds are known."""
-        mem = self.mem
-        n = len(cols.time)
-        rfc = mem.dyn is not None and type(mem.dyn) is not Grower
-        MI = np.empty((n, NMI), np.int32)               # run() checked fits_mi()
-        kinds = np.empty(n, np.int64)
-        for b in range(0, n, MI_BLOCK):
-            kinds[b:b + MI_BLOCK], fields = self._mapping_fields(cols, d_mam, reach_u, pool, b)
-            if rfc:
-                fields[M_RFC] = fast_rfc.column(cols, d_mam, b, b + MI_BLOCK)
-            rows = MI[b:b + MI_BLOCK]
-            for k, col in fields.items():
-                rows[:, k] = col
-        # one row of search constants per kind of request (device, alloc_align_mask, big)
-        uniq = np.unique(kinds)
-        nq = max(len(uniq), 1)
-        params = np.zeros((nq, NQ), np.int64)
-        q_bnd = np.full(nq, U64, np.uint64)
-        combos = []
-        for k, c in enumerate(uniq.tolist()):
-            d = c >> 34
-            bnd = devs[d].seg_boundary
-            combos.append((d, (c >> 1) & U32, bool(c & 1)))
-            p = search_params(pool, int(d_mam[d]), (c >> 1) & U32, bool(c & 1), bnd)
-            params[k, Q_BMASK], params[k, Q_MAX_SLOTS], params[k, Q_ZERO] = p[1], p[2], p[3]
-            params[k, Q_CMP], params[k, Q_STRIDE] = p[4], p[5]
-            q_bnd[k] = bnd
-        # the fields that depend on them: the kind's row, and the alignment test's bits
-        for b in range(0, n, MI_BLOCK):
-            m_param = np.searchsorted(uniq, kinds[b:b + MI_BLOCK])
-            zero, cmp = params[m_param, Q_ZERO], params[m_param, Q_CMP]
-            orig = cols.orig[b:b + MI_BLOCK]
-            has_orig = orig != 0
-            rows = MI[b:b + MI_BLOCK]
-            rows[:, M_PARAM] = m_param
-            rows[:, M_OBITS] = np.where(has_orig, (orig >> np.uint64(IO_TLB_SHIFT)).astype(np.int64) & cmp, 0)
-            rows[:, M_SKIP] = np.where(has_orig, zero | cmp, zero)
-        return MI, params, q_bnd, combos
-
-    def _mapping_fields(self, cols, d_mam, reach_u, pool, b):
-        """The kind of request of mappings ``b`` to ``b + MI_BLOCK`` (``(device << 34) |
-        (alloc_align_mask << 1) | big``) and their ``MI`` fields that need no search
-        constants: the allocation size with its sub-slot offset and padding (6.9+: offset,
-        padding, rounding to the alignment), whether dma-direct maps them directly, and the
-        flags of the messages they may print."""
-        mem = self.mem
-        end = b + MI_BLOCK
-        dv, orig, size, align = cols.dev[b:end], cols.orig[b:end], cols.size[b:end], cols.align[b:end]
-        mam = d_mam[dv]
-        low = (orig & np.uint64(IO_TLB_SIZE - 1)).astype(np.int64)
-        if pool.has_pad:
-            offset = (orig & (mam & (align | (IO_TLB_SIZE - 1))).astype(np.uint64)).astype(np.int64)
-            raw = size + offset
-            asz = np.where(align > 0, -(-raw // (align + 1)) * (align + 1), raw)
-            tlboff, pad = offset & (IO_TLB_SIZE - 1), offset >> IO_TLB_SHIFT
-            rest = asz - (low & mam)
-        else:
-            offset = low & mam
-            asz = size + offset
-            tlboff, pad, rest = offset, 0, size
-        big = asz >= PAGE_SIZE
-        combo = (dv << 34) | (align << 1) | big          # align_mask <= U32 (checked by replay)
-        last_byte = orig + (size - 1).astype(np.uint64)
-        fields = {M_DEV: dv, M_CPU: cols.cpu[b:end], M_SIZE: size, M_NSLOTS: (asz + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT,
-                  M_REST: rest, M_TLBOFF: tlboff, M_PAD: pad,
-                  M_DIRECT: (last_byte <= reach_u[dv]) & (not mem.force_bounce),
-                  M_SWMAP: (align == 0) & (reach_u[dv] != np.uint64(U64)),
-                  M_ALIGNWARN: (align > PAGE_SIZE - 1) & bool(pool.has_pad),
-                  M_NOWARN: (cols.attrs[b:end] & DMA_ATTR_NO_WARN) != 0,
-                  M_LINE: cols.line[b:end], M_ENDLINE: cols.endline[b:end], M_ASIZE: asz, M_RFC: -1}
-        return combo, fields
+        return uniq, params, ps0, q_bnd
 
     def _state(self, cols):
         """The compiled loop's :class:`State` and its fields as a namespace, and the mappings."""
@@ -344,13 +367,11 @@ class CompiledEngine(Engine):
         d_mam = np.array([d.min_align_mask for d in devs] or [0], np.int64)
         reach_u = np.array([d.reach for d in devs] or [U64], np.uint64)
         d_reach = np.array([min(d.reach, (1 << 63) - 1) for d in devs] or [0], np.int64)
-        MI, params, ps0, q_bnd = self._mappings(cols, devs, d_mam, reach_u, pool)
+        uniq, params, ps0, q_bnd = self._kinds(cols, devs, d_mam, reach_u, pool)
         ncpus = int(max(cols.cpu.max(initial=0), cols.u_cpu.max(initial=0))) + 1
         nkeys = nd * ncpus
         u_key = cols.u_dev * ncpus + cols.u_cpu
         k_dev = np.arange(nkeys, dtype=np.int64) // ncpus
-        MF = np.empty((n, NMF))
-        MF[:, M_TIME], MF[:, M_END], MF[:, M_LOST] = cols.time, cols.end, cols.lost
         UI = np.empty((nu, NUI), np.int64)
         UI[:, U_DEV], UI[:, U_BLOCK], UI[:, U_ABORTED] = cols.u_dev, cols.u_block, cols.u_aborted
         UI[:, U_LAST], UI[:, U_KEY] = cols.u_last, u_key
@@ -374,6 +395,14 @@ class CompiledEngine(Engine):
         P[P_NREQS] = max(nu, 1)
         P[P_TIMELINE] = self.tl_t is not None
         P[P_AGREE] = self.agreement is not None
+        w = ring_size(n, self.window)
+        cap = self.timeline_points or 0
+        P[P_TL_CAP] = cap
+        P[P_LOG_OPS] = self.machine_after
+        C[TL_W] = 1
+        # up to two points per mapping, or twice the cap (then thinned in place)
+        tl_rows = (min(max(64, 2 * n), 2 * cap) if cap else max(64, 2 * n)) if self.tl_t is not None else 1
+        P[P_WMASK] = w - 1
         PF = np.zeros(NPFLOATS)
         PF[PF_LIFETIME] = lt.value if lt.kind == "fixed" else 0.0
         PF[PF_RETRY_DELAY] = self.retry_delay
@@ -436,16 +465,16 @@ class CompiledEngine(Engine):
             a_index=areas[0], a_used=areas[1], a_locks=areas[2], pp=pp, pp_exam=np.zeros(len(pp), np.int64),
             ps=ps, params=params, q_bnd=q_bnd, tr=tr, t_list=np.zeros(SPARE_SLOTS + 256, np.int32),
             t_asize=np.zeros(SPARE_SLOTS + 256, np.uint64), t_area=np.zeros(4, np.int64),
-            pool_of=np.zeros(n, np.int64), pg_ops=np.zeros((256 if dyn is not None else 1, 4), np.int64),
+            pool_of=np.zeros(w, np.int64), pg_ops=np.zeros((256 if dyn is not None else 1, 4), np.int64),
             pg_orders=np.zeros(16, np.int64), **pg,
             h_t=np.empty(cap), h_p=np.empty(cap, np.int64), h_c=np.empty(cap, np.int64),
             h_k=np.empty(cap, np.int64), h_x=np.empty(cap, np.int64), logs=logs, locks=locks, sig=sig,
-            tl_t=np.empty(max(64, 2 * n) if self.tl_t is not None else 1),
-            tl_u=np.empty(max(64, 2 * n) if self.tl_t is not None else 1, np.int64), samples=samples,
-            MI=MI, MF=MF, m_orig=cols.orig, m_traced=traced, unit_of=cols.unit_of, u_ptr=cols.u_ptr, u_members=cols.u_members,
+            tl_t=np.empty(tl_rows), tl_u=np.empty(tl_rows, np.int64), samples=samples,
+            MI=np.zeros((w, NMI), np.int32), MF=np.zeros((w, NMF)), m_orig=cols.orig, m_traced=traced,
+            unit_of=cols.unit_of, u_ptr=cols.u_ptr, u_members=cols.u_members,
             UI=UI, DI=DI, state=np.zeros(nu, np.int8), attempts=np.zeros(nu, np.int64),
             left=np.zeros(nu, np.int64), nh=np.full(nu, -1, np.int64), sig_gen=np.zeros(nu, np.int64),
-            tlb_of=np.full(n, -1, np.int64), handle_of=np.full(n, NO_HANDLE, np.int64),
+            tlb_of=np.full(w, -1, np.int64), handle_of=np.full(w, NO_HANDLE, np.int64),
             q_next=np.full(nu, -1, np.int64), q_prev=np.full(nu, -1, np.int64),
             k_made=np.zeros(nkeys, np.int8), k_order=np.zeros(nkeys, np.int64),
             k_head=np.full(nkeys, -1, np.int64),
@@ -453,7 +482,16 @@ class CompiledEngine(Engine):
             f_order=np.zeros(nd, np.int64), f_head=np.full(nd, -1, np.int64), f_tail=np.full(nd, -1, np.int64),
             f_len=np.zeros(nd, np.int64), f_next=np.full(nu, -1, np.int64))
         values = [fields[k] for k in StateTuple._fields]
-        return new_state(StateTuple(*values)), SimpleNamespace(**fields), n
+        S = new_state(StateTuple(*values))
+        rfc = dyn is not None and type(dyn) is not Grower
+        dev, align = _narrow(cols.dev), one(cols.align)
+        args = (dev, _narrow(cols.cpu), cols.orig, cols.size, align, one(cols.attrs), cols.line, one(cols.endline),
+                cols.time, one(cols.end), one(cols.lost), d_mam, reach_u, pool.has_pad, mem.force_bounce, rfc, uniq,
+                params)
+        self.ring = Window(S, lambda lo, hi: fill_rows(S, lo, hi, *args), n, w, rfc)
+        self._alloc_of = lambda i: alloc_of(i, dev, cols.orig, cols.size, align, d_mam, pool.has_pad)
+        self._size_col = cols.size
+        return S, SimpleNamespace(**fields), n
 
     # -- the write-back --------------------------------------------------------------------
     def _write_back(self, S, records, pools) -> None:
@@ -471,7 +509,8 @@ class CompiledEngine(Engine):
             dev = self.devs[mp.dev_name]
             if kind == LOG_FULL:
                 mem.nslabs = ns                         # the pools' size at that time
-                mem.warn_full(dev, int(S.MI[i, M_ASIZE if pool.has_pad else M_SIZE]), value)   # 6.9+: padded
+                size = int(self._alloc_of(i)[0]) if pool.has_pad else mp.size     # 6.9+: padded
+                mem.warn_full(dev, size, value)
                 mem.nslabs = nslabs
             elif kind == LOG_OVERFLOW:
                 mem.warn_overflow(dev, value, mp.size)
@@ -503,8 +542,9 @@ class CompiledEngine(Engine):
         if type(dyn) is Grower:
             self._write_back_dyn(S, tr, ops, orders)
         elif dyn is not None:
-            fast_rfc.write_back(dyn, C, S.DI, [self.devs[d] for d in self._dev_names], S.pool_of, S.MI[:, M_SIZE],
-                                S.m_orig, ops, orders, self._gfps)
+            live, pool_of = self.ring.rfc_live()
+            fast_rfc.write_back(dyn, C, S.DI, [self.devs[d] for d in self._dev_names], live, pool_of,
+                                self._size_col, S.m_orig, ops, orders, self._gfps)
         mem.total_used = int(C[TOTAL_USED])
         mem.used_hiwater = int(C[HIWATER])
         mem.bytes_copied += int(C[BYTES_COPIED])
@@ -565,12 +605,12 @@ class CompiledEngine(Engine):
             p = IoTlbPool(row[TR_PADDR], row[TR_NSLABS], 1, mem.profile, late_alloc=True, name="dynamic")
             p.alloc_how = row[TR_ORDER]
             mem.memory.fill(p.start, p.nslabs << IO_TLB_SHIFT, 0)
-            first = search_pool_area(p, 0, mp.orig, int(S.MI[row[TR_MAP], M_ASIZE]), mp.align_mask,
-                                     dev.min_align_mask, dev.seg_boundary)
-            pad = int(S.MI[row[TR_MAP], M_PAD]) if p.has_pad else 0
+            asize, pad, nslots = (int(x) for x in self._alloc_of(row[TR_MAP]))
+            first = search_pool_area(p, 0, mp.orig, asize, mp.align_mask, dev.min_align_mask, dev.seg_boundary)
+            pad = pad if p.has_pad else 0
             p.pad_slots[first + pad] = pad
-            k = np.arange(first + pad, first + int(S.MI[row[TR_MAP], M_NSLOTS]), dtype=np.uint64)
-            p.orig_addr[first + pad:first + int(S.MI[row[TR_MAP], M_NSLOTS])] = \
+            k = np.arange(first + pad, first + nslots, dtype=np.uint64)
+            p.orig_addr[first + pad:first + nslots] = \
                 (np.uint64(mp.orig) + (k - np.uint64(first + pad)) * np.uint64(IO_TLB_SIZE))
             p.transient = True
             dev.dma_io_tlb_pools.insert(0, p)

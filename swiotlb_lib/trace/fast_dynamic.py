@@ -35,7 +35,7 @@ from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D
                          R_OUT_OF_REACH,
                          R_POOL_FULL, R_TOO_BIG, TOTAL_USED, TR_EXAM, TR_FREE, TR_NEXT, TR_NSLABS, TR_ORDER,
                          TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, grown, jit,
-                         jit_inline, mi, var)
+                         jit_inline, mi, row, var)
 
 #: ``tr[t, TR_NEXT]`` of a live transient pool
 TR_LIVE = -2
@@ -268,7 +268,7 @@ def _del_transient(S, t):
 def unmap_slots(S, i, tlb):
     """``unmap_checked_args`` of mapping ``i`` at ``tlb``: free its transient pool whole, or
     release its slots in its pool (``swiotlb_release_slots``)."""
-    pid = S.pool_of[i]
+    pid = S.pool_of[row(S, i)]
     if pid < RFC_CUT:                                   # RFC v1: its own buffer
         rfc_unmap(S, i, tlb)
         return
@@ -345,9 +345,9 @@ def allocate(S, i):
         index += mi(S, i, M_PAD)
     if t >= 0:
         start = S.tr[t, TR_PADDR]
-        S.pool_of[i] = -1 - t
+        S.pool_of[row(S, i)] = -1 - t
     else:
-        S.pool_of[i] = pid
+        S.pool_of[row(S, i)] = pid
         start = S.pp[pid, PP_START]
         off = S.pp[pid, PP_OFF]
         if S.P[P_HAS_PAD]:

@@ -18,19 +18,17 @@ import math
 import numpy as np
 
 from .fast_dynamic import allocate, now, unmap_slots
-from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, COMPLETE_MAPPING,
-                         COMPLETE_UNIT, COMPLETED, CTR, DONE, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH, F_POOL_FULL,
-                         F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT,
-                         LIVE,
-                         LIVE_AT_END, LOST_UNMAPS, LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE,
-                         M_LOST, M_SIZE, M_TIME, MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL,
-                         NO_HANDLE, NOW,
-                         NOT_ATTEMPTED, P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES,
-                         P_NEED_LIVELOCK, P_NREQS, P_REPEATS, P_TIMELINE, PARTIAL, PEAK, PEAK_BYTES,
-                         PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND,
-                         R_NO_MEMORY, R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED,
-                         TL_N, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY,
-                         U_LAST, flag, jit, jit_inline, mi, var)
+from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, COMPLETE_MAPPING, COMPLETE_UNIT,
+                         COMPLETED, CTR, DONE, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH, F_POOL_FULL, F_TOO_BIG, FAILED,
+                         FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT, LIVE, LIVE_AT_END, LOST_UNMAPS,
+                         LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE, M_LOST, M_SIZE, M_TIME,
+                         MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL, NO_HANDLE, NOW, NOT_ATTEMPTED,
+                         P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES, P_NEED_LIVELOCK,
+                         P_NREQS, P_REPEATS, P_TIMELINE, P_TL_CAP, P_WMASK, PARTIAL, PEAK, PEAK_BYTES, PF_LIFETIME,
+                         PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND, R_NO_MEMORY, R_OUT_OF_REACH,
+                         R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED, TL_FILL, TL_N, TL_W,
+                         TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY, U_LAST, flag,
+                         jit, jit_inline, mf, mi, row, var)
 from .requests import MAX_MAPPING_BYTES
 
 if HAVE_NUMBA:
@@ -94,21 +92,46 @@ def _pop(S):
 
 @jit_inline
 def _record(S, t):
-    """Engine._record: one timeline point, slots in use now."""
+    """Engine._record: one timeline sample, slots in use now.  Each point of the timeline is
+    the first highest of ``C[TL_W]`` samples in a row (one, unless ``timeline_points`` thins
+    it: :func:`~swiotlb_lib.trace.replay.thin_timeline`, as it is made)."""
     if S.P[P_TIMELINE]:
         n = S.C[TL_N]
-        if n == len(S.tl_t):
-            _grow_timeline(S)
+        used = S.C[TOTAL_USED]
+        if n > 0 and S.C[TL_FILL] < S.C[TL_W]:         # the last point's stretch goes on
+            S.C[TL_FILL] += 1
+            if used > S.tl_u[n - 1]:
+                S.tl_t[n - 1] = t
+                S.tl_u[n - 1] = used
+            return
+        if n == len(S.tl_t) or (S.P[P_TL_CAP] > 0 and n == 2 * S.P[P_TL_CAP]):
+            n = _grow_timeline(S)
         S.tl_t[n] = t
-        S.tl_u[n] = S.C[TOTAL_USED]
+        S.tl_u[n] = used
+        S.C[TL_FILL] = 1
         S.C[TL_N] = n + 1
 
 
 @jit
 def _grow_timeline(S):
-    """Double the timeline's arrays (out of line: :func:`_record` is inlined everywhere)."""
+    """Make room for a point (out of line: :func:`_record` is inlined everywhere): at twice
+    ``timeline_points`` points, merge them in pairs (each stretch twice as long); else double
+    the arrays.  Returns the number of points now."""
+    n = S.C[TL_N]
+    if S.P[P_TL_CAP] > 0 and n == 2 * S.P[P_TL_CAP]:
+        for k in range(n // 2):
+            a, b = 2 * k, 2 * k + 1
+            if S.tl_u[b] > S.tl_u[a]:
+                a = b
+            S.tl_t[k] = S.tl_t[a]
+            S.tl_u[k] = S.tl_u[a]
+        n //= 2
+        S.C[TL_N] = n
+        S.C[TL_W] *= 2
+        return n
     S.tl_t = np.concatenate((S.tl_t, np.empty_like(S.tl_t)))
     S.tl_u = np.concatenate((S.tl_u, np.empty_like(S.tl_u)))
+    return n
 
 
 @jit_inline
@@ -156,7 +179,7 @@ def _release(S, u, t):
         base = S.u_ptr[u]
         for k in range(n - 1, -1, -1):
             i = S.u_members[base + k]
-            tlb = S.tlb_of[i]
+            tlb = S.tlb_of[row(S, i)]
             if tlb >= 0:                                # _unmap_one
                 unmap_slots(S, i, tlb)
         _record(S, t)
@@ -245,31 +268,31 @@ def _unit_mapped(S, u, t):
         base = S.u_ptr[u]
         for k in range(S.nh[u]):
             i = S.u_members[base + k]
-            tlb = S.tlb_of[i]
+            tlb = S.tlb_of[row(S, i)]
             if agree and S.m_traced[i] >= 0:
                 S.C[AG_COMPARED] += 1
                 if tlb == S.m_traced[i]:
                     S.C[AG_SAME] += 1
-            end = S.MF[i, M_END]
+            end = mf(S, i, M_END)
             line = mi(S, i, M_ENDLINE)
             if math.isnan(end):
                 if S.UI[u, U_ABORTED]:
                     _unmap_one(S, i, tlb)
                     continue
-                end = S.MF[i, M_LOST]
+                end = mf(S, i, M_LOST)
                 line = -1
                 if math.isnan(end):
                     S.C[LIVE_AT_END] += 1
                     continue
                 if S.attempts[u] == 0:
                     S.C[LOST_UNMAPS] += 1
-            S.handle_of[i] = tlb
+            S.handle_of[row(S, i)] = tlb
             S.left[u] += 1
             S.C[INFLIGHT] += 1
             if S.attempts[u] == 0:
                 _push(S, max(t, end), line, var(COMPLETE_MAPPING), i)
             else:
-                end = t + (end - S.MF[i, M_TIME])
+                end = t + (end - mf(S, i, M_TIME))
                 _push(S, end, var(-1), var(COMPLETE_MAPPING), i)
         S.nh[u] = -1
         if S.left[u] == 0:
@@ -313,10 +336,10 @@ def _complete_unit(S, u, t):
 @jit_inline
 def _complete_mapping(S, i, t):
     """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
-    tlb = S.handle_of[i]
+    tlb = S.handle_of[row(S, i)]
     if tlb == NO_HANDLE:
         return
-    S.handle_of[i] = NO_HANDLE
+    S.handle_of[row(S, i)] = NO_HANDLE
     now(S, t)
     _unmap_one(S, i, tlb)
     _record(S, t)
@@ -420,7 +443,7 @@ def _attempt(S, u, t):
         if r < -1:
             _failed(S, u, i, t, flag(True))
             return False
-        S.tlb_of[i] = r
+        S.tlb_of[row(S, i)] = r
         S.nh[u] += 1
     _record(S, t)
     _unit_mapped(S, u, t)
@@ -466,7 +489,7 @@ def run_range(S, i0, i1):
     qd = P[P_LT] == LT_QD
     depth = P[P_DEPTH]
     for i in range(i0, i1):
-        t = S.MF[i, M_TIME]
+        t = mf(S, i, M_TIME)
         line = mi(S, i, M_LINE)
         while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
             _handle(S, _pop(S))
@@ -499,7 +522,7 @@ def run_range(S, i0, i1):
             if C[STOPPED]:
                 return
             continue
-        S.tlb_of[i] = r
+        S.tlb_of[row(S, i)] = r
         S.nh[u] += 1
         _record(S, t)
         if i == S.UI[u, U_LAST]:
@@ -539,6 +562,51 @@ def drain(S):
                 _push(S, t + S.PF[PF_RETRY_DELAY], var(-1), var(RUN), key)
         if not waiting:
             break
+
+
+# -- the window of per-mapping rows (fast.CompiledEngine fills it as the replay reaches them) --
+@jit
+def ring_busy(S, lo, hi):
+    """Whether the loop may still read the row of a mapping in ``lo..hi-1``: its request is not
+    done (mapped in part, queued, or live with its mappings to unmap) or its recorded unmap is
+    still to come (it has a handle).  A done request is never mapped again, and only the
+    write-back reads a done mapping's row (``fast.CompiledEngine`` keeps what it needs)."""
+    m = S.P[P_WMASK]
+    for i in range(lo, hi):
+        if S.state[S.unit_of[i]] != DONE or S.handle_of[i & m] != NO_HANDLE:
+            return True
+    return False
+
+
+@jit
+def ring_grow(S, lo, hi):
+    """Double the window, keeping the rows of mappings ``lo..hi-1`` (every row still in use)."""
+    m = S.P[P_WMASK]
+    w = 2 * (m + 1)
+    MI = np.zeros((w, S.MI.shape[1]), np.int32)
+    MF = np.zeros((w, S.MF.shape[1]), np.float64)
+    tlb = np.full(w, -1, np.int64)
+    hnd = np.full(w, NO_HANDLE, np.int64)
+    pool = np.zeros(w, np.int64)
+    for i in range(lo, hi):
+        a, b = i & m, i & (w - 1)
+        for k in range(MI.shape[1]):
+            MI[b, k] = S.MI[a, k]
+        for k in range(MF.shape[1]):
+            MF[b, k] = S.MF[a, k]
+        tlb[b], hnd[b], pool[b] = S.tlb_of[a], S.handle_of[a], S.pool_of[a]
+    S.MI, S.MF, S.tlb_of, S.handle_of, S.pool_of = MI, MF, tlb, hnd, pool
+    S.P[P_WMASK] = w - 1
+
+
+@jit
+def ring_pool_of(S, lo, hi):
+    """``pool_of`` of mappings ``lo..hi-1`` (rows in the window)."""
+    out = np.empty(hi - lo, np.int64)
+    m = S.P[P_WMASK]
+    for i in range(lo, hi):
+        out[i - lo] = S.pool_of[i & m]
+    return out
 
 
 @jit

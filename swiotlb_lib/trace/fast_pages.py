@@ -32,7 +32,7 @@ from ..constants import MAX_ORDER, PAGE_SHIFT
 from ..dynamic import gfp_for_limit
 from ..gfp import GFP_KERNEL, GFP_NOWAIT, Gfp, check_limit
 from .fast_state import (GFP_DIRECT_BIT, GFP_HIGH_BIT, GFP_NOWARN_BIT, HAVE_NUMBA, NZ, OP_FREE, OP_TRANSIENT,
-                         OP_WORKER, PG_ALLOCATIONS, PG_FAILED, PG_FREES, PG_MERGES, PG_NOPS, PG_SPLITS,
+                         OP_WORKER, P_LOG_OPS, PG_ALLOCATIONS, PG_FAILED, PG_FREES, PG_MERGES, PG_NOPS, PG_SPLITS,
                          PG_WARNINGS, Z_END, Z_NEXT, Z_NR_FREE, Z_START, Z_WMARK, grown, jit, var)
 
 if HAVE_NUMBA:
@@ -220,6 +220,10 @@ def _rmqueue(S, z, order, limit_pfn):
 
 @jit
 def _log_op(S, kind, pfn, order, dev):
+    """One row of the operation log :func:`write_back` replays (none when the replay leaves no
+    machine behind: ``P_LOG_OPS``, ``Engine.machine_after``)."""
+    if not S.P[P_LOG_OPS]:
+        return
     n = S.C[PG_NOPS]
     if n == S.pg_ops.shape[0]:
         S.pg_ops = grown(S.pg_ops, 2 * n, var(4))

@@ -46,7 +46,7 @@ from .fast_pages import alloc_pages, free_pages
 from .fast_state import (BYTES_COPIED, D_LIMIT, D_RFC_N, D_ZL, M_DEV, M_RFC, M_SIZE, OP_TRANSIENT, PAGE_COSTS,
                          PG_NOPS, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, RFC_ATTEMPTS, RFC_BUFFERS, RFC_COSTS,
                          RFC_ERASES, RFC_FAILED, RFC_LIVE, RFC_LOCKS, RFC_LOOKUPS, RFC_SKIPPED, RFC_VISITS,
-                         RFC_ZEROED, TRANSIENT_BYTES, Z_END, Z_START, jit_inline, mi, var)
+                         RFC_ZEROED, TRANSIENT_BYTES, Z_END, Z_START, jit_inline, mi, row, var)
 
 #: ``pool_of`` of a mapping whose buffer is live: ``RFC_BASE + pfn``; after its unmap: ``RFC_FREED``
 RFC_BASE = -(1 << 62)
@@ -106,7 +106,7 @@ def rfc_map(S, i):
     C[RFC_LIVE] = live + 1
     C[TRANSIENT_BYTES] += nbytes                        # RfcDynamic.dyn_bytes
     C[BYTES_COPIED] += size
-    S.pool_of[i] = RFC_BASE + p
+    S.pool_of[row(S, i)] = RFC_BASE + p
     return p << PAGE_SHIFT
 
 
@@ -127,7 +127,7 @@ def rfc_unmap(S, i, tlb):
     while not S.pg_z[z, Z_START] <= pfn < S.pg_z[z, Z_END]:
         z += 1
     free_pages(S, pfn, mi(S, i, M_RFC) & 255, z)
-    S.pool_of[i] = RFC_FREED
+    S.pool_of[row(S, i)] = RFC_FREED
     if live == 1:
         C[PG_NOPS] = 0                                  # no buffer left: the log so far is void
 
@@ -162,19 +162,19 @@ def unsupported_trace(dyn, cols, devs) -> str | None:
     return None
 
 
-def column(cols, d_mam, lo, hi):
-    """``MI[lo:hi, M_RFC]``: -1 where ``before_map`` skips the dynamic path (under a page, an
-    alignment, a ``min_align_mask``), else ``get_order()`` of the page-rounded size and
+@jit_inline
+def rfc_field(size, align, mam, attrs):
+    """``M_RFC`` of a mapping: ``RFC_SKIP`` where ``before_map`` skips the dynamic path (under a
+    page, an alignment, a ``min_align_mask``), else ``get_order()`` of the page-rounded size and
     ``may_sleep << 8``."""
-    size = cols.size[lo:hi]
-    eligible = (size >= PAGE_SIZE) & (cols.align[lo:hi] == 0) & (d_mam[cols.dev[lo:hi]] == 0)
-    v = ((size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1           # get_order(): the bit length of this
-    order = np.zeros(len(size), np.int64)
-    while np.any(v > 0):
-        order += v > 0
-        v = v >> 1
-    sleep = (cols.attrs[lo:hi] & DMA_ATTR_MAY_SLEEP) != 0
-    return np.where(eligible, order | (sleep.astype(np.int64) << 8), RFC_SKIP)
+    if size < PAGE_SIZE or align != 0 or mam != 0:
+        return RFC_SKIP
+    v = ((size + PAGE_SIZE - 1) >> PAGE_SHIFT) - 1     # get_order(): the bit length of this
+    order = 0
+    while v > 0:
+        order += 1
+        v >>= 1
+    return order | (256 if attrs & DMA_ATTR_MAY_SLEEP else 0)
 
 
 def setup(dyn, devs, P, DI) -> tuple[dict, list]:
@@ -193,9 +193,11 @@ def setup(dyn, devs, P, DI) -> tuple[dict, list]:
     return fast_pages.build(pages, zls), rows
 
 
-def write_back(dyn, C, DI, devs, pool_of, sizes, origs, ops, orders, rows) -> None:
+def write_back(dyn, C, DI, devs, live, pool_of, sizes, origs, ops, orders, rows) -> None:
     """Put the twin's work into ``dyn``: the counters of ``costs()``, the zones, the page
-    orders, the live buffers (tree ranges, ``nlive``, ``dyn_bytes``) and the page allocator
+    orders, the live buffers (tree ranges, ``nlive``, ``dyn_bytes``; mappings ``live`` in
+    ascending order, their ``pool_of`` in ``pool_of``, and every mapping's size and address in
+    ``sizes`` and ``origs``) and the page allocator
     (:func:`~swiotlb_lib.trace.fast_pages.write_back`)."""
     c = dyn.costs_.c
     for key, k in RFC_COSTS:
@@ -209,8 +211,8 @@ def write_back(dyn, C, DI, devs, pool_of, sizes, origs, ops, orders, rows) -> No
             dyn.costs_.page_orders[order] += count
     dyn.nlive = int(C[RFC_LIVE])
     dyn.dyn_bytes = int(C[TRANSIENT_BYTES])
-    for i in np.nonzero((pool_of >= RFC_BASE) & (pool_of < RFC_CUT))[0].tolist():
-        pfn, size = int(pool_of[i]) - RFC_BASE, int(sizes[i])
+    for i, po in zip(live.tolist(), pool_of.tolist()):
+        pfn, size = po - RFC_BASE, int(sizes[i])
         npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT
         order = get_order(size)
         dyn.tree.store_range(pfn, pfn + npages - 1,

@@ -71,7 +71,9 @@ except ImportError:                                     # pragma: no cover - exe
  # RFC v1 as intended (dynamic.RfcDynamic.costs() counters, live buffers; its dyn_bytes are TRANSIENT_BYTES)
  RFC_SKIPPED, RFC_ATTEMPTS, RFC_FAILED, RFC_BUFFERS, RFC_LOOKUPS, RFC_VISITS, RFC_LOCKS, RFC_ERASES, RFC_ZEROED,
  RFC_LIVE,
- NCOUNTERS) = range(73)
+ # the timeline thinned as it is made (replay's timeline_points): samples per point, samples in the last point
+ TL_W, TL_FILL,
+ NCOUNTERS) = range(75)
 #: the Grower.costs() keys of the G_* counters
 GROWER_COSTS = (("pools_searched", G_POOLS_SEARCHED), ("pool_area_searches", G_POOL_AREA_SEARCHES),
                 ("transient_pools", G_TRANSIENT_POOLS), ("transient_alloc_failed", G_TRANSIENT_ALLOC_FAILED),
@@ -91,14 +93,18 @@ NOW, STOP_T, KICKED_AT, NFLOATS = range(4)
 # parameters: ``P`` (int64) and ``PF`` (float64)
 (P_LT, P_DEPTH, P_MAX_RETRIES, P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE,
  P_ROUND_START, P_HAS_PAD, P_TAIL_CAP, P_DYN, P_V611, P_CAN_GROW, P_HAS_DELAY, P_DEF_NSLABS, P_DEF_NAREAS,
- P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, P_RFC, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, NPARAMS) = range(26)
+ P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, P_RFC, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, P_WMASK, P_TL_CAP,
+ P_LOG_OPS, NPARAMS) = range(29)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
 # (P_RFC: RfcDynamic.allow_dyn; P_RFC_GFP_NOWAIT and P_RFC_GFP_SLEEP = P_RFC_GFP_NOWAIT + 1: the
 # GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.column;
 # D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
-# columns of the per-mapping tables MI (int32, read through mi()) and MF (float64), the
-# per-request table UI and the per-device table DI: one table per kind, read through one field
-# of the state.  The traced bounce address, a physical address, is the int64 field m_traced.
+# columns of the per-mapping tables MI (int32, read through mi()) and MF (float64, through
+# mf()), the per-request table UI and the per-device table DI: one table per kind, read through
+# one field of the state.  The traced bounce address, a physical address, is the int64 field
+# m_traced.  MI, MF and the per-mapping results tlb_of, handle_of and pool_of are a window of
+# rows, a ring: mapping i is row i & P[P_WMASK] (row()), and fast.CompiledEngine fills the rows
+# of the next mappings as the replay reaches them (fast_loop.ring_busy, ring_grow, ring_put).
 (M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
  M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_ASIZE, M_RFC, NMI) = range(19)
 #: The largest value an ``MI`` field may hold (``fast.fits_mi`` checks a trace against it).
@@ -207,11 +213,24 @@ def _typed(sig):
 
 
 @jit_inline
+def row(S, i):
+    """The row of mapping ``i`` in the per-mapping window (``MI``, ``MF``, ``tlb_of``,
+    ``handle_of``, ``pool_of``): ``i`` modulo the window's size, a power of two."""
+    return i & S.P[P_WMASK]
+
+
+@jit_inline
 def mi(S, i, k):
     """Field ``k`` of mapping ``i`` in the table ``MI`` as an ``int64``: the table is ``int32``
     (half the memory at ten million mappings), and a plain ``int64`` everywhere keeps Numba
     from compiling a second copy of each function that takes the value."""
-    return np.int64(S.MI[i, k])
+    return np.int64(S.MI[i & S.P[P_WMASK], k])
+
+
+@jit_inline
+def mf(S, i, k):
+    """Field ``k`` of mapping ``i`` in the table ``MF`` (its time, recorded and inferred unmap)."""
+    return S.MF[i & S.P[P_WMASK], k]
 
 
 #: ``var(x)``, ``flag(x)``: the constant ``x`` as a plain ``int64`` / ``boolean``.  A constant

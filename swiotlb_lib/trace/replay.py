@@ -77,6 +77,23 @@ class Timeline:
         return self.t[idx], self.used[idx]
 
 
+def thin_timeline(t: np.ndarray, used: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A timeline of at most ``points`` points: samples taken in pairs, the first highest of
+    each pair kept (the first of two equal), again until no more than ``points`` are left.  So
+    each point is the first highest sample of a stretch of ``2**k`` in a row (the last stretch
+    may be shorter), ``k`` the least that fits, and the peaks survive.  Merging in pairs is what
+    the compiled engine does as the timeline grows (``fast_loop._record``), so both engines keep
+    the same points without either holding the whole timeline in the compiled case."""
+    while len(t) > points:
+        m = len(t) // 2 * 2
+        first = used[0:m:2] >= used[1:m:2]
+        pick = np.arange(0, m, 2) + ~first
+        if len(t) > m:                                  # an odd last sample stands alone
+            pick = np.append(pick, m)
+        t, used = t[pick], used[pick]
+    return t, used
+
+
 @dataclass
 class ReplayResult:
     """A replay: the scenario tallies (``result``), the lifetime model, livelocks, timeline."""
@@ -163,15 +180,20 @@ def _ram_for(trace: Trace, ram, calibration: str) -> int:
     if not maps:
         return parse_size(ram, "ram") if ram is not None else 2 * GiB
     table = trace.table
-    starts = table.orig.astype(np.float64)
-    ends = starts + table.size.astype(np.float64)
+    chunk = 1 << 20                                     # mappings at a time: small temporaries
 
     def outside(nbytes):
-        ok = np.zeros(len(maps), dtype=bool)
-        for lo, hi in layout_for("x86_64", nbytes, calibration).ram:
-            ok |= (starts >= lo) & (ends <= hi)
-        bad = np.flatnonzero(~ok)
-        return int(bad[0]) if bad.size else None
+        ram = layout_for("x86_64", nbytes, calibration).ram
+        for a in range(0, len(maps), chunk):
+            starts = table.orig[a:a + chunk].astype(np.float64)
+            ends = starts + table.size[a:a + chunk].astype(np.float64)
+            ok = np.zeros(len(starts), dtype=bool)
+            for lo, hi in ram:
+                ok |= (starts >= lo) & (ends <= hi)
+            bad = np.flatnonzero(~ok)
+            if bad.size:
+                return a + int(bad[0])
+        return None
 
     if ram is not None:
         nbytes = parse_size(ram, "ram")
@@ -278,7 +300,7 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
            livelock_repeats: int = DEFAULT_LIVELOCK_REPEATS, retry_delay: float = BLK_MQ_RESOURCE_DELAY,
            timeline: bool = True, progress=None, align_areas: bool = True, follow: bool | None = None,
            device: str | None = None, worker_delay: float | None = None,
-           stop_when=None, engine: str = "auto") -> ReplayResult:
+           stop_when=None, engine: str = "auto", timeline_points: int | None = None) -> ReplayResult:
     """Replay a trace's mappings through profile ``kernel`` booted with ``cmdline``.
 
     ``trace`` is a :class:`Trace` or a path.  Defaults: ``cmdline`` = ``swiotlb=force``
@@ -329,6 +351,10 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     this process), else on the readable :class:`~swiotlb_lib.trace.engine.Engine`; ``"reference"`` always on the readable one;
     ``"compiled"`` on the compiled one or a :class:`ValueError` saying why not.  Both give
     the same results (``tests/test_trace_fast.py``).
+
+    ``timeline_points``: None (every sample), or the most points the timeline keeps: beyond
+    it, :func:`thin_timeline`'s sample (each point the first highest of a stretch of samples),
+    which the compiled engine makes as it goes, so a long replay never holds the whole timeline.
     """
     prep = None
     if isinstance(trace, PreparedTrace):
@@ -373,6 +399,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         raise ValueError(f"worker_delay: must be a number of seconds in [0, 60], got {worker_delay!r}")
     if follow not in (None, True, False):
         raise ValueError(f"follow: must be True, False or None (follow when possible), got {follow!r}")
+    if timeline_points is not None and (type(timeline_points) is not int or timeline_points < 1):
+        raise ValueError(f"timeline_points: must be a positive integer or None, got {timeline_points!r}")
     if engine not in ("auto", "reference", "compiled"):
         raise ValueError(f"engine: must be 'auto', 'reference' or 'compiled', got {engine!r}")
     if prep is None:
@@ -428,6 +456,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
     eng = cls(trace, m, lifetime, reqs, max_retries, livelock_repeats, retry_delay, timeline, progress,
               template, prep.engine_cache)
     eng.stop = stop_when
+    eng.timeline_points = timeline_points
+    eng.machine_after = False                          # nothing reads the machine after the run
     traced = prep.traced_range
     if (lifetime.kind == "real" and align_areas and pool is not None and traced
             and pool.start <= traced[0] and traced[1] < pool.end):
@@ -467,6 +497,8 @@ def replay(trace, kernel=None, cmdline: str | None = None, lifetime=None, *, cpu
         # 160-320 MB more at the end of each replay
         tl = Timeline(np.frombuffer(eng.tl_t, dtype=np.float64),
                       np.frombuffer(eng.tl_u, dtype=f"i{eng.tl_u.itemsize}").astype(np.int64, copy=False), nslabs)
+        if timeline_points is not None and len(tl.t) > timeline_points:
+            tl = Timeline(*thin_timeline(tl.t, tl.used, timeline_points), nslabs)
     return ReplayResult(res, lifetime, mode, nslabs, eng.livelocks, tl, trace, warnings)
 
 

@@ -134,12 +134,14 @@ class MappingTable:
         n = len(self)
         if not n:
             return {}
-        dev = self.dev.astype(np.int64)
-        codes, first = np.unique(dev, return_index=True)
-        last = n - 1 - np.unique(dev[::-1], return_index=True)[1]
         masks = self.masks.tolist()
-        mcode = self.mask[last].tolist()
-        return {self.dev_names[codes[k]]: masks[mcode[k]] for k in np.argsort(first, kind="stable").tolist()}
+        seen = []                                       # (first, name, mask of the last)
+        for code, name in enumerate(self.dev_names):    # a few devices: one pass each, no sort
+            here = self.dev == code                     # a byte per mapping
+            if here.any():
+                first, last = int(here.argmax()), n - 1 - int(here[::-1].argmax())
+                seen.append((first, name, masks[int(self.mask[last])]))
+        return {name: mask for _, name, mask in sorted(seen)}
 
     def has(self, bit: int) -> np.ndarray:
         """Whether each mapping has the optional field of flag ``bit`` (all False without kprobe data)."""
