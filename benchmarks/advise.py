@@ -54,15 +54,18 @@ def synthesize_in_child(n: int, seed: int):
     the advice's) and removed when the caller is done; yields ``(path, bytes, seconds)``."""
     fd, path = tempfile.mkstemp(prefix="swiotlb-trace-", suffix=".txt")
     os.close(fd)
-    t0 = time.perf_counter()
     child = get_context("fork").Process(target=write_trace, args=(path, n, seed))
-    child.start()
-    child.join()
     try:
+        t0 = time.perf_counter()
+        child.start()
+        child.join()
         if child.exitcode != 0:
             raise OSError(f"the synthesizer process failed (exit code {child.exitcode})")
         yield path, os.path.getsize(path), time.perf_counter() - t0
     finally:
+        if child.is_alive():                            # interrupted while it wrote
+            child.terminate()
+            child.join()
         os.unlink(path)
 
 

@@ -90,7 +90,8 @@ def random_dyn_case(rng: random.Random, profile: str):
 def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None, window=None) -> dict:
     """Run one replay on engine class ``cls`` as replay() does (no follow), after
     ``prepare(machine)`` if given, and return its result and the machine after it: pools,
-    devices' transient pools, worker, page allocator, log."""
+    devices' transient pools, worker, page allocator, log (None when the machine boots without
+    a pool, so the profile has nothing to grow)."""
     prep = prepare_replay(tr, "auto", kw["device"])
     prof = get_profile(profile)
     m = Machine(ram=prep.ram_for(None, "6.12" if prof.pad_slots else "6.1"), cpus=kw["cpus"], cmdline=cmdline,

@@ -17,6 +17,7 @@ from swiotlb_lib.trace.engine import Engine, StopReplay
 from swiotlb_lib.trace.fast import HAVE_NUMBA, CompiledEngine, ring_size
 from swiotlb_lib.trace.lifetime import parse_lifetime
 from swiotlb_lib.trace.read import Mapping
+from swiotlb_lib.trace.requests import Request
 from swiotlb_lib.trace.replay import prepare_replay, replay, thin_timeline
 from swiotlb_lib.versions import get_profile
 
@@ -28,13 +29,15 @@ pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="the window is the compil
 CASES = 120
 
 
-def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None) -> dict:
-    """One replay of a profile without growth on engine class ``cls``, and the machine after it."""
+def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None, reqs=None) -> dict:
+    """One replay of a profile without growth on engine class ``cls`` (of ``reqs``, a grouping
+    made by hand, if given), and the machine after it."""
     prep = prepare_replay(tr, "auto", kw.get("device"))
     prof = get_profile(profile)
     m = Machine(ram=prep.ram_for(None, "6.12" if prof.pad_slots else "6.1"), cpus=kw.get("cpus", 4),
                 cmdline=cmdline, kernel=prof)
-    eng = cls(tr, m, parse_lifetime(lt, kw.get("seed", 1)), prep.reqs, kw.get("max_retries", 100),
+    eng = cls(tr, m, parse_lifetime(lt, kw.get("seed", 1)), prep.reqs if reqs is None else reqs,
+              kw.get("max_retries", 100),
               kw.get("livelock_repeats", 3), 0.003, kw.get("timeline", True), None, prep.template, None)
     eng.stop = kw.get("stop_when")
     if window is not None:
@@ -56,16 +59,16 @@ def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None) -> dict:
             "window": (eng.ring.w, eng.ring.reused, eng.ring.filled) if window is not None else None}
 
 
-def agree(a: dict, b: dict, seen: dict, window: int, n: int) -> None:
+def agree(a: dict, b: dict, seen: dict, window: int, n: int, may_stop: bool) -> None:
     w, reused, made = b.pop("window")
     a.pop("window")
     diff = sorted(key for key in a if a[key] != b[key])
     assert not diff, f"engines differ on {diff}"
     seen["reused"] += reused > 0
     seen["grew"] += w > window
-    # rows were made for the mappings replayed (all n, or up to an early stop), and those beyond
-    # the window's size went over rows of done mappings
-    assert made <= n and reused == max(made - w, 0) if w == window else reused <= made, (w, reused, made, n)
+    # a row was made for every mapping, unless the replay may have stopped early
+    assert made == n or (may_stop and made < n), (made, n)
+    assert 0 <= reused < max(made, 1), (w, reused, made)
 
 
 def check(seen: dict) -> None:
@@ -92,7 +95,7 @@ def test_static_profiles_agree_through_a_small_window(profile):
             seen["no pool"] += 1
             continue
         a = static_end_state(tr, prof, cmdline, lt, kw, Engine)
-        agree(a, b, seen, window, len(tr.mappings))
+        agree(a, b, seen, window, len(tr.mappings), "stop_when" in kw)
     assert seen["no pool"] < CASES // 5, seen
     check(seen)
 
@@ -109,7 +112,7 @@ def test_growing_profiles_agree_through_a_small_window(profile):
             seen["no pool"] += 1
             continue
         b = dyn_t.end_state(tr, prof, cmdline, lt, kw, CompiledEngine, window=window)
-        agree(a, b, seen, window, len(tr.mappings))
+        agree(a, b, seen, window, len(tr.mappings), "stop_when" in kw)
     assert seen["no pool"] < CASES // 5, seen
     check(seen)
 
@@ -122,14 +125,15 @@ def test_rfc_agrees_through_a_small_window():
         window = rng.choice([2, 8])
         a = rfc_t.end_state(tr, cmdline, lt, kw, Engine)
         b = rfc_t.end_state(tr, cmdline, lt, kw, CompiledEngine, window=window)
-        agree(a, b, seen, window, len(tr.mappings))
+        agree(a, b, seen, window, len(tr.mappings), "stop_when" in kw)
     check(seen)
 
 
 def test_a_mapping_live_to_the_end_keeps_its_row():
-    """The first mapping is unmapped only at the end, after 300 others: its row stays in use, so
-    the window grows to hold every mapping from it on, and its release frees its own slots (were
-    its row reused, the unmap would release another mapping's slots, or none)."""
+    """The first mapping is unmapped only at the end, after 300 others: its request stays live,
+    so its row stays in use and the window grows to hold every mapping from it on, and its
+    release frees its own slots (were its row reused, the unmap would release another mapping's
+    slots, or none)."""
     events = []
     first = Mapping(0, 1.0, 0, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x10000000, 8192, "FORCE", dir=1)
     events.append((1.0, 0, first))
@@ -162,7 +166,7 @@ def test_thin_timeline_keeps_the_first_highest_of_each_stretch():
                 s *= 2
             want = [lo + int(np.argmax(used[lo:lo + s])) for lo in range(0, n, s)]
             assert got_t.tolist() == t[want].tolist() and got_u.tolist() == used[want].tolist()
-            assert len(got_t) <= max(points, 0) or n == 0
+            assert len(got_t) <= points
 
 
 @pytest.mark.parametrize("profile", ["v6.11", "v6.11-dynamic", "rfc-v1"])
@@ -191,3 +195,48 @@ def test_engines_thin_the_timeline_alike(profile):
         assert (out["timeline_t"], out["timeline_used"]) == tuple(a.tolist() for a in thin_timeline(full.t, full.used, points))
         thinned += len(full.t) > 2 * points
     assert thinned >= CASES // 8
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "100", True])
+def test_timeline_points_is_checked(bad):
+    tr = kprobe_trace([(1.0, 0, Mapping(0, 1.0, 0, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x10000000, 4096,
+                                         "FORCE"))], "one")
+    with pytest.raises(ValueError, match=r"^timeline_points: must be a positive integer or None, got "):
+        replay(tr, "v6.11", "swiotlb=128,force", timeline_points=bad)
+
+
+def test_a_requeued_request_maps_members_the_trace_has_not_reached():
+    """Request B = mappings 4, 12 and 13 fails at 4 (the four 240 KiB mappings of request A fill
+    the 512-slot pool) and, dispatched again from its queue, maps 12 and 13 before the loop
+    reaches them: their rows must be made ahead, whatever the window (8 rows here)."""
+    events = []
+    sizes = [240 << 10] * 4 + [64 << 10] + [4096] * 7 + [64 << 10] * 2 + [4096] * 5
+    for k, size in enumerate(sizes):
+        t = 1.0 + (k + 1) * 1e-5
+        mp = Mapping(0, t, 0, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x10000000 + k * 0x100000, size, "FORCE",
+                     dir=1)
+        events += [(t, 0, mp), (t + 1e-3, 1, mp)]
+    tr = kprobe_trace(events, "ahead")
+    reqs = sorted([Request([0, 1, 2, 3], "0000:00:04.0", 0, "mapping"),
+                   Request([4, 12, 13], "0000:00:04.0", 0, "virtio-blk")]
+                  + [Request([k], "0000:00:04.0", 1, "mapping") for k in [*range(5, 12), *range(14, 19)]],
+                  key=lambda r: r.members[0])
+    kw = {"cpus": 4, "max_retries": 3}
+    a = static_end_state(tr, "v6.11", "swiotlb=128,force", "qd:2", kw, Engine, reqs=reqs)
+    b = static_end_state(tr, "v6.11", "swiotlb=128,force", "qd:2", kw, CompiledEngine, 8, reqs=reqs)
+    b.pop("window")
+    a.pop("window")
+    assert a == b
+    assert a["result"]["failed"] > 0 and a["tally"]["requeued"] > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, None])
+def test_thin_timeline_checks_points(bad):
+    with pytest.raises(ValueError, match=r"^points: must be a positive integer, got "):
+        thin_timeline(np.arange(3.0), np.arange(3), bad)
+
+
+def test_a_huge_timeline_points_runs_on_both_engines():
+    tr = random_case(random.Random(3), "v6.11")[0]
+    out = both(prepare_replay(tr), "v6.11", "swiotlb=256,force", "fixed:1ms", timeline_points=1 << 63)
+    assert len(out["timeline_t"]) > 1

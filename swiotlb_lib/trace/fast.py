@@ -128,6 +128,12 @@ RING_FILL = 1 << 14
 RING_START = 1 << 16
 
 
+def is_rfc(mem) -> bool:
+    """Whether ``mem`` grows by RFC v1's buffer per mapping (:mod:`~swiotlb_lib.trace.fast_rfc`)
+    rather than not at all or by pools (:class:`~swiotlb_lib.dynamic.Grower`)."""
+    return mem.dyn is not None and type(mem.dyn) is not Grower
+
+
 def _narrow(a: np.ndarray) -> np.ndarray:
     """A small-integer column (CPU, device) as the row functions take it: its own narrow array,
     int64 only when the trace gave it as Python ints."""
@@ -174,7 +180,7 @@ def supported(eng) -> str | None:
     if type(eng) is not CompiledEngine:
         return f"{type(eng).__name__} is not the plain replay engine"
     dyn = mem.dyn
-    if dyn is not None and type(dyn) is not Grower:
+    if is_rfc(mem):
         why = fast_rfc.unsupported(dyn)
         if why is not None:
             return why
@@ -207,23 +213,28 @@ class Window:
     :func:`ring_size` rows and doubles when a row it would reuse is still in use
     (:func:`~swiotlb_lib.trace.fast_loop.ring_busy`: a request not done, a recorded unmap to
     come), so a request stuck in its queue for the whole trace costs memory, never a wrong
-    answer.  The one thing the write-back reads from rows of done mappings, RFC v1's buffers
-    still live (never unmapped in the trace), is kept aside as their rows are reused."""
+    answer.  The worst case is a ``real`` lifetime whose recorded unmap comes far later in the
+    trace: the window then spans every mapping from it on (at ten million mappings up to 16 Mi
+    rows, 2 GB, more than the old whole-trace tables while it doubles).  The one thing the
+    write-back reads from rows of done mappings, RFC v1's buffers still live (never unmapped in
+    the trace), is kept aside as their rows are reused."""
 
     def __init__(self, S, make_rows, n: int, w: int, rfc: bool) -> None:
-        self.S, self.make_rows, self.n, self.w, self.rfc = S, make_rows, n, w, rfc
+        self.S, self.make_rows, self.n, self.w, self.rfc = S, make_rows, n, w, rfc     # n: mappings
         self.filled = self.reused = 0
         self.kept: list = []                            # (mappings, pool_of) of live RFC buffers
 
-    def fill(self, hi: int) -> None:
+    def fill(self, hi: int, reached: int) -> None:
         """Make the rows of mappings up to ``hi``, at most :data:`MI_BLOCK` and half the window
-        at a time (:func:`~swiotlb_lib.trace.fast_rows.fill_rows`)."""
+        at a time (:func:`~swiotlb_lib.trace.fast_rows.fill_rows`); the loop has reached mapping
+        ``reached`` (it reads the row of each mapping it reaches, whatever its request's state,
+        so the rows from there on are never reused)."""
         S = self.S
         while self.filled < hi:
             b = self.filled
             e = min(b + MI_BLOCK, b + self.w // 2, hi)
             # rows b..e-1 are those of mappings b-w..e-w-1 now
-            while e - self.w > 0 and ring_busy(S, max(b - self.w, 0), e - self.w):
+            while e - self.w > 0 and (e - self.w > reached or ring_busy(S, max(b - self.w, 0), e - self.w)):
                 ring_grow(S, max(b - self.w, 0), b)
                 self.w *= 2
             if self.rfc and e - self.w > 0:
@@ -277,8 +288,10 @@ class CompiledEngine(Engine):
                     self.cache[key] = fits
             if not fits:
                 why = "a mapping's size, alignment or line number does not fit the 32-bit table MI"
-        if why is None and self.mem.dyn is not None and type(self.mem.dyn) is not Grower:
-            why = fast_rfc.unsupported_trace(self.mem.dyn, cols, [self.devs[d] for d in cols.dev_names])
+        self._dev_names = cols.dev_names
+        self._devs = [self.devs[d] for d in cols.dev_names]        # in the columns' order
+        if why is None and is_rfc(self.mem):
+            why = fast_rfc.unsupported_trace(self.mem.dyn, cols, self._devs)
         if why is not None:
             self.fallback = why
             if self.strict:
@@ -294,7 +307,7 @@ class CompiledEngine(Engine):
             i1 = min(i0 + min(RING_FILL, self.ring.w // 2), n)
             # a request dispatched again from its queue maps all its mappings, also those the
             # trace has not reached: the rows up to the last mapping of every request begun
-            self.ring.fill(max(i1, int(u_last[unit_of[i0:i1]].max()) + 1))
+            self.ring.fill(max(i1, int(u_last[unit_of[i0:i1]].max()) + 1), i0)
             if progress is not None and i0 >= report:
                 progress(i0, n)
                 report = i0 + step
@@ -305,6 +318,7 @@ class CompiledEngine(Engine):
         if not C[STOPPED]:
             drain(S)
         self._write_back(V, export(S), export_pools(S))
+        self.ring.S = self.ring.make_rows = None        # keep the window's figures, not the state
         if C[STOPPED]:
             raise StopReplay(float(F[STOP_T]))
         if progress is not None:
@@ -320,8 +334,7 @@ class CompiledEngine(Engine):
         one profile at several sizes); only the pool's own constants (``ps0``: shift, unbounded)
         are made again."""
         mem = self.mem
-        rfc = mem.dyn is not None and type(mem.dyn) is not Grower       # MI[:, M_RFC]
-        key = (id(cols), pool.has_pad, mem.profile.align_rule, mem.force_bounce, rfc,
+        key = (id(cols), pool.has_pad, mem.profile.align_rule, mem.force_bounce, is_rfc(mem),
                tuple((d.min_align_mask, d.reach, d.seg_boundary) for d in devs))
         hit = self.cache.get("kinds") if self.cache is not None else None
         if hit is not None and hit[0] == key:
@@ -361,8 +374,7 @@ class CompiledEngine(Engine):
         m, mem, pool, lt = self.m, self.mem, self.mem.defpool, self.lt
         dyn = mem.dyn
         n, nu = len(cols.time), len(cols.u_ptr) - 1
-        devs = [self.devs[d] for d in cols.dev_names]
-        self._dev_names = cols.dev_names
+        devs = self._devs
         nd = max(len(devs), 1)
         d_mam = np.array([d.min_align_mask for d in devs] or [0], np.int64)
         reach_u = np.array([d.reach for d in devs] or [U64], np.uint64)
@@ -396,7 +408,7 @@ class CompiledEngine(Engine):
         P[P_TIMELINE] = self.tl_t is not None
         P[P_AGREE] = self.agreement is not None
         w = ring_size(n, self.window)
-        cap = self.timeline_points or 0
+        cap = min(self.timeline_points or 0, 1 << 60)        # 2 * cap fits an int64; no timeline is longer
         P[P_TL_CAP] = cap
         P[P_LOG_OPS] = self.machine_after
         C[TL_W] = 1
@@ -483,7 +495,7 @@ class CompiledEngine(Engine):
             f_len=np.zeros(nd, np.int64), f_next=np.full(nu, -1, np.int64))
         values = [fields[k] for k in StateTuple._fields]
         S = new_state(StateTuple(*values))
-        rfc = dyn is not None and type(dyn) is not Grower
+        rfc = is_rfc(mem)
         dev, align = _narrow(cols.dev), one(cols.align)
         args = (dev, _narrow(cols.cpu), cols.orig, cols.size, align, one(cols.attrs), cols.line, one(cols.endline),
                 cols.time, one(cols.end), one(cols.lost), d_mam, reach_u, pool.has_pad, mem.force_bounce, rfc, uniq,
@@ -543,7 +555,7 @@ class CompiledEngine(Engine):
             self._write_back_dyn(S, tr, ops, orders)
         elif dyn is not None:
             live, pool_of = self.ring.rfc_live()
-            fast_rfc.write_back(dyn, C, S.DI, [self.devs[d] for d in self._dev_names], live, pool_of,
+            fast_rfc.write_back(dyn, C, S.DI, self._devs, live, pool_of,
                                 self._size_col, S.m_orig, ops, orders, self._gfps)
         mem.total_used = int(C[TOTAL_USED])
         mem.used_hiwater = int(C[HIWATER])

@@ -285,7 +285,7 @@ def allocate(S, i):
     """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for mapping ``i`` (``Engine.allocate``
     with ``IoTlbMem.map_checked_args`` and ``swiotlb_map_checked_args``); with a pool that
     grows, ``Grower.find_slots`` for the search.  Returns the bounce address or a failure
-    code (R_*); ``S.pool_of[i]`` is its pool (-1 - t: transient pool t)."""
+    code (R_*); ``S.pool_of[row(S, i)]`` is its pool (-1 - t: transient pool t)."""
     d = mi(S, i, M_DEV)
     if mi(S, i, M_ALIGNWARN) and not S.DI[d, D_WARN_ALIGN]:
         S.DI[d, D_WARN_ALIGN] = 1

@@ -567,10 +567,11 @@ def drain(S):
 # -- the window of per-mapping rows (fast.CompiledEngine fills it as the replay reaches them) --
 @jit
 def ring_busy(S, lo, hi):
-    """Whether the loop may still read the row of a mapping in ``lo..hi-1``: its request is not
-    done (mapped in part, queued, or live with its mappings to unmap) or its recorded unmap is
-    still to come (it has a handle).  A done request is never mapped again, and only the
-    write-back reads a done mapping's row (``fast.CompiledEngine`` keeps what it needs)."""
+    """Whether the loop may still read the row of a mapping in ``lo..hi-1`` that it has reached:
+    its request is not done (mapped in part, queued, or live with its mappings to unmap; the
+    handle test is a guard, a done request has none left).  A done request is never mapped
+    again, and only the write-back reads a done mapping's row (``fast.Window`` keeps what it
+    needs).  ``fast.Window.fill`` never reuses the row of a mapping the loop has not reached."""
     m = S.P[P_WMASK]
     for i in range(lo, hi):
         if S.state[S.unit_of[i]] != DONE or S.handle_of[i & m] != NO_HANDLE:

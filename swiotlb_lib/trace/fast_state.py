@@ -97,14 +97,14 @@ NOW, STOP_T, KICKED_AT, NFLOATS = range(4)
  P_LOG_OPS, NPARAMS) = range(29)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
 # (P_RFC: RfcDynamic.allow_dyn; P_RFC_GFP_NOWAIT and P_RFC_GFP_SLEEP = P_RFC_GFP_NOWAIT + 1: the
-# GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.column;
+# GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.rfc_field;
 # D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
 # columns of the per-mapping tables MI (int32, read through mi()) and MF (float64, through
 # mf()), the per-request table UI and the per-device table DI: one table per kind, read through
 # one field of the state.  The traced bounce address, a physical address, is the int64 field
 # m_traced.  MI, MF and the per-mapping results tlb_of, handle_of and pool_of are a window of
-# rows, a ring: mapping i is row i & P[P_WMASK] (row()), and fast.CompiledEngine fills the rows
-# of the next mappings as the replay reaches them (fast_loop.ring_busy, ring_grow, ring_put).
+# rows, a ring: mapping i is row i & P[P_WMASK] (row()), and fast.Window has fast_rows.fill_rows
+# make the rows of the next mappings as the replay reaches them (fast_loop.ring_busy, ring_grow).
 (M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
  M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_ASIZE, M_RFC, NMI) = range(19)
 #: The largest value an ``MI`` field may hold (``fast.fits_mi`` checks a trace against it).
@@ -222,7 +222,7 @@ def row(S, i):
 @jit_inline
 def mi(S, i, k):
     """Field ``k`` of mapping ``i`` in the table ``MI`` as an ``int64``: the table is ``int32``
-    (half the memory at ten million mappings), and a plain ``int64`` everywhere keeps Numba
+    (half the memory of its rows), and a plain ``int64`` everywhere keeps Numba
     from compiling a second copy of each function that takes the value."""
     return np.int64(S.MI[i & S.P[P_WMASK], k])
 

@@ -84,6 +84,8 @@ def thin_timeline(t: np.ndarray, used: np.ndarray, points: int) -> tuple[np.ndar
     may be shorter), ``k`` the least that fits, and the peaks survive.  Merging in pairs is what
     the compiled engine does as the timeline grows (``fast_loop._record``), so both engines keep
     the same points without either holding the whole timeline in the compiled case."""
+    if type(points) is not int or points < 1:
+        raise ValueError(f"points: must be a positive integer, got {points!r}")
     while len(t) > points:
         m = len(t) // 2 * 2
         first = used[0:m:2] >= used[1:m:2]
@@ -183,12 +185,12 @@ def _ram_for(trace: Trace, ram, calibration: str) -> int:
     chunk = 1 << 20                                     # mappings at a time: small temporaries
 
     def outside(nbytes):
-        ram = layout_for("x86_64", nbytes, calibration).ram
+        banks = layout_for("x86_64", nbytes, calibration).ram
         for a in range(0, len(maps), chunk):
             starts = table.orig[a:a + chunk].astype(np.float64)
             ends = starts + table.size[a:a + chunk].astype(np.float64)
             ok = np.zeros(len(starts), dtype=bool)
-            for lo, hi in ram:
+            for lo, hi in banks:
                 ok |= (starts >= lo) & (ends <= hi)
             bad = np.flatnonzero(~ok)
             if bad.size:
