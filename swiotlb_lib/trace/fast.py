@@ -219,8 +219,8 @@ class Window:
     write-back reads from rows of done mappings, RFC v1's buffers still live (never unmapped in
     the trace), is kept aside as their rows are reused."""
 
-    def __init__(self, S, make_rows, n: int, w: int, rfc: bool) -> None:
-        self.S, self.make_rows, self.n, self.w, self.rfc = S, make_rows, n, w, rfc     # n: mappings
+    def __init__(self, S, make_rows, w: int, rfc: bool) -> None:
+        self.S, self.make_rows, self.w, self.rfc = S, make_rows, w, rfc
         self.filled = self.reused = 0
         self.kept: list = []                            # (mappings, pool_of) of live RFC buffers
 
@@ -288,7 +288,6 @@ class CompiledEngine(Engine):
                     self.cache[key] = fits
             if not fits:
                 why = "a mapping's size, alignment or line number does not fit the 32-bit table MI"
-        self._dev_names = cols.dev_names
         self._devs = [self.devs[d] for d in cols.dev_names]        # in the columns' order
         if why is None and is_rfc(self.mem):
             why = fast_rfc.unsupported_trace(self.mem.dyn, cols, self._devs)
@@ -500,7 +499,7 @@ class CompiledEngine(Engine):
         args = (dev, _narrow(cols.cpu), cols.orig, cols.size, align, one(cols.attrs), cols.line, one(cols.endline),
                 cols.time, one(cols.end), one(cols.lost), d_mam, reach_u, pool.has_pad, mem.force_bounce, rfc, uniq,
                 params)
-        self.ring = Window(S, lambda lo, hi: fill_rows(S, lo, hi, *args), n, w, rfc)
+        self.ring = Window(S, lambda lo, hi: fill_rows(S, lo, hi, *args), w, rfc)
         self._alloc_of = lambda i: alloc_of(i, dev, cols.orig, cols.size, align, d_mam, pool.has_pad)
         self._size_col = cols.size
         return S, SimpleNamespace(**fields), n
@@ -607,9 +606,9 @@ class CompiledEngine(Engine):
         for order, count in enumerate(orders.tolist()):
             if count:
                 dyn.costs_.page_orders[order] += count
-        for d, name in enumerate(self._dev_names):
+        for d, dev in enumerate(self._devs):
             if S.DI[d, D_USES]:
-                self.devs[name].dma_uses_io_tlb = True
+                dev.dma_uses_io_tlb = True
         live = sorted((row for row in tr.tolist() if row[TR_NEXT] == TR_LIVE), key=lambda r: r[TR_SEQ])
         for row in live:                                # Grower.find_slots' transient pools
             mp = self.maps[row[TR_MAP]]
@@ -619,7 +618,6 @@ class CompiledEngine(Engine):
             mem.memory.fill(p.start, p.nslabs << IO_TLB_SHIFT, 0)
             asize, pad, nslots = (int(x) for x in self._alloc_of(row[TR_MAP]))
             first = search_pool_area(p, 0, mp.orig, asize, mp.align_mask, dev.min_align_mask, dev.seg_boundary)
-            pad = pad if p.has_pad else 0
             p.pad_slots[first + pad] = pad
             k = np.arange(first + pad, first + nslots, dtype=np.uint64)
             p.orig_addr[first + pad:first + nslots] = \
