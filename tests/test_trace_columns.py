@@ -384,6 +384,17 @@ def test_grouping_equals_the_per_object_grouping(grouping_traces):
                                                           default=None)
 
 
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_request_slots_added_up_in_blocks_equal_the_per_request_sums(grouping_traces, monkeypatch, block):
+    # blocks of a few mappings: most requests straddle a block's end or fill several blocks
+    monkeypatch.setattr("swiotlb_lib.trace.requests.NSLOTS_BLOCK", block)
+    for tr in grouping_traces:
+        maps = list(tr.mappings)
+        for mode in ("virtio-blk", "nvme", "none"):
+            reqs = T.group_requests(tr.mappings, mode)[0]
+            assert request_nslots(reqs, tr.mappings).tolist() == [T.request_slots(r, maps) for r in reqs]
+
+
 def test_grouping_of_a_request_by_hand():
     # virtio-blk on one CPU: header 16, data 4096 and 8192 (12288 data bytes), status 1, and
     # an indirect table of 16 x 4 descriptors = 64 bytes; then a lone 512-byte mapping
