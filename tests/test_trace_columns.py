@@ -17,8 +17,8 @@ from swiotlb_lib.evidence import data_path
 from swiotlb_lib.trace.columns import columns
 from swiotlb_lib.trace.lifetime import lost_unmap_times
 from swiotlb_lib.trace.read import Mapping, Trace
-from swiotlb_lib.trace.requests import (NVME_MAX_REQUEST_BYTES, NVME_MAX_SEGMENTS, Request, biggest_request,
-                                        request_nslots)
+from swiotlb_lib.trace.requests import (NVME_MAX_REQUEST_BYTES, NVME_MAX_SEGMENTS, Request, RequestTable,
+                                        biggest_request, request_nslots)
 from swiotlb_lib.trace.scan import HAVE_NUMBA, SPLIT_MIN_BYTES, Scanner
 from swiotlb_lib.trace.synthesize import synthesize_trace
 from swiotlb_lib.trace.table import MappingTable, MappingView
@@ -393,6 +393,18 @@ def test_request_slots_added_up_in_blocks_equal_the_per_request_sums(grouping_tr
         for mode in ("virtio-blk", "nvme", "none"):
             reqs = T.group_requests(tr.mappings, mode)[0]
             assert request_nslots(reqs, tr.mappings).tolist() == [T.request_slots(r, maps) for r in reqs]
+
+
+def test_a_trace_of_more_mappings_than_the_grouping_indexes_is_refused_by_name(monkeypatch):
+    tr = T.parse_trace([GOOD.replace("size=16", f"size={s}") for s in (16, 4096, 1, 512)])
+    monkeypatch.setattr("swiotlb_lib.trace.requests.MAX_MAPPINGS", 3)
+    for mode in ("auto", "nvme", "none"):
+        with pytest.raises(ValueError, match=r"^trace: at most 3 bounce mappings .* got 4$"):
+            T.group_requests(tr.mappings, mode)
+    with pytest.raises(ValueError, match=r"^trace: at most 3 "):
+        RequestTable.from_requests([Request([0, 1, 2, 3], "d", 0, "mapping")], 4)
+    monkeypatch.setattr("swiotlb_lib.trace.requests.MAX_MAPPINGS", 4)
+    assert len(T.group_requests(tr.mappings, "none")[0]) == 4
 
 
 def test_grouping_of_a_request_by_hand():

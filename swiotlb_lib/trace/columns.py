@@ -36,8 +36,9 @@ class Columns:
     ``lost`` (the inferred unmap time of a lost unmap, NaN otherwise), ``unit_of``; per request
     ``u_ptr``/``u_members`` (members ``u_members[u_ptr[u]:u_ptr[u + 1]]``), ``u_dev``,
     ``u_cpu``, ``u_block``, ``u_aborted``, ``u_last``; ``ordered``: every request's members
-    ascend.  int64/float64/uint64 as the compiled engine reads them, except ``cpu`` and
-    ``dev``, which only the making of its per-mapping rows reads: a column the trace shares
+    ascend.  int64/float64/uint64 as the compiled engine reads them, except ``unit_of``,
+    ``u_members`` and ``u_last`` (int32, as the grouping keeps them), and ``cpu`` and ``dev``,
+    which only the making of its per-mapping rows reads: a column the trace shares
     (``time``, ``line``, ``cpu``, ``dev``, ``size``, ``orig``) is the trace's own array, and one
     that is the same for every mapping of the trace (no kprobe data) is a read-only broadcast
     view."""
@@ -76,10 +77,11 @@ class Columns:
                 lost_at.values(), np.float64, len(lost_at))
         else:
             self.lost = _const(nan, np.float64, n)
-        self.unit_of = rt.unit_of if n else np.zeros(0, np.int64)
+        # int32 whatever made the grouping, so that the compiled engine is compiled for one type
+        self.unit_of = rt.unit_of.astype(np.int32, copy=False) if n else np.zeros(0, np.int32)
         nu = len(rt)
         self.u_ptr = rt.ptr
-        self.u_members = rt.members
+        self.u_members = rt.members.astype(np.int32, copy=False)
         # the request's device code in this table's order (a hand-made grouping has its own)
         code = {d: k for k, d in enumerate(self.dev_names)}
         remap = np.array([code.get(d, 0) for d in rt.dev_names] or [0], np.int64)
@@ -88,7 +90,7 @@ class Columns:
         block = np.array([k in BLOCK_KINDS for k in KINDS], np.int8)
         self.u_block = block[rt.kind] if nu else np.zeros(0, np.int8)
         self.u_aborted = rt.aborted.astype(np.int8)
-        self.u_last = self.u_members[self.u_ptr[1:] - 1] if nu else np.zeros(0, np.int64)
+        self.u_last = self.u_members[self.u_ptr[1:] - 1] if nu else np.zeros(0, np.int32)
         # the loop maps a request's members in trace order: they must ascend
         self.ordered = rt.ordered
 

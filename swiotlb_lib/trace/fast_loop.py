@@ -178,7 +178,7 @@ def _release(S, u, t):
     if n > 0:
         base = S.u_ptr[u]
         for k in range(n - 1, -1, -1):
-            i = S.u_members[base + k]
+            i = np.int64(S.u_members[base + k])
             tlb = S.tlb_of[row(S, i)]
             if tlb >= 0:                                # _unmap_one
                 unmap_slots(S, i, tlb)
@@ -267,7 +267,7 @@ def _unit_mapped(S, u, t):
         agree = S.P[P_AGREE] and S.attempts[u] == 0
         base = S.u_ptr[u]
         for k in range(S.nh[u]):
-            i = S.u_members[base + k]
+            i = np.int64(S.u_members[base + k])
             tlb = S.tlb_of[row(S, i)]
             if agree and S.m_traced[i] >= 0:
                 S.C[AG_COMPARED] += 1
@@ -344,7 +344,7 @@ def _complete_mapping(S, i, t):
     _unmap_one(S, i, tlb)
     _record(S, t)
     S.C[INFLIGHT] -= 1
-    u = S.unit_of[i]
+    u = np.int64(S.unit_of[i])
     S.left[u] -= 1
     if S.left[u] == 0:
         S.state[u] = DONE
@@ -438,7 +438,7 @@ def _attempt(S, u, t):
     S.nh[u] = 0
     base = S.u_ptr[u]
     for k in range(S.u_ptr[u + 1] - base):
-        i = S.u_members[base + k]
+        i = np.int64(S.u_members[base + k])
         r = _map_one(S, i)
         if r < -1:
             _failed(S, u, i, t, flag(True))
@@ -495,7 +495,7 @@ def run_range(S, i0, i1):
             _handle(S, _pop(S))
             if C[STOPPED]:
                 return
-        u = S.unit_of[i]
+        u = np.int64(S.unit_of[i])
         if S.state[u] != IDLE:
             C[NOT_ATTEMPTED] += 1
             continue
