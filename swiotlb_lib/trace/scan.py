@@ -185,6 +185,16 @@ def _intern_mask(v, masks, st):
 
 
 @jitable
+def _decimal(buf, i, end, acc):
+    """The decimal digits from ``buf[i]`` on appended to ``acc`` (an int64): ``(acc, the index
+    after them)``.  The callers bound the number of digits afterwards, where more would wrap."""
+    while i < end and 48 <= buf[i] <= 57:
+        acc = acc * 10 + (np.int64(buf[i]) - 48)
+        i += 1
+    return acc, i
+
+
+@jitable
 def _hex_digit(c):
     """The value of the lowercase hex digit ``c`` (a byte); -1 for any other byte."""
     if 48 <= c <= 57:
@@ -240,12 +250,7 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
                         while q < end and buf[q] == 32:
                             q += 1
                         if q < end and buf[q] == 91:
-                            r = q + 1
-                            cpu = 0
-                            while r < end and 48 <= buf[r] <= 57:
-                                if r - q <= 6:
-                                    cpu = cpu * 10 + (np.int64(buf[r]) - 48)
-                                r += 1
+                            cpu, r = _decimal(buf, q + 1, end, np.int64(0))     # refused past 5 digits
                             nd = r - q - 1
                             if nd > 0 and r < end and buf[r] == 93:
                                 found = True
@@ -271,18 +276,13 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
                 i += 1
             # the timestamp: digits '.' digits, as an integer of at most 18 digits / 10**nfrac
             i0 = i
-            mant = 0
-            while i < end and 48 <= buf[i] <= 57:
-                mant = mant * 10 + (np.int64(buf[i]) - 48)
-                i += 1
+            mant, i = _decimal(buf, i, end, np.int64(0))
             nint = i - i0
             if nint == 0 or i >= end or buf[i] != 46:
                 break
             i += 1
             f0 = i
-            while i < end and 48 <= buf[i] <= 57:
-                mant = mant * 10 + (np.int64(buf[i]) - 48)
-                i += 1
+            mant, i = _decimal(buf, i, end, mant)
             nfrac = i - f0
             if nfrac == 0 or nfrac > 22 or nint + nfrac > 18 or mant > (1 << 53):
                 break                                   # (18 digits cannot wrap an int64)
@@ -325,10 +325,7 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
             if i >= end or not 49 <= buf[i] <= 57:
                 break
             s0 = i
-            size = 0
-            while i < end and 48 <= buf[i] <= 57:
-                size = size * 10 + (np.int64(buf[i]) - 48)
-                i += 1
+            size, i = _decimal(buf, i, end, np.int64(0))
             if i - s0 > 16 or i >= end or buf[i] != 32:
                 break                                   # (16 digits cannot wrap an int64)
             i += 1
