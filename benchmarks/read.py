@@ -15,8 +15,9 @@ Prints the phases, then one JSON line with ``events``, ``read_s``, ``group_s``, 
 ``peak_rss_mb``.  ``--profile`` reads the file a second time under ``cProfile`` and prints where
 that read's time went: file I/O (``readinto``), the compiled scan
 (:func:`~swiotlb_lib.trace.scan.scan`), the lines the Python parser reads (``_Reader.line``),
-the final columns (``_Reader.finish``) and the rest, the per-chunk Python work (names, runs of
-rows, per-CPU state); the JSON line then also has ``profile`` (those seconds), and ``peak_rss_mb`` counts both
+the final columns (``_Reader.finish``), the wait for the thread that scans a buffer's second
+half (``second_half_wait``) and the rest, the per-chunk Python work (names, runs of rows,
+per-CPU state); the JSON line then also has ``profile`` (those seconds), and ``peak_rss_mb`` counts both
 readings held at once.
 
 Usage: python benchmarks/read.py [--events N] [--seed S] [--python] [--profile]
@@ -44,7 +45,8 @@ def read_profile(path) -> dict:
     """Seconds of one :func:`read_trace` of ``path`` by phase (see the module's docstring).
     cProfile sees only the calling thread: a buffer the scanner reads in two halves at once
     (:data:`~swiotlb_lib.trace.scan.SPLIT_MIN_BYTES` or more) counts the first half's scan
-    under ``scan``, and the wait for the second half's thread under ``per_chunk_python``."""
+    under ``scan``, and the wait for the second half's thread, what the second half took
+    beyond the first, under ``second_half_wait`` (``Thread.join``)."""
     prof = cProfile.Profile()
     prof.runcall(read_trace, path)
     st = pstats.Stats(prof).stats                        # (file, line, name) -> (cc, nc, tt, ct, callers)
@@ -56,7 +58,8 @@ def read_profile(path) -> dict:
     out = {"io": phase("~", "<method 'readinto' of '_io.BufferedReader' objects>", False),
            "scan": phase("trace/scan.py", "scan", False),
            "parser_lines": phase("trace/read.py", "line", True),
-           "finish": phase("trace/read.py", "finish", True)}
+           "finish": phase("trace/read.py", "finish", True),
+           "second_half_wait": phase("threading.py", "join", True)}
     out["per_chunk_python"] = total - sum(out.values())
     return {k: round(v, 3) for k, v in out.items()}
 
