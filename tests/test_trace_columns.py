@@ -7,6 +7,7 @@ import math
 import os
 import random
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -145,16 +146,27 @@ def test_scanner_and_parser_agree_on_damaged_text(tmp_path, seed):
         same(T.read_trace(p, scanner=True, chunk=chunk), ref)
 
 
-def test_scanner_halves_agree_with_the_parser(tmp_path):
+def test_scanner_halves_agree_with_the_parser(tmp_path, monkeypatch):
     """A buffer of SPLIT_MIN_BYTES or more is scanned in two halves at once; damaged and
-    parsed lines fall in both (8000 events of about 150 bytes: 1.2 MB, one buffer)."""
+    parsed lines fall in both (8000 events of about 150 bytes: 1.2 MB, one buffer).  The
+    second halves are seen as the threads the scanner starts for them."""
     p = tmp_path / "d.txt"
     p.write_bytes(damaged(8000, 5))
     assert p.stat().st_size >= SPLIT_MIN_BYTES
     ref = T.read_trace(p, scanner=False)
     assert ref.errors and ref.ignored and ref.markers and ref.counts["map"]
-    for chunk in (1 << 23, SPLIT_MIN_BYTES + 4099):      # one buffer; a buffer and a tail
+    started = []
+
+    class Counted(threading.Thread):
+        def start(self):
+            started.append(self)
+            super().start()
+    # only the scanner's module sees the counting Thread
+    monkeypatch.setattr("swiotlb_lib.trace.scan.threading", SimpleNamespace(Thread=Counted))
+    for chunk, halves in ((1 << 23, 1), (SPLIT_MIN_BYTES + 4099, 1), (SPLIT_MIN_BYTES // 2, 0)):
+        del started[:]                                  # one buffer; a buffer and a tail; no split
         same(T.read_trace(p, scanner=True, chunk=chunk), ref)
+        assert len(started) == halves, chunk
 
 
 def test_scanner_reads_a_pipe_past_its_first_columns(tmp_path):
