@@ -515,23 +515,23 @@ class Scanner:
                 self.lists = {c: col[self.k0:self.k].tolist() for c, col in self.cols.items()}
             a, z = lo - self.k0, hi - self.k0
             b.add_rows({c: v[a:z] for c, v in self.lists.items()})
-            u.append([row0, self.lists["cpu"][a:z]])
         else:
             b.add_run(self.cols, lo, hi)
-            if u and len(u[-1]) == 4 and u[-1][1] is self.cols and u[-1][3] == lo and u[-1][0] + lo - u[-1][2] == row0:
-                u[-1][3] = hi
-            else:
-                u.append([row0, self.cols, lo, hi])
+        # rows lo..hi-1 of these columns are the builder's from row0 on: one entry with the
+        # rows just before them in both
+        if u and u[-1][1] is self.cols and u[-1][3] == lo and u[-1][0] + lo - u[-1][2] == row0:
+            u[-1][3] = hi
+        else:
+            u.append([row0, self.cols, lo, hi])
         reader.fast_rows(hi - lo)
         self.given = hi
 
     def sync(self, reader) -> None:
         """The last row of each CPU in the rows given since the last call to the reader's state
         (:meth:`_Reader.sync_cpu`), before the parser reads a line."""
-        for entry in self.unsynced:
-            cpus = entry[1] if len(entry) == 2 else entry[1]["cpu"][entry[2]:entry[3]]
-            for cpu, j in last_rows(cpus).items():
-                reader.sync_cpu(cpu, entry[0] + j)
+        for row0, cols, lo, hi in self.unsynced:
+            for cpu, j in last_rows(cols["cpu"][lo:hi]).items():
+                reader.sync_cpu(cpu, row0 + j)
         self.unsynced.clear()
 
 
