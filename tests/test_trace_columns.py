@@ -410,6 +410,17 @@ def test_request_slots_added_up_in_blocks_equal_the_per_request_sums(grouping_tr
             assert request_nslots(reqs, tr.mappings).tolist() == [T.request_slots(r, maps) for r in reqs]
 
 
+def test_a_size_beyond_int64_is_grouped_in_every_mode():
+    # a hand-made Mapping list (the readers refuse such a line): Python ints, no OverflowError
+    maps = [Mapping(0, 1.0 + k, 0, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x10000000, size, "FORCE", dir=d)
+            for k, (size, d) in enumerate(((16, 1), (2 ** 65, 1), (4096, 1), (1, 2)))]
+    for mode in ("auto", "virtio-blk", "nvme", "none"):
+        reqs = T.group_requests(maps, mode)[0]
+        assert request_nslots(reqs, maps).tolist() == [T.request_slots(r, maps) for r in reqs], mode
+        want = 2 ** 65 + 4096 if mode in ("auto", "virtio-blk") else 16 + 2 ** 65 + 4096 + 1   # header, status
+        assert sum(r.data_bytes for r in reqs) == want, mode
+
+
 def test_a_trace_of_more_mappings_than_the_grouping_indexes_is_refused_by_name(monkeypatch):
     tr = T.parse_trace([GOOD.replace("size=16", f"size={s}") for s in (16, 4096, 1, 512)])
     monkeypatch.setattr("swiotlb_lib.trace.requests.MAX_MAPPINGS", 3)

@@ -98,7 +98,7 @@ def _virtio_blk_units(size, key, nkeys):
     cap = n // 16 + 16                                  # per request, grown as needed
     kind = np.zeros(cap, np.uint8)
     aborted = np.zeros(cap, np.uint8)
-    data = np.zeros(cap, np.int64)
+    data = np.zeros(cap, size.dtype)                   # Python ints for sizes beyond int64
     nmem = np.zeros(cap, np.int32)
     open_req = np.full(nkeys, -1, np.int64)
     status = np.zeros(nkeys, np.uint8)                  # 0: data segments, 1: after the status
@@ -150,7 +150,7 @@ def _nvme_units(size, key, nkeys, dirc, sg, failed, rank):
     unit_of = np.empty(n, np.int32)
     cap = n // 16 + 16                                  # per request, grown as needed
     aborted = np.zeros(cap, np.uint8)
-    data = np.zeros(cap, np.int64)
+    data = np.zeros(cap, size.dtype)                   # Python ints for sizes beyond int64
     nmem = np.zeros(cap, np.int32)
     last = np.zeros(cap, np.int64)
     open_req = np.full(nkeys, -1, np.int64)
@@ -215,10 +215,10 @@ def check_count(n: int) -> None:
 
 class RequestTable:
     """Requests as columns: ``members[ptr[u]:ptr[u + 1]]`` are the mappings of request ``u``
-    (ascending), ``unit_of[i]`` the request of mapping ``i`` (both int32, see
-    :data:`MAX_MAPPINGS`) (0 for a mapping in none, which
-    only a grouping made by hand can leave); per request ``dev`` (code into ``dev_names``), ``cpu``,
-    ``kind`` (code into :data:`KINDS`), ``aborted``, ``data_bytes``; ``ordered``: every
+    (ascending), ``unit_of[i]`` the request of mapping ``i`` (0 for a mapping in none, which
+    only a grouping made by hand can leave; both int32, see :data:`MAX_MAPPINGS`); per request
+    ``dev`` (code into ``dev_names``), ``cpu``, ``kind`` (code into :data:`KINDS`),
+    ``aborted``, ``data_bytes``; ``ordered``: every
     request's members ascend (always, for a grouping :func:`group_requests` made: it lists a
     request's members in trace order)."""
 
@@ -477,6 +477,10 @@ def group_requests(mappings, mode: str = "auto", driver: str | None = None) -> t
                                                size)), "none"
 
 
+#: mappings per block of :func:`request_nslots`
+NSLOTS_BLOCK = 1 << 20
+
+
 def request_nslots(reqs, mappings) -> np.ndarray:
     """:func:`request_slots` of every request of ``reqs`` (from :func:`group_requests`).
 
@@ -487,30 +491,22 @@ def request_nslots(reqs, mappings) -> np.ndarray:
     table = mapping_table(mappings)
     rt = request_table(reqs, len(table))
     size = table.size
+    exact = size.dtype != np.int64                      # sizes beyond int64 (object): Python ints
     ptr, nu = rt.ptr, len(rt)
-    if size.dtype != np.int64:                          # sizes beyond int64 (object): exact ints
-        per = np.array([nr_slots(x) for x in size.tolist()], dtype=object)
-        ms = per[rt.members]
-        out = np.zeros(nu, dtype=object)
-        nonempty = np.diff(ptr) > 0
-        if len(ms):
-            out[nonempty] = np.add.reduceat(ms, ptr[:-1][nonempty])
-        return out
-    out = np.zeros(nu, dtype=np.int64)
+    out = np.zeros(nu, dtype=object if exact else np.int64)
     u0 = 0
     while u0 < nu:
         # requests u0..u1-1: about NSLOTS_BLOCK members, at least one request
         u1 = min(max(int(np.searchsorted(ptr, ptr[u0] + NSLOTS_BLOCK, side="right")) - 1, u0 + 1), nu)
         lo, hi = ptr[u0], ptr[u1]
         if hi > lo:
-            ms = (size[rt.members[lo:hi]] + (IO_TLB_SIZE - 1)) >> IO_TLB_SHIFT
+            s = size[rt.members[lo:hi]]
+            ms = (np.array([nr_slots(x) for x in s.tolist()], dtype=object) if exact
+                  else (s + (IO_TLB_SIZE - 1)) >> IO_TLB_SHIFT)
             nonempty = np.diff(ptr[u0:u1 + 1]) > 0
             out[u0:u1][nonempty] = np.add.reduceat(ms, ptr[u0:u1][nonempty] - lo)
         u0 = u1
     return out
-
-#: mappings per block of :func:`request_nslots`
-NSLOTS_BLOCK = 1 << 20
 
 
 def whole_requests(reqs, n: int) -> RequestView:
