@@ -2,11 +2,11 @@
 timeline it thins as it goes (``timeline_points``).
 
 A replay of a long trace keeps rows (``MI``, ``MF`` and the per-mapping results) only for the
-mappings in flight: the rows of done mappings are reused, and the window doubles when a row it
-would reuse is still in use.  Here the window starts at 2 or 8 rows, so random traces of tens
-to hundreds of mappings reuse rows all the time and make it grow, and each replay must leave
-the machine exactly as the reference engine does (results, pools, transient pools, RFC v1's
-tree of live buffers, page allocator, log)."""
+mappings in flight: the rows of done mappings are reused, a few rows still in use move to
+relocated rows, and the window doubles when more would have to.  Here the window starts at 2
+or 8 rows, so random traces of tens to hundreds of mappings reuse rows all the time, relocate
+some and make it grow, and each replay must leave the machine exactly as the reference engine
+does (results, pools, transient pools, RFC v1's tree of live buffers, page allocator, log)."""
 import random
 
 import numpy as np
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="the window is the compil
 CASES = 120
 
 
-def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None, reqs=None) -> dict:
+def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None, reqs=None, engines=None) -> dict:
     """One replay of a profile without growth on engine class ``cls`` (of ``reqs``, a grouping
-    made by hand, if given), and the machine after it."""
+    made by hand, if given), and the machine after it (the engine appended to ``engines``)."""
     prep = prepare_replay(tr, "auto", kw.get("device"))
     prof = get_profile(profile)
     m = Machine(ram=prep.ram_for(None, "6.12" if prof.pad_slots else "6.1"), cpus=kw.get("cpus", 4),
@@ -42,6 +42,8 @@ def static_end_state(tr, profile, cmdline, lt, kw, cls, window=None, reqs=None) 
     eng.stop = kw.get("stop_when")
     if window is not None:
         eng.window = window
+    if engines is not None:
+        engines.append(eng)
     try:
         eng.run()
     except StopReplay:
@@ -85,18 +87,20 @@ def test_window_size():
 @pytest.mark.parametrize("profile", ["v6.3rc", "v6.11"])
 def test_static_profiles_agree_through_a_small_window(profile):
     rng = random.Random(f"window-{profile}")
-    seen = {"reused": 0, "grew": 0, "no pool": 0}
+    seen = {"reused": 0, "grew": 0, "no pool": 0, "relocated": 0}
     for k in range(CASES):
         tr, prof, cmdline, lt, kw = random_case(rng, profile)
         kw.pop("follow", None)
         window = rng.choice([2, 8])
-        b = static_end_state(tr, prof, cmdline, lt, kw, CompiledEngine, window)
+        eng = []
+        b = static_end_state(tr, prof, cmdline, lt, kw, CompiledEngine, window, engines=eng)
         if b is None:                                   # a machine without a pool: nothing compiled
             seen["no pool"] += 1
             continue
         a = static_end_state(tr, prof, cmdline, lt, kw, Engine)
         agree(a, b, seen, window, len(tr.mappings), "stop_when" in kw)
-    assert seen["no pool"] < CASES // 5, seen
+        seen["relocated"] += eng[0].ring.relocated > 0
+    assert seen["no pool"] < CASES // 5 and seen["relocated"] >= CASES // 10, seen
     check(seen)
 
 
@@ -129,30 +133,57 @@ def test_rfc_agrees_through_a_small_window():
     check(seen)
 
 
-def test_a_mapping_live_to_the_end_keeps_its_row():
-    """The first mapping is unmapped only at the end, after 300 others: its request stays live,
-    so its row stays in use and the window grows to hold every mapping from it on, and its
-    release frees its own slots (were its row reused, the unmap would release another mapping's
-    slots, or none)."""
+def long_lived_trace(n: int) -> object:
+    """The first mapping is unmapped only at the end, after ``n`` others that live 30 us each."""
     events = []
     first = Mapping(0, 1.0, 0, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x10000000, 8192, "FORCE", dir=1)
     events.append((1.0, 0, first))
-    for k in range(300):
+    for k in range(n):
         t = 1.0 + (k + 1) * 1e-5
-        mp = Mapping(0, t, k % 4, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x20000000 + k * 0x3000,
+        mp = Mapping(0, t, k % 4, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x20000000 + (k % 500) * 0x3000,
                      4096 + 512 * (k % 5), "FORCE", dir=1)
         events.append((t, 0, mp))
         events.append((t + 3e-5, 1, mp))
-    events.append((1.0 + 301e-5, 1, first))
-    tr = kprobe_trace(events, "live-to-the-end")
+    events.append((1.0 + (n + 1) * 1e-5, 1, first))
+    return kprobe_trace(events, "live-to-the-end")
+
+
+@pytest.mark.parametrize("n, window", [(300, 8), (3000, 64)])
+def test_a_mapping_live_to_the_end_keeps_its_row_relocated(n, window):
+    """The first mapping's request stays live to the end, so its row stays in use: the window
+    moves it to a relocated row and goes on reusing the others instead of growing to hold every
+    mapping from it on, and its release frees its own slots (were its row reused, the unmap
+    would release another mapping's slots, or none)."""
+    tr = long_lived_trace(n)
     kw = {"cpus": 4}
-    a = static_end_state(tr, "v6.11", "swiotlb=256,force", "real", kw, Engine)
-    b = static_end_state(tr, "v6.11", "swiotlb=256,force", "real", kw, CompiledEngine, 8)
+    a = static_end_state(tr, "v6.11", "swiotlb=4096,force", "real", kw, Engine)
+    eng = []
+    b = static_end_state(tr, "v6.11", "swiotlb=4096,force", "real", kw, CompiledEngine, window, engines=eng)
     w, reused, made = b.pop("window")
     a.pop("window")
-    assert a == b and made == 301
-    assert w >= made and reused == 0                    # grew to hold mapping 0 and the 300 after it
-    assert np.all(np.array(b["pool"][0][:256]) > 0) and b["result"]["failed"] == 0     # all free again
+    assert a == b and made == n + 1
+    assert w == window and reused > n - 2 * window and eng[0].ring.relocated >= 1
+    assert np.all(np.array(b["pool"][0][:4096]) > 0) and b["result"]["failed"] == 0     # all free again
+
+
+def test_the_window_doubles_when_relocated_rows_would_be_many():
+    """Every mapping lives while the next 200 are made: far more rows in use than one in
+    RELOCATE_SHARE of a 16-row window, so it doubles, to hold the mappings in flight (not the
+    whole trace), with the reference engine's results."""
+    events = []
+    for k in range(2000):
+        t = 1.0 + k * 1e-5
+        mp = Mapping(0, t, k % 4, "fio-1", "0000:00:04.0", (1 << 64) - 1, 0x20000000 + (k % 500) * 0x3000,
+                     4096, "FORCE", dir=1)
+        events.append((t, 0, mp))
+        events.append((t + 2e-3, 1, mp))
+    tr = kprobe_trace(events, "many-live")
+    kw = {"cpus": 4}
+    a = static_end_state(tr, "v6.11", "swiotlb=4096,force", "real", kw, Engine)
+    b = static_end_state(tr, "v6.11", "swiotlb=4096,force", "real", kw, CompiledEngine, 16)
+    w, reused, made = b.pop("window")
+    a.pop("window")
+    assert a == b and made == 2000 and 256 <= w <= 1024 and reused > 1000
 
 
 def test_thin_timeline_keeps_the_first_highest_of_each_stretch():

@@ -101,7 +101,7 @@ from .requests import request_slots
 
 if HAVE_NUMBA:
     from .fast_dynamic import TR_LIVE, export_pools
-    from .fast_loop import containers, drain, export, ring_busy, ring_grow, ring_pool_of, run_range
+    from .fast_loop import containers, drain, export, make_room, ring_busy, ring_grow, ring_pool_of, run_range
     from .fast_rows import alloc_of, fill_rows, kinds, one
     from .fast_state import StateTuple, new_state
 
@@ -126,6 +126,10 @@ RING_FILL = 1 << 14
 #: The per-mapping window's size when the trace is longer (rows, a power of two; 64 Ki rows of
 #: ``MI``, ``MF`` and the results are 7.5 MiB).  It doubles when a replay needs more.
 RING_START = 1 << 16
+#: :class:`Window` moves the rows still in use of the oldest mappings (a few long-lived ones)
+#: to relocated rows while those are at most one in this many of the window's rows, else it
+#: doubles
+RELOCATE_SHARE = 8
 
 
 def is_rfc(mem) -> bool:
@@ -210,32 +214,47 @@ class Window:
     next mappings as the replay reaches them, over the rows of mappings the loop is done with.
     So a replay holds rows for the mappings in flight, not for the whole trace (at ten million
     mappings the whole tables took 1.2 GB per replay).  The window starts at
-    :func:`ring_size` rows and doubles when a row it would reuse is still in use
+    :func:`ring_size` rows.  A row it would reuse may still be in use
     (:func:`~swiotlb_lib.trace.fast_loop.ring_busy`: a request not done, a recorded unmap to
-    come), so a request stuck in its queue for the whole trace costs memory, never a wrong
-    answer.  The worst case is a ``real`` lifetime whose recorded unmap comes far later in the
-    trace: the window then spans every mapping from it on (at ten million mappings up to 16 Mi
-    rows, 2 GB, more than the old whole-trace tables while it doubles).  The one thing the
-    write-back reads from rows of done mappings, RFC v1's buffers still live (never unmapped in
-    the trace), is kept aside as their rows are reused."""
+    come): a few such rows move to relocated rows after the ring's
+    (:func:`~swiotlb_lib.trace.fast_loop.make_room`), so that a mapping that lives long (a
+    ``real`` lifetime whose recorded unmap comes far later, a request stuck in its queue) costs
+    one row, not a window spanning every mapping from it on (at ten million mappings up to 16
+    Mi rows, 2 GB); when more than one in :data:`RELOCATE_SHARE` of the window's rows would be
+    relocated, the window doubles instead.  Either way a row still in use is never lost, so the
+    answers do not depend on the window.  The one thing the write-back reads from rows of done
+    mappings, RFC v1's buffers still live (never unmapped in the trace), is kept aside as their
+    rows are reused; RFC v1's replays double the window rather than relocate."""
 
     def __init__(self, S, make_rows, w: int, rfc: bool) -> None:
         self.S, self.make_rows, self.w, self.rfc = S, make_rows, w, rfc
-        self.filled = self.reused = 0
+        self.filled = self.reused = self.relocated = 0
         self.kept: list = []                            # (mappings, pool_of) of live RFC buffers
 
     def fill(self, hi: int, reached: int) -> None:
         """Make the rows of mappings up to ``hi``, at most :data:`MI_BLOCK` and half the window
         at a time (:func:`~swiotlb_lib.trace.fast_rows.fill_rows`); the loop has reached mapping
         ``reached`` (it reads the row of each mapping it reaches, whatever its request's state,
-        so the rows from there on are never reused)."""
+        so the rows from there on are never reused).  Rows still in use move to relocated rows
+        while those in use are at most one in :data:`RELOCATE_SHARE` of the window's
+        (:func:`~swiotlb_lib.trace.fast_loop.make_room`; not for RFC v1, whose write-back reads
+        done rows, see :meth:`_keep`), else the window doubles."""
         S = self.S
         while self.filled < hi:
             b = self.filled
             e = min(b + MI_BLOCK, b + self.w // 2, hi)
             # rows b..e-1 are those of mappings b-w..e-w-1 now
-            while e - self.w > 0 and (e - self.w > reached or ring_busy(S, max(b - self.w, 0), e - self.w)):
-                ring_grow(S, max(b - self.w, 0), b)
+            while e - self.w > 0:
+                lo, top = max(b - self.w, 0), e - self.w
+                if top <= reached:
+                    if self.rfc:
+                        moved = -1 if ring_busy(S, lo, top) else 0
+                    else:
+                        moved = make_room(S, lo, top, lo, b, RELOCATE_SHARE)
+                    if moved >= 0:
+                        self.relocated += moved
+                        break
+                ring_grow(S, lo, b)
                 self.w *= 2
             if self.rfc and e - self.w > 0:
                 self._keep(max(b - self.w, 0), e - self.w)
@@ -268,7 +287,8 @@ class CompiledEngine(Engine):
     strict = False
     #: the per-mapping window's first size (rows, a power of two of at least 2; see :class:`Window`)
     window = RING_START
-    #: the :class:`Window` of the last run (its size ``w`` at the end, rows ``reused``)
+    #: the :class:`Window` of the last run (its size ``w`` at the end, rows ``reused``, rows
+    #: ``relocated``)
     ring = None
 
     def run(self) -> None:
@@ -486,6 +506,7 @@ class CompiledEngine(Engine):
             UI=UI, DI=DI, state=np.zeros(nu, np.int8), attempts=np.zeros(nu, np.int64),
             left=np.zeros(nu, np.int64), nh=np.full(nu, -1, np.int64), sig_gen=np.zeros(nu, np.int64),
             tlb_of=np.full(w, -1, np.int64), handle_of=np.full(w, NO_HANDLE, np.int64),
+            rel_id=np.zeros(0, np.int64),
             q_next=np.full(nu, -1, np.int64), q_prev=np.full(nu, -1, np.int64),
             k_made=np.zeros(nkeys, np.int8), k_order=np.zeros(nkeys, np.int64),
             k_head=np.full(nkeys, -1, np.int64),

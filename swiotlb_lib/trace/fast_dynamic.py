@@ -35,7 +35,7 @@ from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D
                          R_OUT_OF_REACH,
                          R_POOL_FULL, R_TOO_BIG, TOTAL_USED, TR_EXAM, TR_FREE, TR_NEXT, TR_NSLABS, TR_ORDER,
                          TR_MAP, TR_PADDR, TR_SEQ, TR_ZONE, TRANSIENT_BYTES, TRANSIENT_NSLABS, grown, jit,
-                         jit_inline, mi, row, var)
+                         jit_inline, mr, row, var)
 
 #: ``tr[t, TR_NEXT]`` of a live transient pool
 TR_LIVE = -2
@@ -167,23 +167,23 @@ def now(S, t):
 
 # -- the search ------------------------------------------------------------------------------
 @jit_inline
-def _search_pool_area(S, pid, a, i):
-    """Search area ``a`` of pool ``pid`` for mapping ``i`` (``search_pool_area``)."""
-    q = mi(S, i, M_PARAM)
-    return search_slots(S, pid, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], a, mi(S, i, M_NSLOTS), mi(S, i, M_REST),
+def _search_pool_area(S, pid, a, r):
+    """Search area ``a`` of pool ``pid`` for the mapping of row ``r`` (``search_pool_area``)."""
+    q = mr(S, r, M_PARAM)
+    return search_slots(S, pid, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], a, mr(S, r, M_NSLOTS), mr(S, r, M_REST),
                         S.ps[pid, q, 0], S.params[q, Q_BMASK], S.params[q, Q_MAX_SLOTS], S.params[q, Q_STRIDE],
-                        S.ps[pid, q, 1], mi(S, i, M_SKIP), mi(S, i, M_OBITS), S.pp[pid, PP_ANSLABS],
+                        S.ps[pid, q, 1], mr(S, r, M_SKIP), mr(S, r, M_OBITS), S.pp[pid, PP_ANSLABS],
                         S.P[P_ROUND_START])
 
 
 @jit_inline
-def _pool_find_slots(S, pid, i):
-    """``pool_find_slots`` (``swiotlb_pool_find_slots``, v6.6): every area of pool ``pid``,
-    round-robin from the CPU's."""
+def _pool_find_slots(S, pid, r):
+    """``pool_find_slots`` (``swiotlb_pool_find_slots``, v6.6) for the mapping of row ``r``:
+    every area of pool ``pid``, round-robin from the CPU's."""
     nareas = S.pp[pid, PP_NAREAS]
-    start = a = mi(S, i, M_CPU) & (nareas - 1)
+    start = a = mr(S, r, M_CPU) & (nareas - 1)
     while True:
-        index = _search_pool_area(S, pid, a, i)
+        index = _search_pool_area(S, pid, a, r)
         if index >= 0:
             return index
         a += 1
@@ -194,13 +194,13 @@ def _pool_find_slots(S, pid, i):
 
 
 @jit_inline
-def _transient(S, i):
-    """``Grower.find_slots``' transient pool for mapping ``i``: ``alloc_pool(dev, n, n, 1,
-    reach, GFP_NOWAIT | __GFP_NOWARN)`` and a search in it.  Returns ``(transient, slot,
-    no_memory)``; on failure transient -1."""
+def _transient(S, i, r):
+    """``Grower.find_slots``' transient pool for mapping ``i`` (row ``r``): ``alloc_pool(dev,
+    n, n, 1, reach, GFP_NOWAIT | __GFP_NOWARN)`` and a search in it.  Returns ``(transient,
+    slot, no_memory)``; on failure transient -1."""
     C, DI = S.C, S.DI
-    d = mi(S, i, M_DEV)
-    n = mi(S, i, M_NSLOTS)
+    d = mr(S, r, M_DEV)
+    n = mr(S, r, M_NSLOTS)
     p, z, order, nslabs, nareas = _alloc_pool_pages(S, DI[d, D_ZL], DI[d, D_LIMIT], DI[d, D_GFP], var(OP_TRANSIENT),
                                                     d, n, n, var(1))
     if p < 0:
@@ -220,13 +220,13 @@ def _transient(S, i):
         lst[k] = 0
     for k in range(4):
         ta[k] = 0
-    q = mi(S, i, M_PARAM)
+    q = mr(S, r, M_PARAM)
     params = S.params
     shift = np.int64((np.uint64(start) & S.q_bnd[q]) >> np.uint64(IO_TLB_SHIFT))
     unbounded = shift + 2 * (nslabs + SPARE_SLOTS) <= params[q, Q_MAX_SLOTS]
-    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, mi(S, i, M_REST), shift,
-                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, mi(S, i, M_SKIP),
-                      mi(S, i, M_OBITS), nslabs, S.P[P_ROUND_START])
+    idx = search_area(lst, asz, ta[0:1], ta[1:2], ta[2:3], ta[3:4], 0, 0, 0, 0, n, mr(S, r, M_REST), shift,
+                      params[q, Q_BMASK], params[q, Q_MAX_SLOTS], params[q, Q_STRIDE], unbounded, mr(S, r, M_SKIP),
+                      mr(S, r, M_OBITS), nslabs, S.P[P_ROUND_START])
     exam = ta[3]
     if idx < 0:
         C[G_TRANSIENT_SEARCH_FAILED] += 1
@@ -268,7 +268,8 @@ def _del_transient(S, t):
 def unmap_slots(S, i, tlb):
     """``unmap_checked_args`` of mapping ``i`` at ``tlb``: free its transient pool whole, or
     release its slots in its pool (``swiotlb_release_slots``)."""
-    pid = S.pool_of[row(S, i)]
+    r = row(S, i)
+    pid = S.pool_of[r]
     if pid < RFC_CUT:                                   # RFC v1: its own buffer
         rfc_unmap(S, i, tlb)
         return
@@ -276,21 +277,22 @@ def unmap_slots(S, i, tlb):
         _del_transient(S, -1 - pid)
         return
     freed = release(S, S.pp[pid, PP_OFF], S.pp[pid, PP_AOFF], S.pp[pid, PP_START], S.P[P_HAS_PAD],
-                    S.pp[pid, PP_ANSLABS], tlb, S.DI[mi(S, i, M_DEV), D_MAM])
+                    S.pp[pid, PP_ANSLABS], tlb, S.DI[mr(S, r, M_DEV), D_MAM])
     S.C[TOTAL_USED] -= freed
 
 
 @jit
-def allocate(S, i):
+def allocate(S, i, r):
     """``swiotlb_map`` -> ``swiotlb_tbl_map_single`` for mapping ``i`` (``Engine.allocate``
     with ``IoTlbMem.map_checked_args`` and ``swiotlb_map_checked_args``); with a pool that
     grows, ``Grower.find_slots`` for the search.  Returns the bounce address or a failure
-    code (R_*); ``S.pool_of[row(S, i)]`` is its pool (-1 - t: transient pool t)."""
-    d = mi(S, i, M_DEV)
-    if mi(S, i, M_ALIGNWARN) and not S.DI[d, D_WARN_ALIGN]:
+    code (R_*); ``S.pool_of[r]`` is its pool (-1 - t: transient pool t); ``r`` is its
+    :func:`~swiotlb_lib.trace.fast_state.row`."""
+    d = mr(S, r, M_DEV)
+    if mr(S, r, M_ALIGNWARN) and not S.DI[d, D_WARN_ALIGN]:
         S.DI[d, D_WARN_ALIGN] = 1
         klog(S, var(LOG_ALIGN), i, var(0))
-    nslots = mi(S, i, M_NSLOTS)
+    nslots = mr(S, r, M_NSLOTS)
     pid, index, t, nomem, dyn_failed = 0, -1, -1, False, False
     if S.P[P_RFC]:                                      # RFC v1: a buffer of its own first
         tlb = rfc_map(S, i)
@@ -298,39 +300,39 @@ def allocate(S, i):
             return tlb
         dyn_failed = tlb == -2
     if not S.P[P_DYN]:
-        index = _pool_find_slots(S, var(0), i)
+        index = _pool_find_slots(S, var(0), r)
     else:
         clock = S.F[NOW]
         tick(S, clock)
         pools = S.C[NPOOLS]
         if S.P[P_V611]:                                 # area-major over the pools
-            if mi(S, i, M_ASIZE) <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
-                cpu = mi(S, i, M_CPU)
+            if mr(S, r, M_ASIZE) <= IO_TLB_SEGSIZE * IO_TLB_SIZE:
+                cpu = mr(S, r, M_CPU)
                 for k in range(S.P[P_DEF_NAREAS]):
                     for pid in range(pools - 1, -1, -1):
                         nareas = S.pp[pid, PP_NAREAS]
                         if k >= nareas:
                             continue
                         S.C[G_POOL_AREA_SEARCHES] += 1
-                        index = _search_pool_area(S, pid, (cpu + k) & (nareas - 1), i)
+                        index = _search_pool_area(S, pid, (cpu + k) & (nareas - 1), r)
                         if index >= 0:
                             break
                     if index >= 0:
                         break
                 if index < 0 and S.P[P_CAN_GROW]:
                     _schedule_work(S)
-                    t, index, nomem = _transient(S, i)
+                    t, index, nomem = _transient(S, i, r)
         else:
             for pid in range(pools - 1, -1, -1):
                 S.C[G_POOLS_SEARCHED] += 1
-                index = _pool_find_slots(S, pid, i)
+                index = _pool_find_slots(S, pid, r)
                 if index >= 0:
                     break
             if index < 0 and S.P[P_CAN_GROW]:
                 _schedule_work(S)
-                t, index, nomem = _transient(S, i)
+                t, index, nomem = _transient(S, i, r)
     if index < 0:
-        if not mi(S, i, M_NOWARN):
+        if not mr(S, r, M_NOWARN):
             klog(S, var(LOG_FULL), i, S.C[TOTAL_USED])
         if nslots > IO_TLB_SEGSIZE:
             return R_NO_MEMORY if dyn_failed else R_TOO_BIG    # RfcDynamic.failure_cause
@@ -342,24 +344,24 @@ def allocate(S, i):
         S.C[HIWATER] = used
     first = index
     if S.P[P_HAS_PAD]:
-        index += mi(S, i, M_PAD)
+        index += mr(S, r, M_PAD)
     if t >= 0:
         start = S.tr[t, TR_PADDR]
-        S.pool_of[row(S, i)] = -1 - t
+        S.pool_of[r] = -1 - t
     else:
-        S.pool_of[row(S, i)] = pid
+        S.pool_of[r] = pid
         start = S.pp[pid, PP_START]
         off = S.pp[pid, PP_OFF]
         if S.P[P_HAS_PAD]:
-            S.p_pad[off + index] = mi(S, i, M_PAD)
+            S.p_pad[off + index] = mr(S, r, M_PAD)
         o = S.m_orig[i]
         for k in range(off + index, off + first + nslots):
             S.p_orig[k] = o
             o += np.uint64(IO_TLB_SIZE)
-    tlb = start + (index << IO_TLB_SHIFT) + mi(S, i, M_TLBOFF)
-    size = mi(S, i, M_SIZE)
+    tlb = start + (index << IO_TLB_SHIFT) + mr(S, r, M_TLBOFF)
+    size = mr(S, r, M_SIZE)
     S.C[BYTES_COPIED] += size
-    if mi(S, i, M_SWMAP) and tlb + size - 1 > S.DI[d, D_REACH]:  # dma_capable() of the bounce address
+    if mr(S, r, M_SWMAP) and tlb + size - 1 > S.DI[d, D_REACH]:  # dma_capable() of the bounce address
         unmap_slots(S, i, tlb)
         if not S.DI[d, D_WARN_OVERFLOW]:
             S.DI[d, D_WARN_OVERFLOW] = 1

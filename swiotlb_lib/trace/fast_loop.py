@@ -21,14 +21,14 @@ from .fast_dynamic import allocate, now, unmap_slots
 from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, COMPLETE_MAPPING, COMPLETE_UNIT,
                          COMPLETED, CTR, DONE, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH, F_POOL_FULL, F_TOO_BIG, FAILED,
                          FAILED_REQ, GAVE_UP, HAVE_NUMBA, HEAP_N, IDLE, INFLIGHT, LIVE, LIVE_AT_END, LOST_UNMAPS,
-                         LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE, M_LOST, M_SIZE, M_TIME,
-                         MAPPED, MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL, NO_HANDLE, NOW, NOT_ATTEMPTED,
-                         P_AGREE, P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES, P_NEED_LIVELOCK,
-                         P_NREQS, P_REPEATS, P_TIMELINE, P_TL_CAP, P_WMASK, PARTIAL, PEAK, PEAK_BYTES, PF_LIFETIME,
-                         PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND, R_NO_MEMORY, R_OUT_OF_REACH,
-                         R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED, TL_FILL, TL_N, TL_W,
-                         TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY, U_LAST, flag,
-                         jit, jit_inline, mf, mi, row, var)
+                         LT_FIXED, LT_QD, LT_REAL, M_DIRECT, M_END, M_ENDLINE, M_LINE, M_LOST, M_SIZE, M_TIME, MAPPED,
+                         MEM_NSLABS, NFIFO, NKEYS, NLOCKS, NLOCKS_SMALL, NO_HANDLE, NOW, NOT_ATTEMPTED, P_AGREE,
+                         P_BOOT_BYTES, P_DEPTH, P_DYN, P_HAS_STOP, P_LT, P_MAX_RETRIES, P_NEED_LIVELOCK, P_NREQS,
+                         P_OLDEST, P_RELN, P_REPEATS, P_TIMELINE, P_TL_CAP, P_WMASK, PARTIAL, PEAK, PEAK_BYTES,
+                         PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, POOL_BYTES, QUEUED, QUEUED_BEHIND, R_NO_MEMORY,
+                         R_OUT_OF_REACH, R_TOO_BIG, REQUEUED, RETRIES, RUN, SAMPLE, STOP_T, STOPPED, TL_FILL, TL_N,
+                         TL_W, TOO_BIG_REQ, TOTAL_USED, TRANSIENT_BYTES, U_ABORTED, U_BLOCK, U_DEV, U_KEY, U_LAST,
+                         flag, jit, jit_inline, mi, mr, row, var)
 from .requests import MAX_MAPPING_BYTES
 
 if HAVE_NUMBA:
@@ -135,13 +135,14 @@ def _grow_timeline(S):
 
 
 @jit_inline
-def _map_one(S, i):
-    """Engine.map_one: returns the bounce address, -1 for a direct mapping, or R_*."""
+def _map_one(S, i, ri):
+    """Engine.map_one of mapping ``i`` (row ``ri``): returns the bounce address, -1 for a
+    direct mapping, or R_*."""
     S.C[ATTEMPTED] += 1
-    if mi(S, i, M_DIRECT):
+    if mr(S, ri, M_DIRECT):
         S.C[MAPPED] += 1
         return -1
-    r = allocate(S, i)
+    r = allocate(S, i, ri)
     if r < -1:
         S.C[FAILED] += 1
         if r == R_TOO_BIG:
@@ -268,31 +269,32 @@ def _unit_mapped(S, u, t):
         base = S.u_ptr[u]
         for k in range(S.nh[u]):
             i = np.int64(S.u_members[base + k])
-            tlb = S.tlb_of[row(S, i)]
+            ri = row(S, i)
+            tlb = S.tlb_of[ri]
             if agree and S.m_traced[i] >= 0:
                 S.C[AG_COMPARED] += 1
                 if tlb == S.m_traced[i]:
                     S.C[AG_SAME] += 1
-            end = mf(S, i, M_END)
-            line = mi(S, i, M_ENDLINE)
+            end = S.MF[ri, M_END]
+            line = mr(S, ri, M_ENDLINE)
             if math.isnan(end):
                 if S.UI[u, U_ABORTED]:
                     _unmap_one(S, i, tlb)
                     continue
-                end = mf(S, i, M_LOST)
+                end = S.MF[ri, M_LOST]
                 line = -1
                 if math.isnan(end):
                     S.C[LIVE_AT_END] += 1
                     continue
                 if S.attempts[u] == 0:
                     S.C[LOST_UNMAPS] += 1
-            S.handle_of[row(S, i)] = tlb
+            S.handle_of[ri] = tlb
             S.left[u] += 1
             S.C[INFLIGHT] += 1
             if S.attempts[u] == 0:
                 _push(S, max(t, end), line, var(COMPLETE_MAPPING), i)
             else:
-                end = t + (end - mf(S, i, M_TIME))
+                end = t + (end - S.MF[ri, M_TIME])
                 _push(S, end, var(-1), var(COMPLETE_MAPPING), i)
         S.nh[u] = -1
         if S.left[u] == 0:
@@ -336,10 +338,11 @@ def _complete_unit(S, u, t):
 @jit_inline
 def _complete_mapping(S, i, t):
     """Engine.complete_mapping: a real unmap (or an inferred lost one)."""
-    tlb = S.handle_of[row(S, i)]
+    ri = row(S, i)
+    tlb = S.handle_of[ri]
     if tlb == NO_HANDLE:
         return
-    S.handle_of[row(S, i)] = NO_HANDLE
+    S.handle_of[ri] = NO_HANDLE
     now(S, t)
     _unmap_one(S, i, tlb)
     _record(S, t)
@@ -439,11 +442,12 @@ def _attempt(S, u, t):
     base = S.u_ptr[u]
     for k in range(S.u_ptr[u + 1] - base):
         i = np.int64(S.u_members[base + k])
-        r = _map_one(S, i)
+        ri = row(S, i)
+        r = _map_one(S, i, ri)
         if r < -1:
             _failed(S, u, i, t, flag(True))
             return False
-        S.tlb_of[row(S, i)] = r
+        S.tlb_of[ri] = r
         S.nh[u] += 1
     _record(S, t)
     _unit_mapped(S, u, t)
@@ -489,8 +493,9 @@ def run_range(S, i0, i1):
     qd = P[P_LT] == LT_QD
     depth = P[P_DEPTH]
     for i in range(i0, i1):
-        t = mf(S, i, M_TIME)
-        line = mi(S, i, M_LINE)
+        ri = row(S, i)                                  # the window changes only between calls
+        t = S.MF[ri, M_TIME]
+        line = mr(S, ri, M_LINE)
         while C[HEAP_N] and (S.h_t[0] < t or (S.h_t[0] == t and S.h_p[0] < line)):
             _handle(S, _pop(S))
             if C[STOPPED]:
@@ -515,14 +520,14 @@ def run_range(S, i0, i1):
             S.nh[u] = 0
             C[PARTIAL] += 1
         now(S, t)
-        r = _map_one(S, i)
+        r = _map_one(S, i, ri)
         if r < -1:
             C[PARTIAL] -= 1
             _failed(S, u, i, t, flag(False))
             if C[STOPPED]:
                 return
             continue
-        S.tlb_of[row(S, i)] = r
+        S.tlb_of[ri] = r
         S.nh[u] += 1
         _record(S, t)
         if i == S.UI[u, U_LAST]:
@@ -565,47 +570,107 @@ def drain(S):
 
 
 # -- the window of per-mapping rows (fast.CompiledEngine fills it as the replay reaches them) --
-@jit
-def ring_busy(S, lo, hi):
-    """Whether the loop may still read the row of a mapping in ``lo..hi-1`` that it has reached:
-    its request is not done (mapped in part, queued, or live with its mappings to unmap; the
+@jit_inline
+def _in_use(S, i, r):
+    """Whether the loop may still read row ``r`` of mapping ``i``, which it has reached: its
+    request is not done (mapped in part, queued, or live with its mappings to unmap; the
     handle test is a guard, a done request has none left).  A done request is never mapped
     again, and only the write-back reads a done mapping's row (``fast.Window`` keeps what it
     needs).  ``fast.Window.fill`` never reuses the row of a mapping the loop has not reached."""
+    return S.state[S.unit_of[i]] != DONE or S.handle_of[r] != NO_HANDLE
+
+
+@jit
+def ring_busy(S, lo, hi):
+    """How many of the mappings ``lo..hi-1`` hold a ring row still in use (:func:`_in_use`).
+    After the ring doubled, the oldest of them have no row in it: theirs were reused or
+    relocated before."""
     m = S.P[P_WMASK]
-    for i in range(lo, hi):
-        if S.state[S.unit_of[i]] != DONE or S.handle_of[i & m] != NO_HANDLE:
-            return True
-    return False
+    k = 0
+    for i in range(max(lo, S.P[P_OLDEST]), hi):
+        k += _in_use(S, i, i & m)
+    return k
+
+
+@jit
+def _copy_row(S, MI, MF, tlb, hnd, pool, a, b):
+    """Row ``a`` of the state's per-mapping tables to row ``b`` of the given ones."""
+    for k in range(MI.shape[1]):
+        MI[b, k] = S.MI[a, k]
+    for k in range(MF.shape[1]):
+        MF[b, k] = S.MF[a, k]
+    tlb[b], hnd[b], pool[b] = S.tlb_of[a], S.handle_of[a], S.pool_of[a]
+
+
+@jit
+def ring_resize(S, lo, hi, w, cap):
+    """The window at ``w`` rows (a power of two, at least the present) with room for ``cap``
+    relocated rows after them, keeping the rows of the mappings ``lo..hi-1`` still in the ring
+    (every row still in use) and the relocated rows still in use (:func:`_in_use`)."""
+    m = S.P[P_WMASK]
+    n = S.P[P_RELN]
+    tot = w + cap
+    MI = np.zeros((tot, S.MI.shape[1]), np.int32)
+    MF = np.zeros((tot, S.MF.shape[1]), np.float64)
+    tlb = np.full(tot, -1, np.int64)
+    hnd = np.full(tot, NO_HANDLE, np.int64)
+    pool = np.zeros(tot, np.int64)
+    for i in range(max(lo, S.P[P_OLDEST]), hi):      # those the ring holds
+        _copy_row(S, MI, MF, tlb, hnd, pool, i & m, i & (w - 1))
+    rel = np.zeros(cap, np.int64)
+    kept = 0
+    for k in range(n):
+        i = S.rel_id[k]
+        if _in_use(S, i, m + 1 + k):                    # rel stays ascending
+            _copy_row(S, MI, MF, tlb, hnd, pool, m + 1 + k, w + kept)
+            rel[kept] = i
+            kept += 1
+    S.MI, S.MF, S.tlb_of, S.handle_of, S.pool_of, S.rel_id = MI, MF, tlb, hnd, pool, rel
+    S.P[P_WMASK] = w - 1
+    S.P[P_RELN] = kept
 
 
 @jit
 def ring_grow(S, lo, hi):
-    """Double the window, keeping the rows of mappings ``lo..hi-1`` (every row still in use)."""
-    m = S.P[P_WMASK]
-    w = 2 * (m + 1)
-    MI = np.zeros((w, S.MI.shape[1]), np.int32)
-    MF = np.zeros((w, S.MF.shape[1]), np.float64)
-    tlb = np.full(w, -1, np.int64)
-    hnd = np.full(w, NO_HANDLE, np.int64)
-    pool = np.zeros(w, np.int64)
-    for i in range(lo, hi):
-        a, b = i & m, i & (w - 1)
-        for k in range(MI.shape[1]):
-            MI[b, k] = S.MI[a, k]
-        for k in range(MF.shape[1]):
-            MF[b, k] = S.MF[a, k]
-        tlb[b], hnd[b], pool[b] = S.tlb_of[a], S.handle_of[a], S.pool_of[a]
-    S.MI, S.MF, S.tlb_of, S.handle_of, S.pool_of = MI, MF, tlb, hnd, pool
-    S.P[P_WMASK] = w - 1
+    """Double the window, keeping the rows of the mappings ``lo..hi-1`` still in the ring and
+    the relocated rows."""
+    ring_resize(S, lo, hi, 2 * (S.P[P_WMASK] + 1), len(S.rel_id))
+
+
+@jit
+def make_room(S, lo, hi, ring_lo, ring_hi, share):
+    """Make the rows of the mappings ``lo..hi-1`` (the oldest in the ring, which holds
+    ``ring_lo..ring_hi-1``) free to reuse by moving those still in use to relocated rows, after
+    those relocated before (``rel_id`` stays ascending), as long as the relocated rows in use
+    stay at most one in ``share`` of the ring's.  Returns how many moved, or -1 when they would
+    be more: the caller doubles the ring (:func:`ring_grow`) and asks again."""
+    need = ring_busy(S, lo, hi)
+    if need == 0:
+        return 0
+    w = S.P[P_WMASK] + 1
+    if S.P[P_RELN] + need > w // share or len(S.rel_id) - S.P[P_RELN] < need:
+        # drop the relocated rows no longer in use, and make room for these
+        ring_resize(S, ring_lo, ring_hi, w, max(len(S.rel_id), S.P[P_RELN] + need, 64))
+        if S.P[P_RELN] + need > w // share:
+            return -1
+    m = w - 1
+    n = S.P[P_RELN]
+    for i in range(max(lo, S.P[P_OLDEST]), hi):
+        a = i & m
+        if _in_use(S, i, a):
+            _copy_row(S, S.MI, S.MF, S.tlb_of, S.handle_of, S.pool_of, a, w + n)
+            S.rel_id[n] = i
+            n += 1
+    S.P[P_RELN] = n
+    return need
 
 
 @jit
 def ring_pool_of(S, lo, hi):
-    """``pool_of`` of mappings ``lo..hi-1`` (rows in the window)."""
-    out = np.empty(hi - lo, np.int64)
+    """``pool_of`` of mappings ``lo..hi-1`` in the ring, 0 (no pool) for those not in it."""
+    out = np.zeros(hi - lo, np.int64)
     m = S.P[P_WMASK]
-    for i in range(lo, hi):
+    for i in range(max(lo, S.P[P_OLDEST]), hi):
         out[i - lo] = S.pool_of[i & m]
     return out
 

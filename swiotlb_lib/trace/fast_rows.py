@@ -30,7 +30,7 @@ from ..constants import DMA_ATTR_NO_WARN, IO_TLB_SHIFT, IO_TLB_SIZE, PAGE_SIZE, 
 from .fast_rfc import rfc_field
 from .fast_state import (M_ALIGNWARN, M_ASIZE, M_CPU, M_DEV, M_DIRECT, M_END, M_ENDLINE, M_LINE, M_LOST,
                          M_NOWARN, M_NSLOTS, M_OBITS, M_PAD, M_PARAM, M_REST, M_RFC, M_SIZE, M_SKIP, M_SWMAP,
-                         M_TIME, M_TLBOFF, NO_HANDLE, P_WMASK, Q_CMP, Q_ZERO, jit, jit_inline)
+                         M_TIME, M_TLBOFF, NO_HANDLE, P_OLDEST, P_WMASK, Q_CMP, Q_ZERO, jit, jit_inline)
 
 _SLOT_MASK = IO_TLB_SIZE - 1
 
@@ -121,6 +121,7 @@ def fill_rows(S, lo, hi, dev, cpu, orig, size, align, attrs, line, endline, time
         tlb_of[j] = -1
         handle_of[j] = NO_HANDLE
         pool_of[j] = 0
+    S.P[P_OLDEST] = max(S.P[P_OLDEST], hi - (m + 1))     # the mappings whose rows these were
 
 
 @jit

@@ -94,17 +94,21 @@ NOW, STOP_T, KICKED_AT, NFLOATS = range(4)
 (P_LT, P_DEPTH, P_MAX_RETRIES, P_REPEATS, P_HAS_STOP, P_NEED_LIVELOCK, P_NREQS, P_TIMELINE, P_AGREE,
  P_ROUND_START, P_HAS_PAD, P_TAIL_CAP, P_DYN, P_V611, P_CAN_GROW, P_HAS_DELAY, P_DEF_NSLABS, P_DEF_NAREAS,
  P_W_ZL, P_W_LIMIT, P_W_GFP, P_BOOT_BYTES, P_RFC, P_RFC_GFP_NOWAIT, P_RFC_GFP_SLEEP, P_WMASK, P_TL_CAP,
- P_LOG_OPS, NPARAMS) = range(29)
+ P_LOG_OPS, P_RELN, P_OLDEST, NPARAMS) = range(31)
 PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
 # (P_RFC: RfcDynamic.allow_dyn; P_RFC_GFP_NOWAIT and P_RFC_GFP_SLEEP = P_RFC_GFP_NOWAIT + 1: the
 # GFP_*_BIT flags of a buffer's gfp without and with DMA_ATTR_MAY_SLEEP; M_RFC: fast_rfc.rfc_field;
 # D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
-# columns of the per-mapping tables MI (int32, read through mi()) and MF (float64, through
-# mf()), the per-request table UI and the per-device table DI: one table per kind, read through
-# one field of the state.  The traced bounce address, a physical address, is the int64 field
+# columns of the per-mapping tables MI (int32, read through mi() or mr()) and MF (float64, at
+# the mapping's row()), the per-request table UI and the per-device table DI: one table per
+# kind, read through one field of the state.  The traced bounce address, a physical address, is the int64 field
 # m_traced.  MI, MF and the per-mapping results tlb_of, handle_of and pool_of are a window of
 # rows, a ring: mapping i is row i & P[P_WMASK] (row()), and fast.Window has fast_rows.fill_rows
 # make the rows of the next mappings as the replay reaches them (fast_loop.ring_busy, ring_grow).
+# A mapping whose row is still in use when the ring comes round again may instead be moved to a
+# relocated row after the ring's (fast_loop.make_room): the ring holds the rows of mappings
+# P[P_OLDEST] on, rel_id[:P[P_RELN]] are the relocated mappings, ascending, in rows
+# P[P_WMASK] + 1 on.
 (M_DEV, M_CPU, M_SIZE, M_PARAM, M_NSLOTS, M_REST, M_TLBOFF, M_PAD, M_SKIP, M_OBITS, M_DIRECT,
  M_SWMAP, M_ALIGNWARN, M_NOWARN, M_LINE, M_ENDLINE, M_ASIZE, M_RFC, NMI) = range(19)
 #: The largest value an ``MI`` field may hold (``fast.fits_mi`` checks a trace against it).
@@ -146,7 +150,7 @@ STATE_FIELDS = ((
     "tr t_list t_asize t_area pool_of "
     "pg_z pg_free pg_heap pg_hn pg_es pg_ee zl pg_ops pg_orders "
     "h_t h_p h_c h_k h_x logs locks sig tl_t tl_u samples MI MF m_orig m_traced unit_of u_ptr u_members UI DI "
-    "state attempts left nh sig_gen tlb_of handle_of q_next q_prev "
+    "state attempts left nh sig_gen tlb_of handle_of rel_id q_next q_prev "
     "k_made k_order k_head k_tail k_dev f_made f_order f_head f_tail f_len f_next").split())
 
 if HAVE_NUMBA:
@@ -212,25 +216,46 @@ def _typed(sig):
     return njit(sig, cache=True, nogil=True)(ident) if HAVE_NUMBA else ident
 
 
+@jit
+def relocated_row(S, i):
+    """The relocated row of mapping ``i`` (``fast_loop.make_room``): after the ring's rows, in
+    the order of ``rel_id`` (ascending, so found by bisection)."""
+    lo = 0
+    hi = S.P[P_RELN]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if S.rel_id[mid] < i:
+            lo = mid + 1
+        else:
+            hi = mid
+    return S.P[P_WMASK] + 1 + lo
+
+
 @jit_inline
 def row(S, i):
     """The row of mapping ``i`` in the per-mapping window (``MI``, ``MF``, ``tlb_of``,
-    ``handle_of``, ``pool_of``): ``i`` modulo the window's size, a power of two."""
-    return i & S.P[P_WMASK]
+    ``handle_of``, ``pool_of``): ``i`` modulo the window's size, a power of two, unless the
+    ring has moved past ``i`` and its row was relocated (:func:`relocated_row`)."""
+    if i >= S.P[P_OLDEST]:
+        return i & S.P[P_WMASK]
+    return relocated_row(S, i)
+
+
+@jit_inline
+def mr(S, r, k):
+    """Field ``k`` of row ``r`` (:func:`row`) of the table ``MI`` as an ``int64``: the table is
+    ``int32`` (half the memory of its rows), and a plain ``int64`` everywhere keeps Numba from
+    compiling a second copy of each function that takes the value.  A function that reads
+    several fields of one mapping finds its row once (the window changes only between calls
+    of the compiled loop)."""
+    return np.int64(S.MI[r, k])
 
 
 @jit_inline
 def mi(S, i, k):
-    """Field ``k`` of mapping ``i`` in the table ``MI`` as an ``int64``: the table is ``int32``
-    (half the memory of its rows), and a plain ``int64`` everywhere keeps Numba
-    from compiling a second copy of each function that takes the value."""
-    return np.int64(S.MI[i & S.P[P_WMASK], k])
+    """Field ``k`` of mapping ``i`` in the table ``MI`` (:func:`mr` of its :func:`row`)."""
+    return mr(S, row(S, i), k)
 
-
-@jit_inline
-def mf(S, i, k):
-    """Field ``k`` of mapping ``i`` in the table ``MF`` (its time, recorded and inferred unmap)."""
-    return S.MF[i & S.P[P_WMASK], k]
 
 
 #: ``var(x)``, ``flag(x)``: the constant ``x`` as a plain ``int64`` / ``boolean``.  A constant
