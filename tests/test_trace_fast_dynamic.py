@@ -128,7 +128,8 @@ def end_state(tr, profile, cmdline, lt, kw, cls, prepare=None, window=None) -> d
             "worker": (dyn.pending, dyn.kicked_at, dyn.pool_bytes, dyn.transient_bytes, dyn.costs()),
             "pages": (m.pages.free_lists(), m.pages.allocations(), m.pages.stats()),
             "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes),
-            "window": (eng.ring.w, eng.ring.reused, eng.ring.filled) if window is not None else None}
+            "window": ((eng.ring.w, eng.ring.reused, eng.ring.filled, eng.ring.relocated)
+                       if window is not None else None)}
 
 
 @pytest.mark.parametrize("profile", GROWING)

@@ -122,7 +122,8 @@ def end_state(tr, cmdline, lt, kw, cls, window=None) -> dict:
             "mem": (mem.nslabs, mem.total_used, mem.used_hiwater, mem.bytes_copied),
             "pages": (m.pages.free_lists(), m.pages.allocations(), m.pages.stats(), dict(m.pages.costs)),
             "log": (list(m.log.lines), m.log.now), "peak": (eng.peak, eng.peak_bytes),
-            "window": (eng.ring.w, eng.ring.reused, eng.ring.filled) if window is not None else None}
+            "window": ((eng.ring.w, eng.ring.reused, eng.ring.filled, eng.ring.relocated)
+                       if window is not None else None)}
 
 
 def test_random_traces_agree():
