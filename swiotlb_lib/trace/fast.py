@@ -250,7 +250,7 @@ class Window:
                     if self.rfc:
                         moved = -1 if ring_busy(S, lo, top) else 0
                     else:
-                        moved = make_room(S, lo, top, lo, b, RELOCATE_SHARE)
+                        moved = make_room(S, lo, top, b, RELOCATE_SHARE)
                     if moved >= 0:
                         self.relocated += moved
                         break

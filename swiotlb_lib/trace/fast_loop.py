@@ -638,9 +638,9 @@ def ring_grow(S, lo, hi):
 
 
 @jit
-def make_room(S, lo, hi, ring_lo, ring_hi, share):
+def make_room(S, lo, hi, ring_hi, share):
     """Make the rows of the mappings ``lo..hi-1`` (the oldest in the ring, which holds
-    ``ring_lo..ring_hi-1``) free to reuse by moving those still in use to relocated rows, after
+    ``lo..ring_hi-1``) free to reuse by moving those still in use to relocated rows, after
     those relocated before (``rel_id`` stays ascending), as long as the relocated rows in use
     stay at most one in ``share`` of the ring's.  Returns how many moved, or -1 when they would
     be more: the caller doubles the ring (:func:`ring_grow`) and asks again."""
@@ -650,7 +650,7 @@ def make_room(S, lo, hi, ring_lo, ring_hi, share):
     w = S.P[P_WMASK] + 1
     if S.P[P_RELN] + need > w // share or len(S.rel_id) - S.P[P_RELN] < need:
         # drop the relocated rows no longer in use, and make room for these
-        ring_resize(S, ring_lo, ring_hi, w, max(len(S.rel_id), S.P[P_RELN] + need, 64))
+        ring_resize(S, lo, ring_hi, w, max(len(S.rel_id), S.P[P_RELN] + need, 64))
         if S.P[P_RELN] + need > w // share:
             return -1
     m = w - 1

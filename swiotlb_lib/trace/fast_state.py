@@ -101,8 +101,8 @@ PF_LIFETIME, PF_RETRY_DELAY, PF_TARGET, PF_WORKER_DELAY, NPFLOATS = range(5)
 # D_RFC_N: the device's buffers, counted in dyn_zone_<its zone>)
 # columns of the per-mapping tables MI (int32, read through mi() or mr()) and MF (float64, at
 # the mapping's row()), the per-request table UI and the per-device table DI: one table per
-# kind, read through one field of the state.  The traced bounce address, a physical address, is the int64 field
-# m_traced.  MI, MF and the per-mapping results tlb_of, handle_of and pool_of are a window of
+# kind, read through one field of the state.  The traced bounce address, a physical address,
+# is the int64 field m_traced.  MI, MF and the per-mapping results tlb_of, handle_of and pool_of are a window of
 # rows, a ring: mapping i is row i & P[P_WMASK] (row()), and fast.Window has fast_rows.fill_rows
 # make the rows of the next mappings as the replay reaches them (fast_loop.ring_busy, ring_grow).
 # A mapping whose row is still in use when the ring comes round again may instead be moved to a
@@ -255,7 +255,6 @@ def mr(S, r, k):
 def mi(S, i, k):
     """Field ``k`` of mapping ``i`` in the table ``MI`` (:func:`mr` of its :func:`row`)."""
     return mr(S, row(S, i), k)
-
 
 
 #: ``var(x)``, ``flag(x)``: the constant ``x`` as a plain ``int64`` / ``boolean``.  A constant

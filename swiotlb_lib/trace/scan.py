@@ -415,9 +415,9 @@ def scan(buf, pos, end, final, lineno, k, line, time, cpu_, task_, dev_, mask_, 
 
 
 def last_rows(cpus) -> dict:
-    """``{cpu: the index of its last entry}`` in ``cpus``, a list or an array of CPU numbers."""
-    if isinstance(cpus, list) or len(cpus) < 64:
-        return {c: j for j, c in enumerate(cpus if isinstance(cpus, list) else cpus.tolist())}
+    """``{cpu: the index of its last entry}`` in ``cpus``, an array of CPU numbers."""
+    if len(cpus) < 64:
+        return {c: j for j, c in enumerate(cpus.tolist())}
     out = {}
     step = 1 << 20
     for a in range(0, len(cpus), step):                 # bounded temporaries
