@@ -15,8 +15,12 @@ Every area search fires the :data:`~swiotlb_lib.debug.SEARCH_AREA` hook point wh
 probe is registered on it.
 
 Per-slot state lives in numpy arrays (``list``, ``orig_addr``, ``alloc_size``,
-``pad_slots``); the hot loops read and write them through ``memoryview`` objects,
-which index several times faster than numpy scalars.  All arithmetic that the kernel
+``pad_slots``), the areas' counters in one more (``areas``), all views into one buffer per
+pool (``store``); the hot loops read and write them through ``memoryview`` objects,
+which index several times faster than numpy scalars.  In a long run (see
+:func:`use_compiled`) :func:`pool_find_slots` and :func:`release_slots` hand the work to
+their compiled twins in :mod:`swiotlb_lib.fast_pool`, which work on the same buffer and
+give the same answers (the functions here are the reference the tests compare them with).  All arithmetic that the kernel
 does on ``size_t`` wraps modulo 2**64 here too.
 
 The version differences (alignment rule, tail cap, padding slots) come from a
@@ -29,7 +33,7 @@ import numpy as np
 from .constants import (INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE,
                         PAGE_SIZE, U64)
 from .debug import SEARCH_AREA
-from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile
+from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile, get_profile
 
 #: Spare zeroed slot descriptors past ``nslabs``.  In v6.3/v6.6 a 128-slot request can be
 #: granted in the last, partial segment of a pool whose size is not a multiple of 128 and
@@ -37,8 +41,75 @@ from .versions import ALIGN_V63, ALIGN_V63RC, ALIGN_V69, KernelProfile
 #: user-space build of the kernel code had 256 zeroed spare entries; so does the model.
 SPARE_SLOTS = 256
 _SEG_LAST = IO_TLB_SEGSIZE - 1
+#: the rows of :attr:`IoTlbPool.areas`
+AREA_INDEX, AREA_USED, AREA_LOCKS = range(3)
+#: the entries of :attr:`IoTlbPool.layout`: slot descriptors, areas, then the byte offsets
+#: in :attr:`IoTlbPool.store` of each array and the store's size
+(LAYOUT_N, LAYOUT_NAREAS, LAYOUT_LIST, LAYOUT_ASIZE, LAYOUT_ORIG, LAYOUT_PAD, LAYOUT_AREAS, LAYOUT_EXAM,
+ LAYOUT_BYTES) = range(9)
+
+
+def store_layout(n: int, nareas: int) -> np.ndarray:
+    """Where a pool's arrays sit in its one byte buffer: ``n`` slot descriptors (``list``
+    int32, ``alloc_size`` and ``orig_addr`` uint64, ``pad_slots`` uint16), then the areas
+    (3 rows of int64) and the examined-slots counter, each 8-byte aligned.  The model's own
+    arrangement; the kernel keeps ``struct io_tlb_slot`` and ``struct io_tlb_area`` arrays."""
+    def up8(x):
+        return (x + 7) & ~7
+    lst = 0
+    asize = up8(4 * n)
+    orig = asize + 8 * n
+    pad = orig + 8 * n
+    areas = pad + up8(2 * n)
+    exam = areas + 24 * nareas
+    return np.array([n, nareas, lst, asize, orig, pad, areas, exam, exam + 8], dtype=np.int64)
+
+
 #: the probes of the SEARCH_AREA hook point (one list, changed in place by subscribe)
 _search_probes = SEARCH_AREA.probes
+
+#: Searches in a process before :func:`pool_find_slots` and :func:`release_slots` switch to
+#: their compiled twins (:mod:`swiotlb_lib.fast_pool`): loading them takes about 2 s (Numba's
+#: import and first call; 6 s to compile them on a fresh clone) and saves about 1 us per
+#: map+unmap pair, so a short script, a chapter or a test is better off without them.
+COMPILED_AFTER = 1 << 16
+_I64 = (1 << 63) - 1
+_budget = COMPILED_AFTER
+#: the twins' compiled entry points, once loaded (see :func:`use_compiled`)
+_find = _release = None
+
+
+def use_compiled(on: bool | None = True) -> None:
+    """Whether :func:`pool_find_slots` and :func:`release_slots` run their compiled twins
+    (:func:`swiotlb_lib.fast_pool.find_slots`, :func:`~swiotlb_lib.fast_pool.release_pool_slots`)
+    on the pool's :attr:`~IoTlbPool.store`: ``True`` from now on, ``False`` never (the
+    readable functions here run), ``None`` after :data:`COMPILED_AFTER` calls (the default).
+    Either way the results are the same, slot for slot (``tests/test_pool_compiled.py``);
+    the twins are 1.3 times faster through ``dma_map_single`` and ``dma_unmap_single``
+    (``benchmarks/map_unmap.py``).  The readable search always runs while a probe is
+    registered on :data:`~swiotlb_lib.debug.SEARCH_AREA`, which the twins do not fire, and
+    for an original address of 2**63 or more (the twins take int64)."""
+    global _budget, _find, _release
+    _find = _release = None
+    if on is None:
+        _budget = COMPILED_AFTER
+    elif not on:
+        _budget = -1
+    else:
+        _budget = 0
+        _load_compiled()
+
+
+def _load_compiled() -> None:
+    """Load (or compile, the first time) the twins and keep their entry points."""
+    global _find, _release
+    from . import fast_pool, jit
+    if not jit.HAVE_NUMBA:
+        return
+    pool = IoTlbPool(0, IO_TLB_SEGSIZE, 1, get_profile())
+    args = (pool.store, pool.layout, IO_TLB_SEGSIZE, False)
+    _find = jit.entry_point(fast_pool.find_slots, *args, 0, 0, PAGE_SIZE, 0, 0, 0, 0, 0, 0, 1, True)
+    _release = jit.entry_point(fast_pool.release_pool_slots, pool.store, pool.layout, 0, False, IO_TLB_SEGSIZE, 0, 0)
 
 
 def nr_slots(val: int) -> int:
@@ -68,7 +139,7 @@ class IoTlbPool:
 
     __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
-                 "area_index", "area_used", "area_locks", "slots_examined",
+                 "areas", "examined", "store", "layout", "_aindex", "_aused", "_alocks", "_exam",
                  "_list", "_orig", "_asize", "_pad", "name", "_params", "round_start", "has_pad",
                  "alloc_how", "_bytes")
 
@@ -92,22 +163,31 @@ class IoTlbPool:
         self.profile = profile
         self.name = name
         n = self.nslabs + SPARE_SLOTS
+        #: every array below is a view into this one buffer, described by ``layout``
+        #: (:func:`store_layout`), so that compiled code takes the pool's state as two arguments
+        self.layout = store_layout(n, self.nareas)
+        self.store = np.zeros(self.layout[LAYOUT_BYTES], dtype=np.uint8)
+        lay = self.layout
+        lst = self.store[lay[LAYOUT_LIST]:lay[LAYOUT_ASIZE]].view(np.int32)
         idx = np.arange(self.nslabs, dtype=np.int64)
-        lst = np.zeros(n, dtype=np.int32)
         # initial free runs: slots from i to the end of its segment; from 6.7 (53c87e846e33,
         # the v6.11 profile) also capped at the pool end
         lst[: self.nslabs] = IO_TLB_SEGSIZE - (idx & _SEG_LAST)
         if profile.tail_cap:
             np.minimum(lst[: self.nslabs], self.nslabs - idx, out=lst[: self.nslabs])
         self.list = lst
-        self.orig_addr = np.full(n, INVALID_PHYS_ADDR, dtype=np.uint64)
-        self.alloc_size = np.zeros(n, dtype=np.uint64)
-        self.pad_slots = np.zeros(n, dtype=np.uint16)
-        self.area_index = [0] * self.nareas
-        self.area_used = [0] * self.nareas
-        #: cost counters: lock acquisitions per area, candidate slots examined in total.
-        self.area_locks = [0] * self.nareas
-        self.slots_examined = 0
+        self.alloc_size = self.store[lay[LAYOUT_ASIZE]:lay[LAYOUT_ORIG]].view(np.uint64)
+        self.orig_addr = self.store[lay[LAYOUT_ORIG]:lay[LAYOUT_PAD]].view(np.uint64)
+        self.orig_addr[:] = INVALID_PHYS_ADDR
+        self.pad_slots = self.store[lay[LAYOUT_PAD]:lay[LAYOUT_PAD] + 2 * n].view(np.uint16)
+        #: ``struct io_tlb_area`` of each area: rows ``AREA_INDEX`` (``index``), ``AREA_USED``
+        #: (``used``) and the model's cost counter ``AREA_LOCKS`` (lock acquisitions);
+        #: ``examined[0]`` counts the candidate slots examined in total.  Arrays, so that
+        #: compiled code can work on them in place; read them as lists through
+        #: :attr:`area_index`, :attr:`area_used`, :attr:`area_locks` and
+        #: :attr:`slots_examined`.
+        self.areas = self.store[lay[LAYOUT_AREAS]:lay[LAYOUT_EXAM]].view(np.int64).reshape(3, self.nareas)
+        self.examined = self.store[lay[LAYOUT_EXAM]:lay[LAYOUT_BYTES]].view(np.int64)
         #: cache: search constants per request kind (see :func:`search_params`)
         self._params: dict = {}
         #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
@@ -121,6 +201,35 @@ class IoTlbPool:
         self._orig = memoryview(self.orig_addr)
         self._asize = memoryview(self.alloc_size)
         self._pad = memoryview(self.pad_slots)
+        self._aindex = memoryview(self.areas[AREA_INDEX])
+        self._aused = memoryview(self.areas[AREA_USED])
+        self._alocks = memoryview(self.areas[AREA_LOCKS])
+        self._exam = memoryview(self.examined)
+
+    # -- the areas' counters, as lists (copies: write through :attr:`areas`) ------------
+    @property
+    def area_index(self) -> list:
+        """Each area's ``index``, where its next search starts (a copy)."""
+        return self._aindex.tolist()
+
+    @property
+    def area_used(self) -> list:
+        """Each area's ``used`` slots (a copy)."""
+        return self._aused.tolist()
+
+    @property
+    def area_locks(self) -> list:
+        """The model's count of each area's lock acquisitions (a copy)."""
+        return self._alocks.tolist()
+
+    @property
+    def slots_examined(self) -> int:
+        """The model's count of candidate slots examined by every search of this pool."""
+        return self._exam[0]
+
+    def set_area_index(self, area: int, index: int) -> None:
+        """Set ``area``'s ``index`` (the replay's follow mode puts it where the kernel's was)."""
+        self._aindex[area] = index
 
     # -- queries -------------------------------------------------------------------
     def __contains__(self, paddr: int) -> bool:
@@ -135,7 +244,7 @@ class IoTlbPool:
     def used(self) -> int:
         """The sum of the areas' ``used`` counters: ``mem_pool_used()`` (6.6+, per pool);
         v6.3's ``mem_used()`` summed the same counters of its one pool."""
-        return sum(self.area_used)
+        return sum(self._aused)
 
     def slot_of(self, paddr: int) -> int:
         """Pool-relative index of the slot containing ``paddr``."""
@@ -314,9 +423,18 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
     """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
     ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
     ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
+    global _budget
     mam = dev.min_align_mask
     key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
     params = pool._params.get(key) or search_params(pool, *key)
+    if _find is not None:
+        if not _search_probes and orig_addr <= _I64:
+            return _find(pool.store, pool.layout, pool.area_nslabs, pool.round_start, cpu, orig_addr, alloc_size, mam,
+                         *params)
+    elif _budget > 0:
+        _budget -= 1
+        if not _budget:
+            _load_compiled()
     nareas = pool.nareas
     start = i = cpu & (nareas - 1)
     while True:
@@ -346,8 +464,8 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     shift, bmask, max_slots, zero_slots, cmp_slots, stride, unbounded = params
     nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     area_nslabs = pool.area_nslabs
-    pool.area_locks[area_index] += 1
-    if nslots > area_nslabs - pool.area_used[area_index]:
+    pool._alocks[area_index] += 1
+    if nslots > area_nslabs - pool._aused[area_index]:
         if _search_probes:
             SEARCH_AREA.fire(pool, area_index, -1, nslots, 0, -1)
         return -1
@@ -362,7 +480,7 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
         skip_mask = zero_slots
     base = area_index * area_nslabs
     end = base + area_nslabs
-    index = pool.area_index[area_index]
+    index = pool._aindex[area_index]
     if pool.round_start:
         index = (index + stride - 1) & ~(stride - 1)
         if index >= area_nslabs:
@@ -383,11 +501,11 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
         if slot >= end:
             slot = base
     else:
-        pool.slots_examined += examined
+        pool._exam[0] += examined
         if _search_probes:
             SEARCH_AREA.fire(pool, area_index, base + index, nslots, examined, -1)
         return -1
-    pool.slots_examined += examined
+    pool._exam[0] += examined
 
     # the slots' alloc_size: what is left of the request from each slot on (size_t, so
     # a negative rest wraps modulo 2**64 as in the kernel)
@@ -400,8 +518,8 @@ def _search_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_size: i
     if slot & _SEG_LAST and lst[slot - 1]:
         _renumber_before(pool, slot, 0)
     nxt = slot - base + nslots
-    pool.area_index[area_index] = nxt if nxt < area_nslabs else 0
-    pool.area_used[area_index] += nslots
+    pool._aindex[area_index] = nxt if nxt < area_nslabs else 0
+    pool._aused[area_index] += nslots
     if _search_probes:                  # index: where this search started
         SEARCH_AREA.fire(pool, area_index, base + index, nslots, examined, slot)
     return slot
@@ -416,6 +534,8 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     after it (inside the segment) and renumbers the free slots before it.  The area
     ``index`` is not touched.  The caller has checked that the buffer is live.
     """
+    if _release is not None and tlb_addr <= _I64:
+        return _release(pool.store, pool.layout, pool.start, pool.has_pad, pool.area_nslabs, tlb_addr, min_align_mask)
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
     index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT
     # 6.9+: step back over the padding slots to the first slot; only the first real slot
@@ -431,7 +551,7 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     nslots = (size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     aindex = index // pool.area_nslabs
     lst = pool._list
-    pool.area_locks[aindex] += 1
+    pool._alocks[aindex] += 1
     end = index + nslots
     count = lst[end] if end & _SEG_LAST else 0      # the free run after it, inside the segment
     # the kernel's loop from the last slot down: list = ++count, orig_addr =
@@ -443,5 +563,5 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     asize[index:end] = _FREED_SIZE[nslots]
     if index & _SEG_LAST and lst[index - 1]:
         _renumber_before(pool, index, count)
-    pool.area_used[aindex] -= nslots
+    pool._aused[aindex] -= nslots
     return nslots

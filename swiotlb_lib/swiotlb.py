@@ -254,7 +254,7 @@ class IoTlbMem:
             self.used_hiwater = used
         end = index + nslots
         first = index
-        if pool.has_pad:
+        if has_pad:
             pad = offset >> IO_TLB_SHIFT
             if pad:                 # a free slot's pad_slots is 0 already (release_slots zeroes it)
                 index += pad
@@ -262,9 +262,14 @@ class IoTlbMem:
         # slot i of the buffer records orig_addr + i * 2048 (phys_addr_t: wraps at 2**64)
         orig = pool._orig
         a = orig_addr
-        for i in range(index, end):
-            orig[i] = a if a <= U64 else a & U64
-            a += IO_TLB_SIZE
+        if a + ((end - index) << IO_TLB_SHIFT) <= U64:
+            for i in range(index, end):
+                orig[i] = a
+                a += IO_TLB_SIZE
+        else:
+            for i in range(index, end):
+                orig[i] = a & U64
+                a += IO_TLB_SIZE
         tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
         self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir)
         # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0

@@ -9,8 +9,14 @@ import pathlib
 import pytest
 
 from swiotlb_lib.evidence import data_path
+from swiotlb_lib.pool import use_compiled
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# The tests run the readable search and release (what the chapters teach), whatever the order
+# they run in; tests/test_pool_compiled.py and the kprobe-trace test switch the compiled twins
+# on and compare.
+use_compiled(False)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from swiotlb_lib.boot import Machine
 from swiotlb_lib.constants import DMA_ATTR_SKIP_CPU_SYNC, IO_TLB_SHIFT
 from swiotlb_lib.device import virtio_blk
 from swiotlb_lib.memory import PhysMemory
+from swiotlb_lib.pool import use_compiled
 from swiotlb_lib.swiotlb import DmaMappingError, IoTlbMem
 from swiotlb_lib.evidence import data_path
 from conftest import ROOT
@@ -98,7 +99,7 @@ def replay_kprobe_trace(text, start, nslabs, nareas, profile="v6.11"):
                     slot = (tlb - start) >> IO_TLB_SHIFT
                     area = slot // pool.area_nslabs
                     if area not in seen_area:
-                        pool.area_index[area] = slot - area * pool.area_nslabs
+                        pool.set_area_index(area, slot - area * pool.area_nslabs)
             try:
                 pending[cpu] = mem.tbl_map_single(dev, int(f["orig"], 16), int(f["size"]), None,
                                                   int(f["align_mask"], 16), int(f["dir"]), 0, cpu)
@@ -117,7 +118,18 @@ def replay_kprobe_trace(text, start, nslabs, nareas, profile="v6.11"):
     return ok, bad
 
 
-def test_kprobe_trace_same_slot_for_every_mapping():
+@pytest.mark.parametrize("twins", [False, True])
+def test_kprobe_trace_same_slot_for_every_mapping(twins):
+    """With the readable search and release, and with their compiled twins
+    (``swiotlb_lib.pool.use_compiled``)."""
+    use_compiled(twins)
+    try:
+        every_mapping_same_slot()
+    finally:
+        use_compiled(False)
+
+
+def every_mapping_same_slot():
     text = data_path("realkernel", "trace-force-2G-kprobes.txt").read_text()
     boot = next(json.loads(l) for l in data_path("realkernel", "boots.jsonl").read_text().splitlines()
                 if json.loads(l)["boot"] == "6.12-T2")

@@ -5,7 +5,7 @@ the ``v6.6-dynamic`` and ``v6.11-dynamic`` profiles) and for RFC v1 as intended 
 This module and its parts are the fast twin of readable references, and the one duplication
 of rules the project accepts (issue "Sizing at production scale"): the slot search and
 release of :mod:`swiotlb_lib.pool` (``swiotlb_search_pool_area``, ``swiotlb_release_slots``,
-``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) in :mod:`~swiotlb_lib.trace.fast_pool`; the map
+``kernel/dma/swiotlb.c`` v6.3-rc to v6.11) in :mod:`~swiotlb_lib.fast_pool`; the map
 and unmap paths over a list of pools with growth by pools (:class:`swiotlb_lib.dynamic.Grower`)
 in :mod:`~swiotlb_lib.trace.fast_dynamic`; RFC v1's buffer per mapping
 (:class:`swiotlb_lib.dynamic.RfcDynamic`, as intended) in :mod:`~swiotlb_lib.trace.fast_rfc`; the
@@ -81,7 +81,7 @@ from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
 from . import fast_pages, fast_rfc
 from .columns import columns
 from .engine import Engine, Livelock, StopReplay, StopRule
-from .fast_pool import release_slots, search_area     # the oracle test's entry points
+from ..fast_pool import release_slots, search_area     # the oracle test's entry points
 from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, BYTES_COPIED, COMPLETED, CTR,
                          D_GFP, D_LIMIT, D_MAM, D_REACH, D_USES, D_ZL, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH,
                          F_POOL_FULL, F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, GROWER_COSTS, HAVE_NUMBA, HIWATER,
@@ -449,7 +449,7 @@ class CompiledEngine(Engine):
         ps = np.zeros((len(pp), len(params), 2), np.int64)
         ps[0] = ps0
         slots = (pool.list, pool.alloc_size, pool.orig_addr, pool.pad_slots)
-        areas = [np.array(x, np.int64) for x in (pool.area_index, pool.area_used, pool.area_locks)]
+        areas = [row.copy() for row in pool.areas]
         pg = {"pg_z": np.zeros((1, 6), np.int64), "pg_heap": np.zeros((1, 1), np.int64),
               "pg_hn": np.zeros(1, np.int64), "pg_es": np.zeros((1, 1), np.int64),
               "pg_ee": np.zeros((1, 1), np.int64), "zl": np.zeros((1, 5), np.int64),
@@ -567,10 +567,8 @@ class CompiledEngine(Engine):
                 mem.memory.fill(p.start, p.nslabs << IO_TLB_SHIFT, 0)
                 mem.add_pool(p)
             a, k = row[PP_AOFF], row[PP_NAREAS]
-            p.area_index[:] = a_index[a:a + k].tolist()
-            p.area_used[:] = a_used[a:a + k].tolist()
-            p.area_locks[:] = a_locks[a:a + k].tolist()
-            p.slots_examined += int(pp_exam[pid])
+            p.areas[:] = a_index[a:a + k], a_used[a:a + k], a_locks[a:a + k]
+            p.examined[0] += pp_exam[pid]
         if type(dyn) is Grower:
             self._write_back_dyn(S, tr, ops, orders)
         elif dyn is not None:
@@ -652,7 +650,8 @@ class CompiledEngine(Engine):
 def warm() -> float:
     """Compile every function of the compiled engine, or load it from Numba's cache (in
     ``__pycache__`` beside this file), with small replays (a static, a growing and an RFC v1
-    profile); returns the seconds taken.  ``scripts/setup_and_build.sh`` runs it while the
+    profile), and the slot search and release that the Python API switches to in a long run
+    (:func:`swiotlb_lib.pool.use_compiled`); returns the seconds taken.  ``scripts/setup_and_build.sh`` runs it while the
     book builds, so that the tests and the first long replay find the cache filled instead of
     each compiling (about 80 s of CPU) at once.  The trace scanner and the request grouping's
     kernels are left to their first use: compiling them too (about 15 s of CPU more) would
@@ -661,7 +660,10 @@ def warm() -> float:
     from .read import parse_trace
     from .replay import prepare_replay, replay
     from .synthesize import synthesize_trace
+    from ..pool import use_compiled
     t = time.perf_counter()
+    use_compiled(True)
+    use_compiled(None)
     prep = prepare_replay(parse_trace(synthesize_trace(64)))
     replay(prep, "v6.11", "swiotlb=128,force", engine="compiled")
     replay(prep, "v6.11-dynamic", "swiotlb=128,force", engine="compiled")

@@ -20,7 +20,7 @@ from ..constants import (DYNAMIC_POOL_MAX_NSLABS, IO_TLB_MIN_SLABS, IO_TLB_SEGSI
                          MAX_ORDER, PAGE_SHIFT)
 from ..pool import SPARE_SLOTS
 from .fast_pages import alloc_pages, free_pages
-from .fast_pool import init_slots, release, search_area, search_slots
+from ..fast_pool import init_slots, release, search_area, search_slots
 from .fast_rfc import RFC_CUT, rfc_map, rfc_unmap
 from .fast_state import (BYTES_COPIED, D_LIMIT, D_GFP, D_MAM, D_REACH, D_USES, D_WARN_ALIGN, D_WARN_OVERFLOW, D_ZL,
                          G_EXAM_FREED, G_POOL_AREA_SEARCHES, G_POOLS_ADDED, G_POOLS_SEARCHED,

@@ -6,55 +6,33 @@ parts fit together); nothing here models the kernel.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import pathlib
 from collections import namedtuple
 
 import numpy as np
 
-from ..constants import IO_TLB_SEGSIZE
+from ..fast_pool import SEG_LAST
+from ..jit import HAVE_NUMBA, drop_stale_cache, jit, jit_inline
 from .engine import Engine
 
 
 
 def _drop_stale_cache() -> None:
-    """Numba's on-disk cache (``__pycache__/*.nbi``, ``*.nbc``) is checked against the file of
-    each function only, so a function that calls into another ``fast*.py`` (or uses a constant
-    of :mod:`swiotlb_lib.constants`) would keep stale code when only that file changes (an
-    edit, a ``git pull``).  Keep a digest of them beside the cache and drop the compiled
-    engine's cache when it changes."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return                                          # a cache elsewhere is the user's
+    """Drop the compiled engine's cache (``__pycache__/fast*.nb[ic]``) when one of the files
+    its functions inline has changed: every ``fast*.py`` here, the model's
+    :mod:`swiotlb_lib.fast_pool` and :mod:`swiotlb_lib.jit`, and the constants compiled in."""
     here = pathlib.Path(__file__).parent
-    sources = sorted(here.glob("fast*.py")) + [here.parent / "constants.py"]    # constants are compiled in
-    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
-    cache = here / "__pycache__"
-    stamp = cache / "fast-sources.sha256"
-    try:
-        if stamp.read_text() == digest:
-            return
-    except OSError:
-        pass
-    for f in cache.glob("fast*.nb[ic]"):
-        f.unlink(missing_ok=True)
-    try:
-        cache.mkdir(exist_ok=True)
-        stamp.write_text(digest)
-    except OSError:                                     # pragma: no cover - read-only install
-        pass
+    sources = sorted(here.glob("fast*.py")) + [here.parent / f for f in ("fast_pool.py", "jit.py", "constants.py")]
+    drop_stale_cache(here / "__pycache__", "fast*.nb[ic]", sources)
 
 
 _drop_stale_cache()
 
-try:                                                    # numba is a dependency (pyproject.toml);
-    from numba import njit                              # without it the reference runs
+if HAVE_NUMBA:                                          # without numba the reference runs
+    from numba import njit
     from numba.experimental import structref
     from numba.extending import overload
     from numba import types
-    HAVE_NUMBA = True
-except ImportError:                                     # pragma: no cover - exercised by hand
-    HAVE_NUMBA = False
 
 # -- counters: indexes into the int64 array ``C`` ---------------------------------------
 (ATTEMPTED, MAPPED, BOUNCED, FAILED, F_TOO_BIG, F_POOL_FULL, F_OUT_OF_REACH, F_NO_MEMORY, TOTAL_USED,
@@ -139,7 +117,6 @@ LOG_FULL, LOG_OVERFLOW, LOG_ALIGN, LOG_WORKER = range(4)
 # map results below -1: the failure causes
 R_POOL_FULL, R_TOO_BIG, R_OUT_OF_REACH, R_NO_MEMORY = -2, -3, -4, -5
 NO_HANDLE = -(1 << 62)
-SEG_LAST = IO_TLB_SEGSIZE - 1
 
 
 #: The compiled loop's state: counters and parameters, the pools' arrays (concatenated), the
@@ -191,22 +168,6 @@ if HAVE_NUMBA:
     def new_state(nt):
         """The :class:`State` of a :data:`StateTuple` (compiled once, cached)."""
         return _struct_of(nt)
-
-
-def jit(fn):
-    """Compile ``fn`` (cached on disk beside this package), or leave it as Python without numba.
-    ``error_model="numpy"``: no exception paths for a division by zero, which the engine
-    never does (every divisor is a count of at least one), so less code to compile."""
-    return njit(cache=True, nogil=True, error_model="numpy")(fn) if HAVE_NUMBA else fn
-
-
-def jit_inline(fn):
-    """Inlined (in Numba's IR) where it is called: the allocators' small functions, since a
-    call to a separately compiled function takes a reference on every array argument; and the
-    engine's functions with one caller, since Numba links a separately compiled function's
-    code, with all it calls, into each caller's and optimizes and generates it again there
-    (the engine's compile went from 104 to 84 CPU s when they were inlined)."""
-    return njit(cache=True, nogil=True, inline="always", error_model="numpy")(fn) if HAVE_NUMBA else fn
 
 
 def _typed(sig):

@@ -211,7 +211,7 @@ class Follow(Engine):
             self.unmap_one(i, r)
         self._restore(saved)
         area = first // pool.area_nslabs
-        pool.area_index[area] = first - area * pool.area_nslabs
+        pool.set_area_index(area, first - area * pool.area_nslabs)
         try:
             got = self.allocate(i, area)
         except DmaMappingError:
@@ -235,7 +235,8 @@ class Follow(Engine):
 
     def _restore(self, saved) -> None:
         for p, idx in zip(self._pools(), saved):
-            p.area_index[:] = idx
+            for area, index in enumerate(idx):
+                p.set_area_index(area, index)
 
     def _diverged(self, mp, kernel, model) -> None:
         if self.divergence is None:

@@ -228,7 +228,7 @@ class FollowDynamic(Follow):
                 got = self.allocate(i, 0)
             else:
                 area = first // kpool.area_nslabs
-                kpool.area_index[area] = first - area * kpool.area_nslabs
+                kpool.set_area_index(area, first - area * kpool.area_nslabs)
                 g.only_pool = kpool
                 got = self.allocate(i, area)
         except DmaMappingError:

@@ -520,7 +520,7 @@ def areas_from_trace(pool, trace: Trace) -> int:
         slot = (tlb - pool.start) >> IO_TLB_SHIFT
         area = slot // pool.area_nslabs
         if area < pool.nareas and area not in done:
-            pool.area_index[area] = slot - area * pool.area_nslabs
+            pool.set_area_index(area, slot - area * pool.area_nslabs)
             done.add(area)
             if len(done) == pool.nareas:
                 break

@@ -1,7 +1,15 @@
 """The compiled twins of the slot search and release of :mod:`swiotlb_lib.pool`, on the
 pools' arrays.
 
-Part of the compiled engine (:mod:`swiotlb_lib.trace.fast`).  Every pool's per-slot arrays
+Used by the compiled replay engine (:mod:`swiotlb_lib.trace.fast`) and by the Python API
+itself: :func:`swiotlb_lib.pool.pool_find_slots` and :func:`swiotlb_lib.pool.release_slots`
+call :func:`find_slots` and :func:`release_pool_slots` on the pool's own
+:attr:`~swiotlb_lib.pool.IoTlbPool.store` unless a probe is registered on the search's hook
+point or the compiled twins are switched off (:func:`swiotlb_lib.pool.use_compiled`).  The
+readable functions of :mod:`swiotlb_lib.pool` are the reference; tests run both on random
+sequences of every profile and compare every slot, counter and failure.
+
+In the replay engine, every pool's per-slot arrays
 (``list``, ``alloc_size``, ``orig_addr``, ``pad_slots``) and per-area arrays (``index``,
 ``used``, lock counts) sit in one array each, a pool's slots from its offset ``off`` (its
 ``nslabs`` slots and the spare descriptors after them), its areas from ``aoff``; a slot
@@ -23,8 +31,18 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..constants import INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
-from .fast_state import SEG_LAST, jit_inline
+import pathlib
+
+from .constants import INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
+from .jit import drop_stale_cache, jit, jit_inline
+from .pool import (LAYOUT_ASIZE, LAYOUT_AREAS, LAYOUT_BYTES, LAYOUT_EXAM, LAYOUT_LIST, LAYOUT_N, LAYOUT_NAREAS,
+                   LAYOUT_ORIG, LAYOUT_PAD)
+
+_HERE = pathlib.Path(__file__).parent
+drop_stale_cache(_HERE / "__pycache__", "fast_pool*.nb[ic]",
+                 [_HERE / f for f in ("fast_pool.py", "jit.py", "pool.py", "constants.py")])
+
+SEG_LAST = IO_TLB_SEGSIZE - 1
 
 #: separate arrays under the state's field names (what :func:`search_slots` and
 #: :func:`release` read of ``A``)
@@ -160,3 +178,56 @@ def init_slots(lst, asize, orig, pad, off, nslabs, nspare, tail_cap):
         orig[off + i] = np.uint64(INVALID_PHYS_ADDR)
         asize[off + i] = 0
         pad[off + i] = 0
+
+
+# -- the Python API's entry points: one pool's state as its store and layout ----------------
+@jit_inline
+def store_arrays(store, layout):
+    """The :class:`SlotArrays` of a pool's :attr:`~swiotlb_lib.pool.IoTlbPool.store`: views,
+    as :class:`~swiotlb_lib.pool.IoTlbPool` makes them (offsets from ``layout``)."""
+    n = layout[LAYOUT_N]
+    nareas = layout[LAYOUT_NAREAS]
+    areas = store[layout[LAYOUT_AREAS]:layout[LAYOUT_EXAM]].view(np.int64)
+    return SlotArrays(store[layout[LAYOUT_LIST]:layout[LAYOUT_ASIZE]].view(np.int32),
+                      store[layout[LAYOUT_ASIZE]:layout[LAYOUT_ORIG]].view(np.uint64),
+                      store[layout[LAYOUT_ORIG]:layout[LAYOUT_PAD]].view(np.uint64),
+                      store[layout[LAYOUT_PAD]:layout[LAYOUT_PAD] + 2 * n].view(np.uint16),
+                      areas[0:nareas], areas[nareas:2 * nareas], areas[2 * nareas:3 * nareas],
+                      store[layout[LAYOUT_EXAM]:layout[LAYOUT_BYTES]].view(np.int64))
+
+
+@jit
+def find_slots(store, layout, area_nslabs, round_start, cpu, orig_addr, alloc_size, min_align_mask, shift, bmask,
+               max_slots, zero_slots, cmp_slots, stride, unbounded):
+    """Twin of :func:`swiotlb_lib.pool.pool_find_slots` (``swiotlb_pool_find_slots``, v6.6;
+    the body of ``swiotlb_find_slots`` before): every area of one pool from
+    ``cpu & (nareas - 1)`` round-robin, with the request's
+    :func:`~swiotlb_lib.pool.search_params` (``shift`` ... ``unbounded``).  Returns the first
+    slot taken or -1."""
+    A = store_arrays(store, layout)
+    nareas = layout[LAYOUT_NAREAS]
+    nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
+    if cmp_slots and orig_addr:
+        orig_bits = (orig_addr >> IO_TLB_SHIFT) & cmp_slots
+        skip_mask = zero_slots | cmp_slots
+    else:
+        orig_bits = 0
+        skip_mask = zero_slots
+    rest = alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1))
+    start = a = cpu & (nareas - 1)
+    while True:
+        slot = search_slots(A, 0, 0, 0, a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask,
+                            orig_bits, area_nslabs, round_start)
+        if slot >= 0:
+            return slot
+        a += 1
+        if a >= nareas:
+            a = 0
+        if a == start:
+            return -1
+
+
+@jit
+def release_pool_slots(store, layout, start, has_pad, area_nslabs, tlb, min_align_mask):
+    """:func:`release` on a pool's store: twin of :func:`swiotlb_lib.pool.release_slots`."""
+    return release(store_arrays(store, layout), 0, 0, start, has_pad, area_nslabs, tlb, min_align_mask)
