@@ -63,9 +63,8 @@ def entry_point(dispatcher, *example):
     a structure and ten integers (measured, 2026-12).  The caller must pass those types (the
     entry converts, or raises ``TypeError``/``OverflowError``, on anything else).  Falls back to
     the dispatcher if Numba's compile result no longer has ``entry_point``."""
+    from numba import typeof
     dispatcher(*example)
-    for sig, result in dispatcher.overloads.items():
-        fn = getattr(result, "entry_point", None)
-        if fn is not None and len(sig) == len(example):
-            return fn
-    return dispatcher                                   # pragma: no cover - another numba
+    result = dispatcher.overloads.get(tuple(typeof(a) for a in example))
+    fn = getattr(result, "entry_point", None)
+    return dispatcher if fn is None else fn

@@ -19,6 +19,7 @@ from swiotlb_lib.evidence import data_path
 from swiotlb_lib.jit import HAVE_NUMBA
 from swiotlb_lib.oracle import replay
 from swiotlb_lib.swiotlb import DmaMappingError
+from swiotlb_lib.versions import get_profile
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is a pinned dependency; without it only the "
                                 "reference exists")
@@ -162,3 +163,14 @@ def test_golden_vectors_replay_with_the_twins(name, compiled):
     got = list(replay(stripped))
     bad = [(n, g) for n, (line, g) in enumerate(zip(lines, got), 1) if g != json.loads(line).get("expect", {})]
     assert len(got) == len(lines) and not bad, f"{len(bad)} lines differ, first: {bad[:1]}"
+
+
+def test_the_twins_are_called_past_the_dispatcher():
+    """The speed of the twins comes from calling their compiled entry point directly (the
+    dispatcher's type resolution costs more than the search): a Numba that no longer has one
+    would fall back to the dispatcher, still right but slow; this says so."""
+    from swiotlb_lib import fast_pool, jit
+    p = pool_mod.IoTlbPool(0, 128, 1, get_profile("v6.11"))
+    args = (p.store, p.layout, 0, False, 128, 0, 0)
+    fn = jit.entry_point(fast_pool.release_pool_slots, *args)
+    assert fn is not fast_pool.release_pool_slots and fn(*args) == 0     # nothing mapped, nothing freed

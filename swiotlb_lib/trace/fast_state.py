@@ -11,7 +11,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..fast_pool import SEG_LAST
 from ..jit import HAVE_NUMBA, drop_stale_cache, jit, jit_inline
 from .engine import Engine
 
