@@ -5,8 +5,8 @@ Prints a table and, last, one JSON line with:
   64 MiB), tib_guest_build_s, tib_guest_rss_mb; and readable_pairs_per_s_64MiB.
 
 The pools run as in a long run: the slot search and release switched to their compiled twins
-(``swiotlb_lib.pool.use_compiled(True)``, what the default does after ``COMPILED_AFTER``
-searches).  ``readable_pairs_per_s_64MiB`` is the 64 MiB pool again with the readable search
+(``swiotlb_lib.pool.use_compiled(True)``; the default switches after ``COMPILED_AFTER``
+searches, about a million).  ``readable_pairs_per_s_64MiB`` is the 64 MiB pool again with the readable search
 and release (``use_compiled(False)``: a short script, a chapter, the tests).
 
 Rates are per CPU-second of this process (``time.process_time``), so that other load

@@ -35,8 +35,8 @@ import pathlib
 
 from .constants import INVALID_PHYS_ADDR, IO_TLB_SEGSIZE, IO_TLB_SHIFT, IO_TLB_SIZE
 from .jit import drop_stale_cache, jit, jit_inline
-from .pool import (LAYOUT_ASIZE, LAYOUT_AREAS, LAYOUT_BYTES, LAYOUT_EXAM, LAYOUT_LIST, LAYOUT_N, LAYOUT_NAREAS,
-                   LAYOUT_ORIG, LAYOUT_PAD)
+from .pool import (LAYOUT_AREA_NSLABS, LAYOUT_AREAS, LAYOUT_ASIZE, LAYOUT_BYTES, LAYOUT_EXAM, LAYOUT_HAS_PAD,
+                   LAYOUT_LIST, LAYOUT_N, LAYOUT_NAREAS, LAYOUT_ORIG, LAYOUT_PAD, LAYOUT_ROUND_START)
 
 _HERE = pathlib.Path(__file__).parent
 drop_stale_cache(_HERE / "__pycache__", "fast_pool*.nb[ic]",
@@ -182,30 +182,36 @@ def init_slots(lst, asize, orig, pad, off, nslabs, nspare, tail_cap):
 
 # -- the Python API's entry points: one pool's state as its store and layout ----------------
 @jit_inline
-def store_arrays(store, layout):
+def store_arrays(store, layout, search):
     """The :class:`SlotArrays` of a pool's :attr:`~swiotlb_lib.pool.IoTlbPool.store`: views,
-    as :class:`~swiotlb_lib.pool.IoTlbPool` makes them (offsets from ``layout``)."""
+    as :class:`~swiotlb_lib.pool.IoTlbPool` makes them (offsets from ``layout``); only those a
+    ``search`` (:func:`search_slots`) or else a :func:`release` reads, the others filled with
+    ``list``'s (every view costs a reference count, atomically, made and dropped per call)."""
     n = layout[LAYOUT_N]
     nareas = layout[LAYOUT_NAREAS]
     areas = store[layout[LAYOUT_AREAS]:layout[LAYOUT_EXAM]].view(np.int64)
-    return SlotArrays(store[layout[LAYOUT_LIST]:layout[LAYOUT_ASIZE]].view(np.int32),
-                      store[layout[LAYOUT_ASIZE]:layout[LAYOUT_ORIG]].view(np.uint64),
-                      store[layout[LAYOUT_ORIG]:layout[LAYOUT_PAD]].view(np.uint64),
-                      store[layout[LAYOUT_PAD]:layout[LAYOUT_PAD] + 2 * n].view(np.uint16),
-                      areas[0:nareas], areas[nareas:2 * nareas], areas[2 * nareas:3 * nareas],
-                      store[layout[LAYOUT_EXAM]:layout[LAYOUT_BYTES]].view(np.int64))
+    lst = store[layout[LAYOUT_LIST]:layout[LAYOUT_ASIZE]].view(np.int32)
+    asize = store[layout[LAYOUT_ASIZE]:layout[LAYOUT_ORIG]].view(np.uint64)
+    used = areas[nareas:2 * nareas]
+    locks = areas[2 * nareas:3 * nareas]
+    if search:
+        return SlotArrays(lst, asize, asize, lst, areas[0:nareas], used, locks,
+                          store[layout[LAYOUT_EXAM]:layout[LAYOUT_BYTES]].view(np.int64))
+    return SlotArrays(lst, asize, store[layout[LAYOUT_ORIG]:layout[LAYOUT_PAD]].view(np.uint64),
+                      store[layout[LAYOUT_PAD]:layout[LAYOUT_PAD] + 2 * n].view(np.uint16), used, used, locks, used)
 
 
 @jit
-def find_slots(store, layout, area_nslabs, round_start, cpu, orig_addr, alloc_size, min_align_mask, shift, bmask,
-               max_slots, zero_slots, cmp_slots, stride, unbounded):
+def find_slots(store, layout, q, cpu, orig_addr, alloc_size):
     """Twin of :func:`swiotlb_lib.pool.pool_find_slots` (``swiotlb_pool_find_slots``, v6.6;
     the body of ``swiotlb_find_slots`` before): every area of one pool from
-    ``cpu & (nareas - 1)`` round-robin, with the request's
-    :func:`~swiotlb_lib.pool.search_params` (``shift`` ... ``unbounded``).  Returns the first
-    slot taken or -1."""
-    A = store_arrays(store, layout)
+    ``cpu & (nareas - 1)`` round-robin.  ``q`` is the device's ``min_align_mask`` and then
+    the request's :func:`~swiotlb_lib.pool.search_params` (``shift`` ... ``unbounded``).
+    Returns the first slot taken or -1."""
+    A = store_arrays(store, layout, True)
     nareas = layout[LAYOUT_NAREAS]
+    area_nslabs = layout[LAYOUT_AREA_NSLABS]
+    min_align_mask, shift, bmask, max_slots, zero_slots, cmp_slots, stride = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
     nslots = (alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT
     if cmp_slots and orig_addr:
         orig_bits = (orig_addr >> IO_TLB_SHIFT) & cmp_slots
@@ -216,8 +222,8 @@ def find_slots(store, layout, area_nslabs, round_start, cpu, orig_addr, alloc_si
     rest = alloc_size - (orig_addr & min_align_mask & (IO_TLB_SIZE - 1))
     start = a = cpu & (nareas - 1)
     while True:
-        slot = search_slots(A, 0, 0, 0, a, nslots, rest, shift, bmask, max_slots, stride, unbounded, skip_mask,
-                            orig_bits, area_nslabs, round_start)
+        slot = search_slots(A, 0, 0, 0, a, nslots, rest, shift, bmask, max_slots, stride, q[7] != 0, skip_mask,
+                            orig_bits, area_nslabs, layout[LAYOUT_ROUND_START] != 0)
         if slot >= 0:
             return slot
         a += 1
@@ -228,6 +234,9 @@ def find_slots(store, layout, area_nslabs, round_start, cpu, orig_addr, alloc_si
 
 
 @jit
-def release_pool_slots(store, layout, start, has_pad, area_nslabs, tlb, min_align_mask):
-    """:func:`release` on a pool's store: twin of :func:`swiotlb_lib.pool.release_slots`."""
-    return release(store_arrays(store, layout), 0, 0, start, has_pad, area_nslabs, tlb, min_align_mask)
+def release_pool_slots(store, layout, offset, min_align_mask):
+    """:func:`release` on a pool's store, of the buffer at ``offset`` bytes into the pool
+    (its address less the pool's start, a multiple of ``IO_TLB_SIZE``, so the in-slot bits
+    are the address's): twin of :func:`swiotlb_lib.pool.release_slots`."""
+    return release(store_arrays(store, layout, False), 0, 0, 0, layout[LAYOUT_HAS_PAD] != 0, layout[LAYOUT_AREA_NSLABS],
+                   offset, min_align_mask)

@@ -43,17 +43,19 @@ SPARE_SLOTS = 256
 _SEG_LAST = IO_TLB_SEGSIZE - 1
 #: the rows of :attr:`IoTlbPool.areas`
 AREA_INDEX, AREA_USED, AREA_LOCKS = range(3)
-#: the entries of :attr:`IoTlbPool.layout`: slot descriptors, areas, then the byte offsets
-#: in :attr:`IoTlbPool.store` of each array and the store's size
-(LAYOUT_N, LAYOUT_NAREAS, LAYOUT_LIST, LAYOUT_ASIZE, LAYOUT_ORIG, LAYOUT_PAD, LAYOUT_AREAS, LAYOUT_EXAM,
- LAYOUT_BYTES) = range(9)
+#: the entries of :attr:`IoTlbPool.layout`: slot descriptors, areas, slots per area, the
+#: profile's ``round_start`` and ``has_pad`` (0 or 1), then the byte offsets in
+#: :attr:`IoTlbPool.store` of each array and the store's size
+(LAYOUT_N, LAYOUT_NAREAS, LAYOUT_AREA_NSLABS, LAYOUT_ROUND_START, LAYOUT_HAS_PAD, LAYOUT_LIST, LAYOUT_ASIZE,
+ LAYOUT_ORIG, LAYOUT_PAD, LAYOUT_AREAS, LAYOUT_EXAM, LAYOUT_BYTES) = range(12)
 
 
-def store_layout(n: int, nareas: int) -> np.ndarray:
+def store_layout(n: int, nareas: int, area_nslabs: int, round_start: bool, has_pad: bool) -> np.ndarray:
     """Where a pool's arrays sit in its one byte buffer: ``n`` slot descriptors (``list``
     int32, ``alloc_size`` and ``orig_addr`` uint64, ``pad_slots`` uint16), then the areas
-    (3 rows of int64) and the examined-slots counter, each 8-byte aligned.  The model's own
-    arrangement; the kernel keeps ``struct io_tlb_slot`` and ``struct io_tlb_area`` arrays."""
+    (3 rows of int64) and the examined-slots counter, each 8-byte aligned; with the pool's
+    constants the compiled twins read.  The model's own arrangement; the kernel keeps
+    ``struct io_tlb_slot`` and ``struct io_tlb_area`` arrays."""
     def up8(x):
         return (x + 7) & ~7
     lst = 0
@@ -62,17 +64,22 @@ def store_layout(n: int, nareas: int) -> np.ndarray:
     pad = orig + 8 * n
     areas = pad + up8(2 * n)
     exam = areas + 24 * nareas
-    return np.array([n, nareas, lst, asize, orig, pad, areas, exam, exam + 8], dtype=np.int64)
+    return np.array([n, nareas, area_nslabs, round_start, has_pad, lst, asize, orig, pad, areas, exam, exam + 8],
+                    dtype=np.int64)
 
 
 #: the probes of the SEARCH_AREA hook point (one list, changed in place by subscribe)
 _search_probes = SEARCH_AREA.probes
 
 #: Searches in a process before :func:`pool_find_slots` and :func:`release_slots` switch to
-#: their compiled twins (:mod:`swiotlb_lib.fast_pool`): loading them takes about 2 s (Numba's
-#: import and first call; 6 s to compile them on a fresh clone) and saves about 1 us per
-#: map+unmap pair, so a short script, a chapter or a test is better off without them.
-COMPILED_AFTER = 1 << 16
+#: their compiled twins (:mod:`swiotlb_lib.fast_pool`).  Loading them takes about 2 s (Numba's
+#: import and first call; 6 s to compile them on a fresh clone) and saves about 1.7 us per
+#: map+unmap pair (``benchmarks/map_unmap.py``, 2026-12), so they pay only from about a
+#: million pairs on: switching after as many searches as the load would have saved never
+#: costs more than twice the better choice made in hindsight (the ski-rental rule).  A
+#: chapter, a test or a short script never switches; a long run does, or says so at once
+#: with :func:`use_compiled`.
+COMPILED_AFTER = 1 << 20
 _I64 = (1 << 63) - 1
 _budget = COMPILED_AFTER
 #: the twins' compiled entry points, once loaded (see :func:`use_compiled`)
@@ -85,7 +92,7 @@ def use_compiled(on: bool | None = True) -> None:
     on the pool's :attr:`~IoTlbPool.store`: ``True`` from now on, ``False`` never (the
     readable functions here run), ``None`` after :data:`COMPILED_AFTER` calls (the default).
     Either way the results are the same, slot for slot (``tests/test_pool_compiled.py``);
-    the twins are 1.3 times faster through ``dma_map_single`` and ``dma_unmap_single``
+    the twins make ``dma_map_single`` and ``dma_unmap_single`` about 1.4 times as fast
     (``benchmarks/map_unmap.py``).  The readable search always runs while a probe is
     registered on :data:`~swiotlb_lib.debug.SEARCH_AREA`, which the twins do not fire, and
     for an original address of 2**63 or more (the twins take int64)."""
@@ -107,9 +114,9 @@ def _load_compiled() -> None:
     if not jit.HAVE_NUMBA:
         return
     pool = IoTlbPool(0, IO_TLB_SEGSIZE, 1, get_profile())
-    args = (pool.store, pool.layout, IO_TLB_SEGSIZE, False)
-    _find = jit.entry_point(fast_pool.find_slots, *args, 0, 0, PAGE_SIZE, 0, 0, 0, 0, 0, 0, 1, True)
-    _release = jit.entry_point(fast_pool.release_pool_slots, pool.store, pool.layout, 0, False, IO_TLB_SEGSIZE, 0, 0)
+    q = np.array((0, 0, 0, 0, 0, 0, 1, 1), dtype=np.int64)
+    _find = jit.entry_point(fast_pool.find_slots, pool.store, pool.layout, q, 0, 0, PAGE_SIZE)
+    _release = jit.entry_point(fast_pool.release_pool_slots, pool.store, pool.layout, 0, 0)
 
 
 def nr_slots(val: int) -> int:
@@ -140,7 +147,7 @@ class IoTlbPool:
     __slots__ = ("start", "end", "nslabs", "nareas", "area_nslabs", "late_alloc",
                  "transient", "profile", "list", "orig_addr", "alloc_size", "pad_slots",
                  "areas", "examined", "store", "layout", "_aindex", "_aused", "_alocks", "_exam",
-                 "_list", "_orig", "_asize", "_pad", "name", "_params", "round_start", "has_pad",
+                 "_list", "_orig", "_asize", "_pad", "name", "_params", "_twin_params", "round_start", "has_pad",
                  "alloc_how", "_bytes")
 
     def __init__(self, start: int, nslabs: int, nareas: int, profile: KernelProfile,
@@ -165,7 +172,8 @@ class IoTlbPool:
         n = self.nslabs + SPARE_SLOTS
         #: every array below is a view into this one buffer, described by ``layout``
         #: (:func:`store_layout`), so that compiled code takes the pool's state as two arguments
-        self.layout = store_layout(n, self.nareas)
+        self.layout = store_layout(n, self.nareas, self.area_nslabs, profile.align_rule == ALIGN_V63RC,
+                                   profile.pad_slots)
         self.store = np.zeros(self.layout[LAYOUT_BYTES], dtype=np.uint8)
         lay = self.layout
         lst = self.store[lay[LAYOUT_LIST]:lay[LAYOUT_ASIZE]].view(np.int32)
@@ -188,8 +196,10 @@ class IoTlbPool:
         #: :attr:`slots_examined`.
         self.areas = self.store[lay[LAYOUT_AREAS]:lay[LAYOUT_EXAM]].view(np.int64).reshape(3, self.nareas)
         self.examined = self.store[lay[LAYOUT_EXAM]:lay[LAYOUT_BYTES]].view(np.int64)
-        #: cache: search constants per request kind (see :func:`search_params`)
+        #: cache: search constants per request kind (see :func:`search_params`), and the
+        #: same with the device's ``min_align_mask`` first in an array for the compiled twin
         self._params: dict = {}
+        self._twin_params: dict = {}
         #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
         self.round_start = profile.align_rule == ALIGN_V63RC
         #: 6.9+ (af133562d5af): a buffer may start with padding slots (``profile.pad_slots``)
@@ -426,15 +436,18 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
     global _budget
     mam = dev.min_align_mask
     key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
+    if _find is None:
+        if _budget > 0:
+            _budget -= 1
+            if not _budget:
+                _load_compiled()
+    elif not _search_probes and orig_addr <= _I64:
+        q = pool._twin_params.get(key)
+        if q is None:
+            q = pool._twin_params[key] = np.array((mam, *(pool._params.get(key) or search_params(pool, *key))),
+                                                  dtype=np.int64)
+        return _find(pool.store, pool.layout, q, cpu, orig_addr, alloc_size)
     params = pool._params.get(key) or search_params(pool, *key)
-    if _find is not None:
-        if not _search_probes and orig_addr <= _I64:
-            return _find(pool.store, pool.layout, pool.area_nslabs, pool.round_start, cpu, orig_addr, alloc_size, mam,
-                         *params)
-    elif _budget > 0:
-        _budget -= 1
-        if not _budget:
-            _load_compiled()
     nareas = pool.nareas
     start = i = cpu & (nareas - 1)
     while True:
@@ -534,8 +547,8 @@ def release_slots(pool: IoTlbPool, tlb_addr: int, min_align_mask: int) -> int:
     after it (inside the segment) and renumbers the free slots before it.  The area
     ``index`` is not touched.  The caller has checked that the buffer is live.
     """
-    if _release is not None and tlb_addr <= _I64:
-        return _release(pool.store, pool.layout, pool.start, pool.has_pad, pool.area_nslabs, tlb_addr, min_align_mask)
+    if _release is not None:            # the offset in the pool keeps tlb_addr's in-slot bits
+        return _release(pool.store, pool.layout, tlb_addr - pool.start, min_align_mask)
     offset = tlb_addr & min_align_mask & (IO_TLB_SIZE - 1)
     index = (tlb_addr - offset - pool.start) >> IO_TLB_SHIFT
     # 6.9+: step back over the padding slots to the first slot; only the first real slot

@@ -171,6 +171,6 @@ def test_the_twins_are_called_past_the_dispatcher():
     would fall back to the dispatcher, still right but slow; this says so."""
     from swiotlb_lib import fast_pool, jit
     p = pool_mod.IoTlbPool(0, 128, 1, get_profile("v6.11"))
-    args = (p.store, p.layout, 0, False, 128, 0, 0)
+    args = (p.store, p.layout, 0, 0)
     fn = jit.entry_point(fast_pool.release_pool_slots, *args)
     assert fn is not fast_pool.release_pool_slots and fn(*args) == 0     # nothing mapped, nothing freed
