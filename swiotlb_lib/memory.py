@@ -154,11 +154,11 @@ class PhysMemory:
     def copy_unchecked(self, dst: int, src: int, size: int) -> None:
         """:meth:`copy` for callers that validated both ranges already (the bounce path)."""
         pages = self.pages
-        sp = pages.get(src >> PAGE_SHIFT)
-        dp = pages.get(dst >> PAGE_SHIFT)
         so = src & _PMASK
         do = dst & _PMASK
         if so + size <= PAGE_SIZE and do + size <= PAGE_SIZE:   # within one page each
+            sp = pages.get(src >> PAGE_SHIFT)
+            dp = pages.get(dst >> PAGE_SHIFT)
             if sp is not None:
                 if dp is None:
                     dp = pages[dst >> PAGE_SHIFT] = bytearray(PAGE_SIZE)
