@@ -184,30 +184,34 @@ def init_slots(lst, asize, orig, pad, off, nslabs, nspare, tail_cap):
 @jit_inline
 def store_arrays(store, layout, search):
     """The :class:`SlotArrays` of a pool's :attr:`~swiotlb_lib.pool.IoTlbPool.store`: views,
-    as :class:`~swiotlb_lib.pool.IoTlbPool` makes them (offsets from ``layout``); only those a
-    ``search`` (:func:`search_slots`) or else a :func:`release` reads, the others filled with
-    ``list``'s (every view costs a reference count, atomically, made and dropped per call)."""
+    as :class:`~swiotlb_lib.pool.IoTlbPool` makes them (offsets from ``layout``).  A
+    ``search`` reads them all; a :func:`release` does not read the areas' ``index`` or the
+    examined count, which are left out (filled with ``used``): every view costs a reference
+    count, atomically, made and dropped per call."""
     n = layout[LAYOUT_N]
     nareas = layout[LAYOUT_NAREAS]
     areas = store[layout[LAYOUT_AREAS]:layout[LAYOUT_EXAM]].view(np.int64)
     lst = store[layout[LAYOUT_LIST]:layout[LAYOUT_ASIZE]].view(np.int32)
     asize = store[layout[LAYOUT_ASIZE]:layout[LAYOUT_ORIG]].view(np.uint64)
+    orig = store[layout[LAYOUT_ORIG]:layout[LAYOUT_PAD]].view(np.uint64)
+    pad = store[layout[LAYOUT_PAD]:layout[LAYOUT_PAD] + 2 * n].view(np.uint16)
     used = areas[nareas:2 * nareas]
     locks = areas[2 * nareas:3 * nareas]
     if search:
-        return SlotArrays(lst, asize, asize, lst, areas[0:nareas], used, locks,
+        return SlotArrays(lst, asize, orig, pad, areas[0:nareas], used, locks,
                           store[layout[LAYOUT_EXAM]:layout[LAYOUT_BYTES]].view(np.int64))
-    return SlotArrays(lst, asize, store[layout[LAYOUT_ORIG]:layout[LAYOUT_PAD]].view(np.uint64),
-                      store[layout[LAYOUT_PAD]:layout[LAYOUT_PAD] + 2 * n].view(np.uint16), used, used, locks, used)
+    return SlotArrays(lst, asize, orig, pad, used, used, locks, used)
 
 
 @jit
-def find_slots(store, layout, q, cpu, orig_addr, alloc_size):
+def find_slots(store, layout, q, cpu, orig_addr, alloc_size, record):
     """Twin of :func:`swiotlb_lib.pool.pool_find_slots` (``swiotlb_pool_find_slots``, v6.6;
     the body of ``swiotlb_find_slots`` before): every area of one pool from
-    ``cpu & (nareas - 1)`` round-robin.  ``q`` is the device's ``min_align_mask`` and then
-    the request's :func:`~swiotlb_lib.pool.search_params` (``shift`` ... ``unbounded``).
-    Returns the first slot taken or -1."""
+    ``cpu & (nareas - 1)`` round-robin, and with ``record`` of 0 or more the twin of
+    :func:`~swiotlb_lib.pool.record_slots` in the slots found (``orig_addr`` is below 2**63
+    here, so ``orig_addr + i * IO_TLB_SIZE`` does not wrap).  ``q`` is the device's
+    ``min_align_mask`` and then the request's :func:`~swiotlb_lib.pool.search_params`
+    (``shift`` ... ``unbounded``).  Returns the first slot taken or -1."""
     A = store_arrays(store, layout, True)
     nareas = layout[LAYOUT_NAREAS]
     area_nslabs = layout[LAYOUT_AREA_NSLABS]
@@ -225,6 +229,12 @@ def find_slots(store, layout, q, cpu, orig_addr, alloc_size):
         slot = search_slots(A, 0, 0, 0, a, nslots, rest, shift, bmask, max_slots, stride, q[7] != 0, skip_mask,
                             orig_bits, area_nslabs, layout[LAYOUT_ROUND_START] != 0)
         if slot >= 0:
+            if record >= 0:
+                first = slot + record
+                if record:
+                    A.p_pad[first] = record
+                for i in range(first, slot + nslots):
+                    A.p_orig[i] = np.uint64(orig_addr + (i - first) * IO_TLB_SIZE)
             return slot
         a += 1
         if a >= nareas:

@@ -115,7 +115,7 @@ def _load_compiled() -> None:
         return
     pool = IoTlbPool(0, IO_TLB_SEGSIZE, 1, get_profile())
     q = np.array((0, 0, 0, 0, 0, 0, 1, 1), dtype=np.int64)
-    _find = jit.entry_point(fast_pool.find_slots, pool.store, pool.layout, q, 0, 0, PAGE_SIZE)
+    _find = jit.entry_point(fast_pool.find_slots, pool.store, pool.layout, q, 0, 0, PAGE_SIZE, -1)
     _release = jit.entry_point(fast_pool.release_pool_slots, pool.store, pool.layout, 0, 0)
 
 
@@ -428,11 +428,35 @@ def search_pool_area(pool: IoTlbPool, area_index: int, orig_addr: int, alloc_siz
     return _search_area(pool, area_index, orig_addr, alloc_size, min_align_mask, params)
 
 
+def record_slots(pool: IoTlbPool, index: int, end: int, pad: int, orig_addr: int) -> None:
+    """What ``swiotlb_tbl_map_single`` writes in the slots ``index`` to ``end`` it was given
+    (v6.3-rc to v6.11): ``pad_slots`` in the first real slot, ``pad`` slots in (6.9+,
+    af133562d5af; a free slot's is 0 already, as ``release_slots`` zeroes it), and from there
+    in each slot the original address it stands for, ``orig_addr + i * IO_TLB_SIZE``
+    (``phys_addr_t``: wraps at 2**64)."""
+    if pad:
+        index += pad
+        pool._pad[index] = pad
+    orig = pool._orig
+    a = orig_addr
+    if a + ((end - index) << IO_TLB_SHIFT) <= U64:
+        for i in range(index, end):
+            orig[i] = a
+            a += IO_TLB_SIZE
+    else:
+        for i in range(index, end):
+            orig[i] = a & U64
+            a += IO_TLB_SIZE
+
+
 def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
-                    cpu: int) -> int:
+                    cpu: int, record: int = -1) -> int:
     """Search every area of one pool, from ``cpu & (nareas - 1)`` round-robin: the body of
     ``swiotlb_find_slots`` in v6.3 and without ``CONFIG_SWIOTLB_DYNAMIC``, and
-    ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1."""
+    ``swiotlb_pool_find_slots`` (v6.6).  Returns the first slot or -1.  With ``record`` of 0
+    or more, the slots found also get ``swiotlb_tbl_map_single``'s record of the mapping,
+    with ``record`` padding slots (:func:`record_slots`): its next step, taken here so that
+    a long run makes one compiled call for both."""
     global _budget
     mam = dev.min_align_mask
     key = (mam, alloc_align_mask, alloc_size >= PAGE_SIZE, dev.seg_boundary)
@@ -446,13 +470,16 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
         if q is None:
             q = pool._twin_params[key] = np.array((mam, *(pool._params.get(key) or search_params(pool, *key))),
                                                   dtype=np.int64)
-        return _find(pool.store, pool.layout, q, cpu, orig_addr, alloc_size)
+        return _find(pool.store, pool.layout, q, cpu, orig_addr, alloc_size, record)
     params = pool._params.get(key) or search_params(pool, *key)
     nareas = pool.nareas
     start = i = cpu & (nareas - 1)
     while True:
         index = _search_area(pool, i, orig_addr, alloc_size, mam, params)
         if index >= 0:
+            if record >= 0:
+                record_slots(pool, index, index + ((alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT), record,
+                             orig_addr)
             return index
         i += 1
         if i >= nareas:

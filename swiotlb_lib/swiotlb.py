@@ -22,7 +22,7 @@ from .constants import (DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC, DMA_BIDIRECTIO
 from .checks import DMA_DIRS, MAX_SIZE, UNKNOWN_ATTRS, check_addr, check_attrs, check_dir, check_size
 from .debug import POOL_ADDED, PR_FMT, KernelLog, TraceEvent
 from .memory import PhysMemory
-from .pool import IoTlbPool, nr_slots, pool_find_slots, release_slots
+from .pool import IoTlbPool, nr_slots, pool_find_slots, record_slots, release_slots
 from .versions import KernelProfile, get_profile
 
 
@@ -198,9 +198,9 @@ class IoTlbMem:
              dir: int, attrs: int, cpu: int) -> int:
         """``swiotlb_tbl_map_single`` for callers that have checked the arguments already
         (:meth:`tbl_map_single`, dma-direct, the trace replay): the sizes and the sub-slot
-        offset for the profile, the slot search, and on success the bookkeeping: used
-        counters, ``pad_slots`` in the first real slot (6.9+), ``orig_addr + i * 2048``
-        in slot ``i`` of the buffer, the live-buffer record, and the map-time copy."""
+        offset for the profile, the slot search with the slots' record of the mapping
+        (:func:`~swiotlb_lib.pool.record_slots`), and on success the bookkeeping: used
+        counters, the live-buffer record, and the map-time copy."""
         pool = self.defpool
         if pool is None or not self.nslabs:
             self.log.ratelimited("swiotlb_tbl_map_single", f"{dev.dev_name}: Can not allocate SWIOTLB "
@@ -226,10 +226,13 @@ class IoTlbMem:
                 raise DmaMappingError("too_big", "mapping_size > alloc_size")
             offset = orig_addr & mam & (IO_TLB_SIZE - 1) if mam else 0
             size = alloc_size + offset
+        # 6.9+: the padding slots before the first real one (af133562d5af)
+        pad = offset >> IO_TLB_SHIFT if has_pad else 0
         dyn = self.dyn
         if dyn is None:
-            # swiotlb_find_slots() without CONFIG_SWIOTLB_DYNAMIC: the default pool's areas
-            index = pool_find_slots(pool, dev, orig_addr, size, alloc_align_mask, cpu)
+            # swiotlb_find_slots() without CONFIG_SWIOTLB_DYNAMIC: the default pool's areas,
+            # and the slots' record of the mapping (below) in the same call
+            index = pool_find_slots(pool, dev, orig_addr, size, alloc_align_mask, cpu, pad)
         else:
             # RFC v1: try a dynamically allocated buffer before the fixed slots
             r = dyn.before_map(dev, orig_addr, mapping_size, alloc_size, alloc_align_mask, dir, attrs, cpu)
@@ -237,6 +240,8 @@ class IoTlbMem:
                 return r
             # swiotlb_find_slots() with CONFIG_SWIOTLB_DYNAMIC (swiotlb_lib.dynamic)
             pool, index = dyn.find_slots(dev, orig_addr, size, alloc_align_mask, cpu)
+            if index >= 0:
+                record_slots(pool, index, index + nr_slots(size), pad, orig_addr)
         if index < 0:
             log = self.log
             log.tag("full")
@@ -252,26 +257,8 @@ class IoTlbMem:
         used = self.total_used = self.total_used + nslots      # inc_used_and_hiwater
         if used > self.used_hiwater:
             self.used_hiwater = used
-        end = index + nslots
-        first = index
-        if has_pad:
-            pad = offset >> IO_TLB_SHIFT
-            if pad:                 # a free slot's pad_slots is 0 already (release_slots zeroes it)
-                index += pad
-                pool._pad[index] = pad
-        # slot i of the buffer records orig_addr + i * 2048 (phys_addr_t: wraps at 2**64)
-        orig = pool._orig
-        a = orig_addr
-        if a + ((end - index) << IO_TLB_SHIFT) <= U64:
-            for i in range(index, end):
-                orig[i] = a
-                a += IO_TLB_SIZE
-        else:
-            for i in range(index, end):
-                orig[i] = a & U64
-                a += IO_TLB_SIZE
-        tlb_addr = pool.start + (index << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
-        self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, first, nslots, dir)
+        tlb_addr = pool.start + ((index + pad) << IO_TLB_SHIFT) + (offset & (IO_TLB_SIZE - 1))
+        self.live[tlb_addr] = BounceBuffer(dev, pool, tlb_addr, orig_addr, mapping_size, index, nslots, dir)
         # swiotlb_bounce(TO_DEVICE) of a fresh mapping: its checks cannot fire (offset 0
         # into the recorded original, alloc_size >= mapping_size), so copy directly
         self.memory.copy_unchecked(tlb_addr, orig_addr, mapping_size)
