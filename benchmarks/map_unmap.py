@@ -83,7 +83,8 @@ def steady_state(pool_mib: int, pairs: int, rounds: int, seed: int, twins: bool 
         wall_rates.append(pairs / dt)
     used = m.swiotlb.total_used / m.swiotlb.nslabs
     best, med = max(cpu_rates), statistics.median(cpu_rates)
-    print(f"{pool_mib:>6} MiB pool{'' if twins else ' (readable search)'}, {rounds} rounds of {pairs} pairs, {used:.0%} of slots in use: "
+    what = "" if twins else " (readable search)"
+    print(f"{pool_mib:>6} MiB pool{what}, {rounds} rounds of {pairs} pairs, {used:.0%} of slots in use: "
           f"fastest {best:,.0f} pairs per CPU-second ({1e6 / best:.1f} us/pair), median {med:,.0f}; "
           f"wall fastest {max(wall_rates):,.0f}")
     print("       rounds (pairs per CPU-second):", " ".join(f"{r:,.0f}" for r in cpu_rates))

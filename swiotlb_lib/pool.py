@@ -20,8 +20,8 @@ pool (``store``); the hot loops read and write them through ``memoryview`` objec
 which index several times faster than numpy scalars.  In a long run (see
 :func:`use_compiled`) :func:`pool_find_slots` and :func:`release_slots` hand the work to
 their compiled twins in :mod:`swiotlb_lib.fast_pool`, which work on the same buffer and
-give the same answers (the functions here are the reference the tests compare them with).  All arithmetic that the kernel
-does on ``size_t`` wraps modulo 2**64 here too.
+give the same answers (the functions here are the reference the tests compare them with).
+All arithmetic that the kernel does on ``size_t`` wraps modulo 2**64 here too.
 
 The version differences (alignment rule, tail cap, padding slots) come from a
 :class:`~swiotlb_lib.versions.KernelProfile`; there is one allocator, not one per version.

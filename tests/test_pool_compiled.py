@@ -42,7 +42,8 @@ def state(m):
     pools = [(p.start, p.nslabs, p.list.tolist(), p.alloc_size.tolist(), p.orig_addr.tolist(),
               p.pad_slots.tolist(), p.area_index, p.area_used, p.area_locks, p.slots_examined) for p in mem.pools]
     live = sorted((b.tlb_addr, b.first_slot, b.nslots, b.orig_addr, b.mapping_size) for b in mem.live.values())
-    return pools, live, mem.total_used, mem.used_hiwater, mem.bytes_copied, json.dumps(mem.costs(), sort_keys=True, default=str), list(m.log.lines)
+    costs = json.dumps(mem.costs(), sort_keys=True, default=str)
+    return pools, live, mem.total_used, mem.used_hiwater, mem.bytes_copied, costs, list(m.log.lines)
 
 
 def run(profile, seed, on, compiled):

@@ -77,11 +77,11 @@ import numpy as np
 from ..constants import IO_TLB_SHIFT, IO_TLB_SIZE, U32, U64
 from ..debug import POOL_ADDED, REPLAY_MAP_FAILED, SEARCH_AREA
 from ..dynamic import Grower
+from ..fast_pool import release_slots, search_area     # the oracle test's entry points
 from ..pool import SPARE_SLOTS, IoTlbPool, search_params, search_pool_area
 from . import fast_pages, fast_rfc
 from .columns import columns
 from .engine import Engine, Livelock, StopReplay, StopRule
-from ..fast_pool import release_slots, search_area     # the oracle test's entry points
 from .fast_state import (ABORTED_FAILED, AG_COMPARED, AG_SAME, ATTEMPTED, BOUNCED, BYTES_COPIED, COMPLETED, CTR,
                          D_GFP, D_LIMIT, D_MAM, D_REACH, D_USES, D_ZL, DROPPED, F_NO_MEMORY, F_OUT_OF_REACH,
                          F_POOL_FULL, F_TOO_BIG, FAILED, FAILED_REQ, GAVE_UP, GROWER_COSTS, HAVE_NUMBA, HIWATER,
@@ -651,9 +651,10 @@ def warm() -> float:
     """Compile every function of the compiled engine, or load it from Numba's cache (in
     ``__pycache__`` beside this file), with small replays (a static, a growing and an RFC v1
     profile), and the slot search and release that the Python API switches to in a long run
-    (:func:`swiotlb_lib.pool.use_compiled`); returns the seconds taken.  ``scripts/setup_and_build.sh`` runs it while the
-    book builds, so that the tests and the first long replay find the cache filled instead of
-    each compiling (about 80 s of CPU) at once.  The trace scanner and the request grouping's
+    (:func:`swiotlb_lib.pool.use_compiled`); returns the seconds taken.
+    ``scripts/setup_and_build.sh`` runs it while the book builds, so that the tests and the
+    first long replay find the cache filled instead of each compiling (about 80 s of CPU) at
+    once.  The trace scanner and the request grouping's
     kernels are left to their first use: compiling them too (about 15 s of CPU more) would
     outlast ``jupyter-book build`` and leave a core idle at the end of the set-up."""
     import time
