@@ -73,9 +73,9 @@ _search_probes = SEARCH_AREA.probes
 
 #: Searches in a process before :func:`pool_find_slots` and :func:`release_slots` switch to
 #: their compiled twins (:mod:`swiotlb_lib.fast_pool`).  Loading them takes about 2 s (Numba's
-#: import and first call; 6 s to compile them on a fresh clone) and saves about 1.7 us per
-#: map+unmap pair (``benchmarks/map_unmap.py``, 2026-12), so they pay only from about a
-#: million pairs on: switching after as many searches as the load would have saved never
+#: import and first call; 6 s to compile them on a fresh clone) and saves about 2 us per
+#: map+unmap pair (``benchmarks/map_unmap.py``, 2026-12: 4.4-4.9 us against 6.7-7.2 us), so
+#: they pay only from about a million pairs on: switching after as many searches as the load would have saved never
 #: costs more than twice the better choice made in hindsight (the ski-rental rule).  A
 #: chapter, a test or a short script never switches; a long run does, or says so at once
 #: with :func:`use_compiled`.
@@ -92,7 +92,7 @@ def use_compiled(on: bool | None = True) -> None:
     on the pool's :attr:`~IoTlbPool.store`: ``True`` from now on, ``False`` never (the
     readable functions here run), ``None`` after :data:`COMPILED_AFTER` calls (the default).
     Either way the results are the same, slot for slot (``tests/test_pool_compiled.py``);
-    the twins make ``dma_map_single`` and ``dma_unmap_single`` about 1.4 times as fast
+    the twins make ``dma_map_single`` and ``dma_unmap_single`` about 1.5 times as fast
     (``benchmarks/map_unmap.py``).  The readable search always runs while a probe is
     registered on :data:`~swiotlb_lib.debug.SEARCH_AREA`, which the twins do not fire, and
     for an original address of 2**63 or more (the twins take int64)."""
@@ -170,10 +170,13 @@ class IoTlbPool:
         self.profile = profile
         self.name = name
         n = self.nslabs + SPARE_SLOTS
+        #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
+        self.round_start = profile.align_rule == ALIGN_V63RC
+        #: 6.9+ (af133562d5af): a buffer may start with padding slots (``profile.pad_slots``)
+        self.has_pad = profile.pad_slots
         #: every array below is a view into this one buffer, described by ``layout``
         #: (:func:`store_layout`), so that compiled code takes the pool's state as two arguments
-        self.layout = store_layout(n, self.nareas, self.area_nslabs, profile.align_rule == ALIGN_V63RC,
-                                   profile.pad_slots)
+        self.layout = store_layout(n, self.nareas, self.area_nslabs, self.round_start, self.has_pad)
         self.store = np.zeros(self.layout[LAYOUT_BYTES], dtype=np.uint8)
         lay = self.layout
         lst = self.store[lay[LAYOUT_LIST]:lay[LAYOUT_ASIZE]].view(np.int32)
@@ -200,10 +203,6 @@ class IoTlbPool:
         #: same with the device's ``min_align_mask`` first in an array for the compiled twin
         self._params: dict = {}
         self._twin_params: dict = {}
-        #: v6.3-rc rounded the start index up to the stride (7c3940bf81e5)
-        self.round_start = profile.align_rule == ALIGN_V63RC
-        #: 6.9+ (af133562d5af): a buffer may start with padding slots (``profile.pad_slots``)
-        self.has_pad = profile.pad_slots
         #: how a dynamic pool's memory was obtained (buddy order or "atomic"), for freeing
         self.alloc_how = None
         self._list = memoryview(self.list)
@@ -439,14 +438,9 @@ def record_slots(pool: IoTlbPool, index: int, end: int, pad: int, orig_addr: int
         pool._pad[index] = pad
     orig = pool._orig
     a = orig_addr
-    if a + ((end - index) << IO_TLB_SHIFT) <= U64:
-        for i in range(index, end):
-            orig[i] = a
-            a += IO_TLB_SIZE
-    else:
-        for i in range(index, end):
-            orig[i] = a & U64
-            a += IO_TLB_SIZE
+    for i in range(index, end):
+        orig[i] = a & U64
+        a += IO_TLB_SIZE
 
 
 def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc_align_mask: int,
@@ -478,8 +472,7 @@ def pool_find_slots(pool: IoTlbPool, dev, orig_addr: int, alloc_size: int, alloc
         index = _search_area(pool, i, orig_addr, alloc_size, mam, params)
         if index >= 0:
             if record >= 0:
-                record_slots(pool, index, index + ((alloc_size + IO_TLB_SIZE - 1) >> IO_TLB_SHIFT), record,
-                             orig_addr)
+                record_slots(pool, index, index + nr_slots(alloc_size), record, orig_addr)
             return index
         i += 1
         if i >= nareas:
